@@ -1,0 +1,600 @@
+//! The catalog: the single source of truth for servers, tenants, their roles,
+//! operations (resumable state machines), audit events and app-schema migration state.
+//!
+//! Owns the catalog's own versioned schema (`tenantgate init`) and every read and write
+//! of it. It never touches tenant data or tenant servers; `placement` does that.
+//! Routing readers (the data plane) are told of tenant changes by NOTIFY on
+//! channel `tenantgate_routing`.
+
+use serde::Serialize;
+use tokio_postgres::{Client, Row};
+
+use crate::db;
+use crate::error::{Error, Result};
+use crate::model::{Placement, TenantKey, TenantStatus};
+
+/// Versioned catalog migrations. Append only; never edit a released entry.
+const CATALOG_MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE tg.servers (
+    name        text PRIMARY KEY,
+    url         text NOT NULL,
+    region      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tg.tenants (
+    key         text PRIMARY KEY CHECK (key ~ '^t[0-9a-f]{12}$'),
+    slug        text NOT NULL UNIQUE,
+    status      text NOT NULL CHECK (status IN ('provisioning','active','suspended','failed','erasing')),
+    placement   text NOT NULL CHECK (placement IN ('pooled','schema','database')),
+    server      text NOT NULL REFERENCES tg.servers (name),
+    residency   text[] NOT NULL DEFAULT '{}',
+    requires    text[] NOT NULL DEFAULT '{}',
+    is_probe    boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tg.tenant_roles (
+    role        text PRIMARY KEY,
+    tenant_key  text NOT NULL REFERENCES tg.tenants (key) ON DELETE CASCADE,
+    scope       text NOT NULL CHECK (scope IN ('read-write','read-only')),
+    server      text NOT NULL REFERENCES tg.servers (name),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tg.tombstones (
+    tenant_key  text PRIMARY KEY,
+    slug_sha256 text NOT NULL,
+    erased_at   timestamptz NOT NULL DEFAULT now(),
+    certificate jsonb NOT NULL
+);
+CREATE TABLE tg.operations (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        text NOT NULL,
+    tenant_key  text,
+    state       text NOT NULL CHECK (state IN ('running','done','failed','rolled_back')),
+    step        text NOT NULL DEFAULT 'start',
+    detail      jsonb NOT NULL DEFAULT '{}',
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON tg.operations (tenant_key, id);
+CREATE TABLE tg.audit_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    tenant_key  text,
+    detail      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE tg.settings (
+    name        text PRIMARY KEY,
+    value       text NOT NULL
+);
+CREATE TABLE tg.app_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    sql         text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tg.migration_targets (
+    target      text PRIMARY KEY,
+    server      text NOT NULL REFERENCES tg.servers (name),
+    database    text NOT NULL,
+    schema      text NOT NULL,
+    tenant_key  text REFERENCES tg.tenants (key) ON DELETE CASCADE,
+    version     integer NOT NULL DEFAULT 0,
+    last_error  text,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION tg.notify_routing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tenantgate_routing', COALESCE(NEW.key, OLD.key));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tenants_routing AFTER INSERT OR UPDATE OR DELETE ON tg.tenants
+    FOR EACH ROW EXECUTE FUNCTION tg.notify_routing();
+"#,
+)];
+
+pub fn latest_catalog_version() -> i32 {
+    CATALOG_MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub name: String,
+    #[serde(skip)]
+    pub url: String,
+    pub region: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Server {
+    pub fn redacted_url(&self) -> String {
+        db::redact_url(&self.url)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub slug: String,
+    pub key: TenantKey,
+    pub status: TenantStatus,
+    pub placement: Placement,
+    pub server: String,
+    pub region: String,
+    pub residency: Vec<String>,
+    pub requires: Vec<String>,
+    pub is_probe: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Operation {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub step: String,
+    pub detail: serde_json::Value,
+    pub error: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppMigration {
+    pub version: i32,
+    pub name: String,
+    pub checksum: String,
+    #[serde(skip)]
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationTarget {
+    pub target: String,
+    pub server: String,
+    pub database: String,
+    pub schema: String,
+    pub tenant_key: Option<String>,
+    pub version: i32,
+    pub last_error: Option<String>,
+}
+
+/// A connection to the catalog database.
+pub struct Catalog {
+    client: Client,
+}
+
+/// Fields of a new tenant row.
+pub struct NewTenant<'a> {
+    pub slug: &'a str,
+    pub key: &'a TenantKey,
+    pub placement: Placement,
+    pub server: &'a str,
+    pub residency: &'a [String],
+    pub requires: &'a [String],
+    pub is_probe: bool,
+}
+
+const TENANT_COLUMNS: &str = "t.slug, t.key, t.status, t.placement, t.server, s.region, t.residency, t.requires, t.is_probe, t.created_at, t.updated_at";
+
+impl Catalog {
+    /// Connect to an initialised catalog.
+    pub async fn connect(url: &str) -> Result<Catalog> {
+        let client = db::connect(url, None, "the catalog").await?;
+        let cat = Catalog { client };
+        if cat.version().await? < latest_catalog_version() {
+            return Err(Error::CatalogNotInitialised);
+        }
+        Ok(cat)
+    }
+
+    /// Create the catalog database if needed and bring its schema to the latest version.
+    /// Idempotent; safe to run concurrently (serialised by an advisory lock).
+    /// Returns (version before, version after).
+    pub async fn init(url: &str) -> Result<(i32, i32)> {
+        let client = match db::connect(url, None, "the catalog").await {
+            Ok(c) => c,
+            Err(Error::Unreachable { source, .. })
+                if source.as_db_error().map(|d| d.code().code()) == Some("3D000") =>
+            {
+                create_catalog_database(url).await?;
+                db::connect(url, None, "the catalog").await?
+            }
+            Err(e) => return Err(e),
+        };
+        client
+            .batch_execute(
+                "SELECT pg_advisory_lock(7453010); CREATE SCHEMA IF NOT EXISTS tg; \
+                 CREATE TABLE IF NOT EXISTS tg.catalog_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+            )
+            .await
+            .map_err(|e| Error::db("initialising the catalog", e))?;
+        let cat = Catalog { client };
+        let before = cat.version().await?;
+        for (version, sql) in CATALOG_MIGRATIONS.iter().filter(|(v, _)| *v > before) {
+            let batch = format!(
+                "BEGIN; {sql}; INSERT INTO tg.catalog_version (version) VALUES ({version}); COMMIT;"
+            );
+            if let Err(e) = cat.client.batch_execute(&batch).await {
+                let _ = cat.client.batch_execute("ROLLBACK").await;
+                return Err(Error::db(format!("catalog migration {version}"), e));
+            }
+        }
+        cat.client
+            .batch_execute("SELECT pg_advisory_unlock(7453010)")
+            .await
+            .map_err(|e| Error::db("initialising the catalog", e))?;
+        Ok((before, latest_catalog_version()))
+    }
+
+    async fn version(&self) -> Result<i32> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT CASE WHEN to_regclass('tg.catalog_version') IS NULL THEN 0 ELSE \
+                 (SELECT coalesce(max(version), 0) FROM tg.catalog_version) END",
+                &[],
+            )
+            .await;
+        match row {
+            Ok(r) => Ok(r.get(0)),
+            // to_regclass exists but the nested select fails if the table is missing; treat as 0.
+            Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42P01") => Ok(0),
+            Err(e) => Err(Error::db("reading the catalog version", e)),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    // ---------------------------------------------------------------- settings
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = self
+            .client
+            .query_opt("SELECT value FROM tg.settings WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| Error::db("reading catalog settings", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Set a setting only if unset; returns the stored value.
+    pub async fn setting_init(&self, name: &str, value: &str) -> Result<String> {
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO tg.settings (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING value",
+                &[&name, &value],
+            )
+            .await
+            .map_err(|e| Error::db("writing catalog settings", e))?;
+        Ok(row.get(0))
+    }
+
+    // ---------------------------------------------------------------- servers
+
+    pub async fn insert_server(&self, name: &str, url: &str, region: &str) -> Result<()> {
+        self.client
+            .execute("INSERT INTO tg.servers (name, url, region) VALUES ($1, $2, $3)", &[&name, &url, &region])
+            .await
+            .map_err(|e| match e.as_db_error().map(|d| d.code().code()) {
+                Some("23505") => Error::DuplicateServer(name.to_string()),
+                _ => Error::db("registering the server", e),
+            })?;
+        Ok(())
+    }
+
+    pub async fn servers(&self) -> Result<Vec<Server>> {
+        let rows = self
+            .client
+            .query("SELECT name, url, region, created_at FROM tg.servers ORDER BY name", &[])
+            .await
+            .map_err(|e| Error::db("listing servers", e))?;
+        Ok(rows.iter().map(server_from_row).collect())
+    }
+
+    pub async fn server(&self, name: &str) -> Result<Server> {
+        let row = self
+            .client
+            .query_opt("SELECT name, url, region, created_at FROM tg.servers WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| Error::db("reading the server", e))?;
+        row.as_ref().map(server_from_row).ok_or_else(|| Error::UnknownServer(name.to_string()))
+    }
+
+    // ---------------------------------------------------------------- tenants
+
+    /// Insert a tenant in status `provisioning` together with its `create` operation,
+    /// atomically. Returns the operation id.
+    pub async fn insert_tenant(&mut self, t: &NewTenant<'_>) -> Result<i64> {
+        let tx = self.client.transaction().await.map_err(|e| Error::db("starting a catalog transaction", e))?;
+        tx.execute(
+            "INSERT INTO tg.tenants (key, slug, status, placement, server, residency, requires, is_probe) \
+             VALUES ($1, $2, 'provisioning', $3, $4, $5, $6, $7)",
+            &[&t.key.as_str(), &t.slug, &t.placement.as_str(), &t.server, &t.residency, &t.requires, &t.is_probe],
+        )
+        .await
+        .map_err(|e| match e.as_db_error().map(|d| d.code().code()) {
+            Some("23505") => Error::DuplicateTenant(t.slug.to_string()),
+            _ => Error::db("recording the tenant", e),
+        })?;
+        for (role, scope) in [(t.key.rw_role(), "read-write"), (t.key.ro_role(), "read-only")] {
+            tx.execute(
+                "INSERT INTO tg.tenant_roles (role, tenant_key, scope, server) VALUES ($1, $2, $3, $4)",
+                &[&role, &t.key.as_str(), &scope, &t.server],
+            )
+            .await
+            .map_err(|e| Error::db("recording the tenant roles", e))?;
+        }
+        let detail = serde_json::json!({"slug": t.slug, "placement": t.placement, "server": t.server});
+        let op: i64 = tx
+            .query_one(
+                "INSERT INTO tg.operations (kind, tenant_key, state, detail) VALUES ('create', $1, 'running', $2) RETURNING id",
+                &[&t.key.as_str(), &detail],
+            )
+            .await
+            .map_err(|e| Error::db("recording the operation", e))?
+            .get(0);
+        tx.commit().await.map_err(|e| Error::db("committing the new tenant", e))?;
+        Ok(op)
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Result<Tenant> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tg.tenants t JOIN tg.servers s ON s.name = t.server WHERE t.slug = $1");
+        let row = self.client.query_opt(&sql, &[&slug]).await.map_err(|e| Error::db("reading the tenant", e))?;
+        match row {
+            Some(r) => tenant_from_row(&r),
+            None => Err(Error::UnknownTenant(slug.to_string())),
+        }
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tg.tenants t JOIN tg.servers s ON s.name = t.server ORDER BY t.slug");
+        let rows = self.client.query(&sql, &[]).await.map_err(|e| Error::db("listing tenants", e))?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    pub async fn set_status(&self, key: &TenantKey, status: TenantStatus) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE tg.tenants SET status = $2, updated_at = now() WHERE key = $1",
+                &[&key.as_str(), &status.as_str()],
+            )
+            .await
+            .map_err(|e| Error::db("updating the tenant status", e))?;
+        Ok(())
+    }
+
+    /// Remove the tenant row (roles and targets cascade) and leave a tombstone, atomically.
+    pub async fn tombstone(&mut self, key: &TenantKey, slug: &str, certificate: &serde_json::Value) -> Result<()> {
+        let tx = self.client.transaction().await.map_err(|e| Error::db("starting a catalog transaction", e))?;
+        let slug_hash = crate::credentials::sha256_hex(slug);
+        tx.execute(
+            "INSERT INTO tg.tombstones (tenant_key, slug_sha256, certificate) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_key) DO NOTHING",
+            &[&key.as_str(), &slug_hash, certificate],
+        )
+        .await
+        .map_err(|e| Error::db("writing the tombstone", e))?;
+        tx.execute("DELETE FROM tg.tenants WHERE key = $1", &[&key.as_str()])
+            .await
+            .map_err(|e| Error::db("removing the tenant from the catalog", e))?;
+        tx.commit().await.map_err(|e| Error::db("committing the erasure", e))
+    }
+
+    /// Delete a tenant row that never became real (rolled-back creation).
+    pub async fn delete_tenant(&self, key: &TenantKey) -> Result<()> {
+        self.client
+            .execute("DELETE FROM tg.tenants WHERE key = $1", &[&key.as_str()])
+            .await
+            .map_err(|e| Error::db("removing the rolled-back tenant", e))?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- operations
+
+    pub async fn start_op(&self, kind: &str, key: Option<&TenantKey>, detail: serde_json::Value) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO tg.operations (kind, tenant_key, state, detail) VALUES ($1, $2, 'running', $3) RETURNING id",
+                &[&kind, &key.map(|k| k.as_str()), &detail],
+            )
+            .await
+            .map_err(|e| Error::db("recording the operation", e))?;
+        Ok(row.get(0))
+    }
+
+    pub async fn op_step(&self, id: i64, step: &str) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.operations SET step = $2, updated_at = now() WHERE id = $1", &[&id, &step])
+            .await
+            .map_err(|e| Error::db("recording the operation step", e))?;
+        Ok(())
+    }
+
+    pub async fn op_finish(&self, id: i64, state: &str, error: Option<&str>) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE tg.operations SET state = $2, error = $3, updated_at = now() WHERE id = $1",
+                &[&id, &state, &error],
+            )
+            .await
+            .map_err(|e| Error::db("finishing the operation", e))?;
+        Ok(())
+    }
+
+    /// The most recent operation of a tenant that is still running or failed, if any.
+    pub async fn open_op(&self, key: &TenantKey) -> Result<Option<Operation>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT id, kind, state, step, detail, error, started_at, updated_at FROM tg.operations \
+                 WHERE tenant_key = $1 AND state IN ('running','failed') ORDER BY id DESC LIMIT 1",
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(|e| Error::db("reading operations", e))?;
+        Ok(row.as_ref().map(op_from_row))
+    }
+
+    pub async fn ops_for(&self, key: &TenantKey) -> Result<Vec<Operation>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, kind, state, step, detail, error, started_at, updated_at FROM tg.operations \
+                 WHERE tenant_key = $1 ORDER BY id",
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(|e| Error::db("reading operations", e))?;
+        Ok(rows.iter().map(op_from_row).collect())
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    pub async fn audit(&self, action: &str, key: Option<&TenantKey>, detail: serde_json::Value) -> Result<()> {
+        let actor = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        self.client
+            .execute(
+                "INSERT INTO tg.audit_events (actor, action, tenant_key, detail) VALUES ($1, $2, $3, $4)",
+                &[&actor, &action, &key.map(|k| k.as_str()), &detail],
+            )
+            .await
+            .map_err(|e| Error::db("writing the audit event", e))?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- app migrations
+
+    pub async fn app_migrations(&self) -> Result<Vec<AppMigration>> {
+        let rows = self
+            .client
+            .query("SELECT version, name, checksum, sql FROM tg.app_migrations ORDER BY version", &[])
+            .await
+            .map_err(|e| Error::db("reading app migrations", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| AppMigration { version: r.get(0), name: r.get(1), checksum: r.get(2), sql: r.get(3) })
+            .collect())
+    }
+
+    pub async fn register_app_migration(&self, m: &AppMigration) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO tg.app_migrations (version, name, checksum, sql) VALUES ($1, $2, $3, $4)",
+                &[&m.version, &m.name, &m.checksum, &m.sql],
+            )
+            .await
+            .map_err(|e| Error::db("registering the migration", e))?;
+        Ok(())
+    }
+
+    pub async fn ensure_target(&self, t: &MigrationTarget) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO tg.migration_targets (target, server, database, schema, tenant_key) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (target) DO NOTHING",
+                &[&t.target, &t.server, &t.database, &t.schema, &t.tenant_key],
+            )
+            .await
+            .map_err(|e| Error::db("recording the migration target", e))?;
+        Ok(())
+    }
+
+    pub async fn targets(&self) -> Result<Vec<MigrationTarget>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT target, server, database, schema, tenant_key, version, last_error \
+                 FROM tg.migration_targets ORDER BY server, database, schema",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::db("listing migration targets", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| MigrationTarget {
+                target: r.get(0),
+                server: r.get(1),
+                database: r.get(2),
+                schema: r.get(3),
+                tenant_key: r.get(4),
+                version: r.get(5),
+                last_error: r.get(6),
+            })
+            .collect())
+    }
+
+    pub async fn set_target_state(&self, target: &str, version: i32, error: Option<&str>) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE tg.migration_targets SET version = $2, last_error = $3, updated_at = now() WHERE target = $1",
+                &[&target, &version, &error],
+            )
+            .await
+            .map_err(|e| Error::db("recording migration progress", e))?;
+        Ok(())
+    }
+}
+
+async fn create_catalog_database(url: &str) -> Result<()> {
+    let cfg: tokio_postgres::Config = url.parse().map_err(|e| Error::InvalidInput {
+        what: "catalog URL",
+        value: db::redact_url(url),
+        reason: format!("{e}"),
+    })?;
+    let name = cfg.get_dbname().unwrap_or("tenantgate").to_string();
+    let admin = db::connect(url, Some("postgres"), "the catalog server").await?;
+    let sql = format!("CREATE DATABASE {0}; REVOKE ALL ON DATABASE {0} FROM PUBLIC;", db::ident(&name));
+    match admin.batch_execute(&sql).await {
+        Ok(()) => Ok(()),
+        // Someone else created it concurrently.
+        Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42P04") => Ok(()),
+        Err(e) => Err(Error::db("creating the catalog database", e)),
+    }
+}
+
+fn server_from_row(r: &Row) -> Server {
+    Server { name: r.get(0), url: r.get(1), region: r.get(2), created_at: r.get(3) }
+}
+
+fn tenant_from_row(r: &Row) -> Result<Tenant> {
+    let placement: String = r.get(3);
+    let status: String = r.get(2);
+    let key: String = r.get(1);
+    Ok(Tenant {
+        slug: r.get(0),
+        key: TenantKey::parse(&key)?,
+        status: status.parse()?,
+        placement: placement.parse()?,
+        server: r.get(4),
+        region: r.get(5),
+        residency: r.get(6),
+        requires: r.get(7),
+        is_probe: r.get(8),
+        created_at: r.get(9),
+        updated_at: r.get(10),
+    })
+}
+
+fn op_from_row(r: &Row) -> Operation {
+    Operation {
+        id: r.get(0),
+        kind: r.get(1),
+        state: r.get(2),
+        step: r.get(3),
+        detail: r.get(4),
+        error: r.get(5),
+        started_at: r.get(6),
+        updated_at: r.get(7),
+    }
+}

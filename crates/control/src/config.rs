@@ -1,0 +1,180 @@
+//! `tenantgate.toml`: where the catalog lives, the master key source, the servers,
+//! the app-schema migrations directory and report thresholds.
+//!
+//! Owns parsing and path resolution only. It never connects anywhere and never
+//! reads the master key itself (see `credentials`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub master_key: MasterKeyConfig,
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+    #[serde(default)]
+    pub migrations: MigrationsConfig,
+    #[serde(default)]
+    pub reports: ReportsConfig,
+    /// Directory the config file was loaded from; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Admin URL of the catalog database, e.g. postgres://admin:pw@host:5432/tenantgate
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterKeyConfig {
+    /// A file holding the key. Takes precedence over `env` when set.
+    pub file: Option<PathBuf>,
+    /// Environment variable holding the key.
+    #[serde(default = "default_master_key_env")]
+    pub env: String,
+}
+
+impl Default for MasterKeyConfig {
+    fn default() -> Self {
+        MasterKeyConfig { file: None, env: default_master_key_env() }
+    }
+}
+
+fn default_master_key_env() -> String {
+    "TENANTGATE_MASTER_KEY".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub name: String,
+    pub url: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsConfig {
+    #[serde(default = "default_migrations_dir")]
+    pub dir: PathBuf,
+    /// Targets migrated concurrently by `tenantgate migrate` unless --jobs says otherwise.
+    #[serde(default = "default_jobs")]
+    pub jobs: usize,
+}
+
+impl Default for MigrationsConfig {
+    fn default() -> Self {
+        MigrationsConfig { dir: default_migrations_dir(), jobs: default_jobs() }
+    }
+}
+
+fn default_migrations_dir() -> PathBuf {
+    PathBuf::from("migrations")
+}
+fn default_jobs() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    #[serde(default = "default_max_pooled")]
+    pub max_pooled_tenants: u64,
+    #[serde(default = "default_max_pooled_bytes")]
+    pub max_pooled_tenant_bytes: u64,
+    #[serde(default)]
+    pub compliance: Vec<String>,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            max_pooled_tenants: default_max_pooled(),
+            max_pooled_tenant_bytes: default_max_pooled_bytes(),
+            compliance: Vec::new(),
+        }
+    }
+}
+
+fn default_max_pooled() -> u64 {
+    500
+}
+fn default_max_pooled_bytes() -> u64 {
+    100 * 1_000_000_000
+}
+
+impl Config {
+    /// Load from an explicit path.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read {}: {e}. Pass --config FILE or set TENANTGATE_CONFIG (run `tenantgate demo` for a ready-made one)",
+                path.display()
+            ))
+        })?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{} is not valid: {e}", path.display())))?;
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.servers {
+            if !seen.insert(&s.name) {
+                return Err(Error::Config(format!("server {:?} is listed twice in [[servers]]", s.name)));
+            }
+        }
+        if self.migrations.jobs == 0 {
+            return Err(Error::Config("migrations.jobs must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Resolve a path from the config relative to the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.resolve(&self.migrations.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_minimal_and_defaults() {
+        let cfg: Config = toml::from_str("[catalog]\nurl = \"postgres://a@b/c\"\n").unwrap();
+        assert_eq!(cfg.master_key.env, "TENANTGATE_MASTER_KEY");
+        assert_eq!(cfg.reports.max_pooled_tenants, 500);
+        assert_eq!(cfg.migrations.jobs, 4);
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let r: std::result::Result<Config, _> = toml::from_str("[catalog]\nurl = \"x\"\nbogus = 1\n");
+        assert!(r.is_err());
+    }
+}

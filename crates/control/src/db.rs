@@ -1,0 +1,109 @@
+//! Admin connections to PostgreSQL servers and SQL text helpers (identifier and
+//! literal quoting, URL redaction).
+//!
+//! Owns how the control plane opens connections. It never logs a URL with its
+//! password: `redact_url` is applied to everything that names a server.
+
+use std::str::FromStr;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+
+/// Connect with the given URL, but to `database` instead of the URL's own database when set.
+pub async fn connect(url: &str, database: Option<&str>, what: &str) -> Result<Client> {
+    let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| Error::InvalidInput {
+        what: "connection URL",
+        value: redact_url(url),
+        reason: format!("{e}; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+    })?;
+    if let Some(db) = database {
+        cfg.dbname(db);
+    }
+    cfg.application_name("tenantgate-control");
+    cfg.connect_timeout(std::time::Duration::from_secs(10));
+    let (client, conn) = cfg.connect(NoTls).await.map_err(|source| Error::Unreachable {
+        what: what.to_string(),
+        url: redact_url(&with_database(url, database)),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("admin connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Replace the password in a postgres:// URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.rfind('@') else { return url.to_string() };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The URL with its path (database) replaced, for messages.
+fn with_database(url: &str, database: Option<&str>) -> String {
+    let Some(db) = database else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let after = &url[scheme_end + 3..];
+    let (hostpart, query) = match after.find('/') {
+        Some(i) => {
+            let tail = &after[i..];
+            (&after[..i], tail.find('?').map(|q| &tail[q..]).unwrap_or(""))
+        }
+        None => (after, ""),
+    };
+    format!("{}{}/{}{}", &url[..scheme_end + 3], hostpart, db, query)
+}
+
+/// Quote an SQL identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quote an SQL string literal (standard_conforming_strings is on in PostgreSQL ≥ 9.1).
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Host and port of a URL, for connection lines printed to users.
+pub fn host_port(url: &str) -> Option<(String, u16)> {
+    let cfg = tokio_postgres::Config::from_str(url).ok()?;
+    let host = match cfg.get_hosts().first()? {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(redact_url("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("garbage"), "garbage");
+    }
+
+    #[test]
+    fn swaps_database() {
+        assert_eq!(with_database("postgres://u:p@h:5/db?x=1", Some("o")), "postgres://u:p@h:5/o?x=1");
+        assert_eq!(with_database("postgres://u:p@h:5", Some("o")), "postgres://u:p@h:5/o");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}

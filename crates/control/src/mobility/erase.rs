@@ -1,0 +1,268 @@
+//! Erasure with a certificate (DESIGN §6).
+//!
+//! Steps, recorded in `tg.operations` and each idempotent so an interrupted erase is
+//! finished by running it again: fence (roles NOLOGIN, sessions ended) → count rows →
+//! delete the tenant's rows (pooled) or drop its schema/database → drop its roles →
+//! count again → tombstone. The certificate lists what was removed with counts before
+//! and after; the tombstone keeps only the key, a hash of the slug and the certificate.
+//! Never deletes a row that is not the tenant's: pooled deletes are keyed on tenant_id.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::catalog::{Catalog, Tenant};
+use crate::db::ident;
+use crate::error::{Error, Result};
+use crate::model::{Placement, TenantStatus};
+use crate::placement::{self, ServerAdmin};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCount {
+    pub table: String,
+    pub rows_before: i64,
+    pub rows_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Certificate {
+    pub certificate: &'static str,
+    pub tenant_slug: String,
+    pub tenant_key: String,
+    pub placement: Placement,
+    pub server: String,
+    pub region: String,
+    pub database: String,
+    pub schema: String,
+    pub tables: Vec<TableCount>,
+    pub rows_before: i64,
+    pub rows_after: i64,
+    pub removed: Vec<String>,
+    pub container_exists_after: bool,
+    pub roles_exist_after: bool,
+    pub operation_id: i64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn erase(catalog: &mut Catalog, slug: &str, confirm: Option<&str>) -> Result<Certificate> {
+    if confirm != Some(slug) {
+        return Err(Error::EraseNotConfirmed { slug: slug.to_string() });
+    }
+    let tenant = catalog.tenant(slug).await?;
+    let started_at = chrono::Utc::now();
+    let op = match catalog.open_op(&tenant.key).await? {
+        Some(op) if op.kind == "erase" => op.id,
+        _ => catalog.start_op("erase", Some(&tenant.key), serde_json::json!({"slug": slug})).await?,
+    };
+    catalog.set_status(&tenant.key, TenantStatus::Erasing).await?;
+    match run(catalog, &tenant, op, started_at).await {
+        Ok(cert) => Ok(cert),
+        Err(e) => {
+            let _ = catalog.op_finish(op, "failed", Some(&e.to_string())).await;
+            Err(Error::WrongStatus {
+                slug: slug.into(),
+                status: "erasing".into(),
+                hint: format!("erasure stopped: {e}. Fix the cause and re-run `tenantgate tenant erase {slug} --confirm {slug}` to finish it"),
+            })
+        }
+    }
+}
+
+async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono::DateTime<chrono::Utc>) -> Result<Certificate> {
+    let server = catalog.server(&tenant.server).await?;
+    let admin = ServerAdmin { name: &server.name, url: &server.url };
+    let loc = placement::location(tenant.placement, &tenant.key);
+
+    catalog.op_step(op, "fence").await?;
+    admin.set_login(&tenant.key, false).await?;
+
+    catalog.op_step(op, "count").await?;
+    let before = count_rows(&admin, tenant).await?;
+
+    catalog.op_step(op, "delete").await?;
+    let mut removed = Vec::new();
+    if tenant.placement == Placement::Pooled {
+        delete_pooled_rows(&admin, tenant).await?;
+        removed.push(format!("rows with tenant_id = {} in {}.{}", tenant.key, loc.database, loc.schema));
+    }
+    admin.drop_tenant(tenant.placement, &tenant.key).await?;
+    match tenant.placement {
+        Placement::Pooled => {}
+        Placement::Schema => removed.push(format!("schema {} in database {}", loc.schema, loc.database)),
+        Placement::Database => removed.push(format!("database {}", loc.database)),
+    }
+    removed.push(format!("roles {} and {}", tenant.key.rw_role(), tenant.key.ro_role()));
+
+    catalog.op_step(op, "verify").await?;
+    let after = count_rows(&admin, tenant).await?;
+    let tables: Vec<TableCount> = before
+        .iter()
+        .map(|(t, n)| TableCount { table: t.clone(), rows_before: *n, rows_after: after.get(t).copied().unwrap_or(0) })
+        .collect();
+    let c = admin.connect(None).await?;
+    let roles_exist_after: bool = c
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ANY($1))", &[&vec![tenant.key.rw_role(), tenant.key.ro_role()]])
+        .await
+        .map_err(|e| Error::db("verifying the roles are gone", e))?
+        .get(0);
+    let container_exists_after = container_exists(&admin, tenant).await?;
+    let rows_after: i64 = tables.iter().map(|t| t.rows_after).sum();
+    if rows_after != 0 || roles_exist_after || container_exists_after {
+        return Err(Error::Migration(format!(
+            "verification after erasure found {rows_after} rows left, roles present: {roles_exist_after}, container present: {container_exists_after}"
+        )));
+    }
+    removed.push("API keys and catalog records (a tombstone remains)".into());
+
+    let cert = Certificate {
+        certificate: "tenantgate erasure certificate v1",
+        tenant_slug: tenant.slug.clone(),
+        tenant_key: tenant.key.to_string(),
+        placement: tenant.placement,
+        server: tenant.server.clone(),
+        region: tenant.region.clone(),
+        database: loc.database,
+        schema: loc.schema,
+        rows_before: tables.iter().map(|t| t.rows_before).sum(),
+        rows_after,
+        tables,
+        removed,
+        container_exists_after,
+        roles_exist_after,
+        operation_id: op,
+        started_at,
+        finished_at: chrono::Utc::now(),
+    };
+    // The stored copy must not keep the slug readable.
+    let mut stored = serde_json::to_value(&cert).map_err(|e| Error::Migration(e.to_string()))?;
+    stored["tenant_slug"] = serde_json::Value::String("<erased>".into());
+    catalog.op_step(op, "tombstone").await?;
+    catalog.op_finish(op, "done", None).await?;
+    catalog.audit("tenant.erase", Some(&tenant.key), serde_json::json!({"rows_before": cert.rows_before})).await?;
+    catalog.tombstone(&tenant.key, &tenant.slug, &stored).await?;
+    Ok(cert)
+}
+
+/// Per-table row counts of the tenant's data (0 for a container that no longer exists).
+async fn count_rows(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<HashMap<String, i64>> {
+    let loc = placement::location(tenant.placement, &tenant.key);
+    let mut out = HashMap::new();
+    if !container_exists(admin, tenant).await? {
+        return Ok(out);
+    }
+    let c = admin.connect(Some(&loc.database)).await?;
+    for table in tables_in(&c, &loc.schema).await? {
+        let t = format!("{}.{}", ident(&loc.schema), ident(&table));
+        let row = if tenant.placement == Placement::Pooled {
+            c.query_one(&format!("SELECT count(*) FROM {t} WHERE tenant_id = $1"), &[&tenant.key.as_str()]).await
+        } else {
+            c.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await
+        };
+        out.insert(table, row.map_err(|e| Error::db("counting rows", e))?.get(0));
+    }
+    Ok(out)
+}
+
+async fn container_exists(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<bool> {
+    let loc = placement::location(tenant.placement, &tenant.key);
+    let c = admin.connect(None).await?;
+    if !placement::database_exists(&c, &loc.database).await? {
+        return Ok(false);
+    }
+    if tenant.placement != Placement::Schema {
+        return Ok(true);
+    }
+    let b = admin.connect(Some(&loc.database)).await?;
+    b.query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&loc.schema])
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| Error::db("looking up the tenant schema", e))
+}
+
+async fn tables_in(c: &Client, schema: &str) -> Result<Vec<String>> {
+    let rows = c
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r','p') ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| Error::db("listing tables", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Delete the tenant's rows from the shared tables, children before parents, in one transaction.
+async fn delete_pooled_rows(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<()> {
+    let loc = placement::location(tenant.placement, &tenant.key);
+    let mut c = admin.connect(Some(&loc.database)).await?;
+    let tables = tables_in(&c, &loc.schema).await?;
+    let edges = c
+        .query(
+            "SELECT child.relname, parent.relname FROM pg_constraint k \
+             JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid \
+             JOIN pg_namespace n ON n.oid = child.relnamespace \
+             WHERE k.contype = 'f' AND n.nspname = $1 AND child.oid <> parent.oid",
+            &[&loc.schema],
+        )
+        .await
+        .map_err(|e| Error::db("reading foreign keys", e))?;
+    let edges: Vec<(String, String)> = edges.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let order = children_first(&tables, &edges);
+    let tx = c.transaction().await.map_err(|e| Error::db("starting the delete", e))?;
+    for table in order {
+        let sql = format!("DELETE FROM {}.{} WHERE tenant_id = $1", ident(&loc.schema), ident(&table));
+        tx.execute(&sql, &[&tenant.key.as_str()]).await.map_err(|e| Error::db(format!("deleting rows of {table}"), e))?;
+    }
+    tx.commit().await.map_err(|e| Error::db("committing the delete", e))
+}
+
+/// Order tables so that every referencing (child) table comes before the tables it references.
+fn children_first(tables: &[String], edges: &[(String, String)]) -> Vec<String> {
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut order = Vec::new();
+    while order.len() < tables.len() {
+        let before = order.len();
+        for t in tables {
+            if done.contains(t.as_str()) {
+                continue;
+            }
+            // t can go once every table referencing it is done.
+            let blocked = edges.iter().any(|(child, parent)| parent == t && !done.contains(child.as_str()));
+            if !blocked {
+                done.insert(t);
+                order.push(t.clone());
+            }
+        }
+        if order.len() == before {
+            // A cycle: append the rest; the transaction fails cleanly if it must.
+            order.extend(tables.iter().filter(|t| !done.contains(t.as_str())).cloned());
+            break;
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_before_parents() {
+        let t = |s: &str| s.to_string();
+        let tables = vec![t("branches"), t("menu_items"), t("order_items"), t("orders")];
+        let edges = vec![
+            (t("menu_items"), t("branches")),
+            (t("orders"), t("branches")),
+            (t("order_items"), t("orders")),
+            (t("order_items"), t("menu_items")),
+        ];
+        let order = children_first(&tables, &edges);
+        let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+        assert!(pos("order_items") < pos("orders"));
+        assert!(pos("order_items") < pos("menu_items"));
+        assert!(pos("orders") < pos("branches"));
+        assert_eq!(order.len(), 4);
+    }
+}

@@ -1,0 +1,303 @@
+//! Parses a query string and classifies each statement, independently of scope and limits.
+//!
+//! The result, an [`Analysis`], is what the cache stores: for each statement in order, whether it
+//! writes and whether it sets a capped timeout, up to the first statement refused outright.
+//! [`crate::Gate::check`] then applies the principal's scope and the tenant's limits to it.
+
+use pg_query::protobuf::{self, CopyStmt, ExplainStmt, TransactionStmtKind};
+use pg_query::NodeEnum;
+
+use crate::settings::{self, TimeoutSet};
+use crate::walk::{self, Facts};
+use crate::{nesting, rules, stack, Denial, GateConfig};
+
+/// What the gate knows about one allowed statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Statement {
+    /// `Some(kind)` if the statement writes, e.g. `"INSERT"` or `"nextval()"`.
+    pub writes: Option<&'static str>,
+    /// A capped timeout this statement sets, to check against the tenant's limits.
+    pub timeout: Option<TimeoutSet>,
+}
+
+/// The scope-independent verdict on a whole query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Analysis {
+    /// The statements before the first refused one (all of them if none is refused).
+    pub statements: Vec<Statement>,
+    /// Why the statement after `statements` is refused, if one is.
+    pub denial: Option<Denial>,
+}
+
+/// Parses `sql` and classifies every statement in it.
+pub(crate) fn analyze(sql: &str, cfg: &GateConfig) -> Analysis {
+    if nesting::too_deep(sql) {
+        return refused(Vec::new(), Denial::too_complex());
+    }
+    // Parse, walk and drop the tree on a stack deep enough for it (see `stack`).
+    stack::run(sql.len(), || match pg_query::parse(sql) {
+        Ok(parsed) => classify_all(&parsed.protobuf, cfg),
+        Err(err) => refused(Vec::new(), Denial::syntax(&parse_error_message(err))),
+    })
+    .unwrap_or_else(|| refused(Vec::new(), Denial::internal()))
+}
+
+fn parse_error_message(err: pg_query::Error) -> String {
+    match err {
+        pg_query::Error::Parse(message) => message,
+        pg_query::Error::Conversion(_) => "the query contains a NUL byte".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn refused(statements: Vec<Statement>, denial: Denial) -> Analysis {
+    Analysis {
+        statements,
+        denial: Some(denial),
+    }
+}
+
+fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
+    let mut statements = Vec::with_capacity(parsed.stmts.len());
+    for raw in &parsed.stmts {
+        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
+            continue;
+        };
+        let Some(facts) = walk::facts(node) else {
+            return refused(statements, Denial::internal());
+        };
+        match classify(node, &facts, cfg) {
+            Ok(statement) => statements.push(statement),
+            Err(denial) => return refused(statements, denial),
+        }
+    }
+    Analysis {
+        statements,
+        denial: None,
+    }
+}
+
+/// Classifies one top-level statement: its kind first, then every name in its tree.
+fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig) -> Result<Statement, Denial> {
+    let mut statement = kind(node, cfg)?;
+    check_names(facts, cfg)?;
+    statement.writes = statement.writes.or_else(|| write_of(facts));
+    Ok(statement)
+}
+
+fn read() -> Result<Statement, Denial> {
+    Ok(Statement {
+        writes: None,
+        timeout: None,
+    })
+}
+
+fn write(kind: &'static str) -> Result<Statement, Denial> {
+    Ok(Statement {
+        writes: Some(kind),
+        timeout: None,
+    })
+}
+
+/// Allows or refuses a statement by its kind. Inner statements (of EXPLAIN, PREPARE, DECLARE,
+/// COPY) are classified the same way; names anywhere in the tree are checked by `check_names`.
+fn kind(node: &NodeEnum, cfg: &GateConfig) -> Result<Statement, Denial> {
+    match node {
+        NodeEnum::SelectStmt(s) if s.into_clause.is_some() => Err(ddl("SELECT INTO")),
+        NodeEnum::SelectStmt(_) => read(),
+        NodeEnum::InsertStmt(_) => write("INSERT"),
+        NodeEnum::UpdateStmt(_) => write("UPDATE"),
+        NodeEnum::DeleteStmt(_) => write("DELETE"),
+        NodeEnum::MergeStmt(_) => write("MERGE"),
+        NodeEnum::TransactionStmt(t) => transaction(t.kind),
+        NodeEnum::VariableSetStmt(s) => Ok(Statement {
+            writes: None,
+            timeout: settings::classify(s, &cfg.allowed_settings)?,
+        }),
+        NodeEnum::VariableShowStmt(_)
+        | NodeEnum::ExecuteStmt(_)
+        | NodeEnum::DeallocateStmt(_)
+        | NodeEnum::FetchStmt(_)
+        | NodeEnum::ClosePortalStmt(_)
+        | NodeEnum::DiscardStmt(_)
+        | NodeEnum::ConstraintsSetStmt(_) => read(),
+        NodeEnum::ExplainStmt(e) => explain(e, cfg),
+        NodeEnum::CopyStmt(c) => copy(c, cfg),
+        NodeEnum::PrepareStmt(p) => inner(p.query.as_deref(), cfg),
+        NodeEnum::DeclareCursorStmt(d) => inner(d.query.as_deref(), cfg),
+        NodeEnum::GrantStmt(_) | NodeEnum::GrantRoleStmt(_) => Err(Denial::policy(
+            "grant",
+            "GRANT/REVOKE",
+            "privileges are set by the operator when a tenant is provisioned",
+        )),
+        NodeEnum::DoStmt(_) => Err(Denial::policy(
+            "do-block",
+            "DO",
+            "anonymous code blocks run SQL the gate cannot see",
+        )),
+        NodeEnum::CallStmt(_) => Err(Denial::policy(
+            "call",
+            "CALL",
+            "procedures run SQL the gate cannot see",
+        )),
+        NodeEnum::TruncateStmt(_) => Err(Denial::policy(
+            "truncate",
+            "TRUNCATE",
+            "it bypasses row-level security; delete rows with DELETE",
+        )),
+        NodeEnum::LockStmt(_) => Err(Denial::policy(
+            "lock",
+            "LOCK",
+            "table locks block every tenant sharing the table",
+        )),
+        NodeEnum::VacuumStmt(_) => Err(Denial::policy(
+            "maintenance",
+            "VACUUM/ANALYZE",
+            "maintenance is the operator's job and affects every tenant sharing the table",
+        )),
+        NodeEnum::ListenStmt(_) | NodeEnum::UnlistenStmt(_) | NodeEnum::NotifyStmt(_) => {
+            Err(Denial::policy(
+                "listen-notify",
+                "LISTEN/NOTIFY",
+                "notification channels are shared by every session of the database",
+            ))
+        }
+        NodeEnum::CheckPointStmt(_) | NodeEnum::LoadStmt(_) => Err(Denial::policy(
+            "admin",
+            "CHECKPOINT/LOAD",
+            "server administration is the operator's job",
+        )),
+        // Everything else is DDL or another utility statement: CREATE/ALTER/DROP of any
+        // object, CREATE TABLE AS, COMMENT, SECURITY LABEL, REFRESH MATERIALIZED VIEW,
+        // REINDEX, CLUSTER, ALTER SYSTEM, ALTER DEFAULT PRIVILEGES, IMPORT FOREIGN SCHEMA, …
+        _ => Err(ddl("DDL")),
+    }
+}
+
+fn ddl(what: &str) -> Denial {
+    Denial::policy(
+        "ddl",
+        what,
+        "the application schema changes only through the operator's migrations",
+    )
+}
+
+fn transaction(kind: i32) -> Result<Statement, Denial> {
+    match TransactionStmtKind::try_from(kind) {
+        Ok(
+            TransactionStmtKind::TransStmtPrepare
+            | TransactionStmtKind::TransStmtCommitPrepared
+            | TransactionStmtKind::TransStmtRollbackPrepared,
+        ) => Err(Denial::policy(
+            "two-phase",
+            "two-phase commit (PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED)",
+            "prepared transactions outlive the session and hold their locks",
+        )),
+        _ => read(),
+    }
+}
+
+/// The inner statement of EXPLAIN, PREPARE, DECLARE CURSOR or COPY (query).
+fn inner(query: Option<&protobuf::Node>, cfg: &GateConfig) -> Result<Statement, Denial> {
+    match query.and_then(|q| q.node.as_ref()) {
+        Some(node) => kind(node, cfg),
+        None => read(),
+    }
+}
+
+/// EXPLAIN is what it explains, as far as scope goes; ANALYZE runs it and must be enabled.
+fn explain(e: &ExplainStmt, cfg: &GateConfig) -> Result<Statement, Denial> {
+    let analyze = e.options.iter().any(|option| match option.node.as_ref() {
+        Some(NodeEnum::DefElem(d)) => {
+            d.defname.eq_ignore_ascii_case("analyze") && !is_false(d.arg.as_deref())
+        }
+        _ => false,
+    });
+    if analyze && !cfg.allow_explain_analyze {
+        return Err(Denial::policy(
+            "explain-analyze",
+            "EXPLAIN ANALYZE",
+            "it runs the statement and exposes server timing; the operator has not enabled it",
+        ));
+    }
+    inner(e.query.as_deref(), cfg)
+}
+
+/// Whether an option value (a bare String or Integer node) is explicitly false; absent means
+/// true. Fails closed: anything not clearly false counts as true.
+fn is_false(arg: Option<&protobuf::Node>) -> bool {
+    match arg.and_then(|a| a.node.as_ref()) {
+        Some(NodeEnum::String(s)) => ["false", "off", "no", "0"]
+            .iter()
+            .any(|v| s.sval.eq_ignore_ascii_case(v)),
+        Some(NodeEnum::Integer(i)) => i.ival == 0,
+        Some(NodeEnum::Boolean(b)) => !b.boolval,
+        _ => false,
+    }
+}
+
+fn copy(c: &CopyStmt, cfg: &GateConfig) -> Result<Statement, Denial> {
+    let direction = if c.is_from { "COPY FROM" } else { "COPY TO" };
+    if c.is_program {
+        return Err(Denial::policy(
+            "copy-program",
+            format_args!("{direction} PROGRAM"),
+            "it runs a program on the database server",
+        ));
+    }
+    if !c.filename.is_empty() {
+        return Err(Denial::policy(
+            "copy-file",
+            format_args!("{direction} a server file"),
+            "it reads or writes files on the database server; use STDIN/STDOUT",
+        ));
+    }
+    if c.is_from {
+        return write("COPY FROM");
+    }
+    inner(c.query.as_deref(), cfg)
+}
+
+/// Checks every function and relation name in the statement's tree.
+fn check_names(facts: &Facts, cfg: &GateConfig) -> Result<(), Denial> {
+    for parts in &facts.functions {
+        let Some(last) = parts.last() else { continue };
+        if let Some(finding) = rules::function(&last.to_ascii_lowercase(), cfg.strict_catalog) {
+            return Err(Denial::policy(
+                finding.rule,
+                format_args!("calling {}()", parts.join(".")),
+                finding.why,
+            ));
+        }
+    }
+    for relation in &facts.relations {
+        if let Some(finding) = rules::relation(&relation.name, cfg.strict_catalog) {
+            let name = match relation.schema.as_str() {
+                "" => relation.name.clone(),
+                schema => format!("{schema}.{}", relation.name),
+            };
+            return Err(Denial::policy(
+                finding.rule,
+                format_args!("reading {name}"),
+                finding.why,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether anything in the tree writes: a data-modifying statement (top level or in a CTE),
+/// a row-locking clause, or a sequence-advancing function.
+fn write_of(facts: &Facts) -> Option<&'static str> {
+    if facts.modifying.is_some() {
+        return facts.modifying;
+    }
+    if facts.locking {
+        return Some("SELECT … FOR UPDATE/SHARE");
+    }
+    facts
+        .functions
+        .iter()
+        .filter_map(|parts| parts.last())
+        .find_map(|name| rules::writing_function(&name.to_ascii_lowercase()))
+}

@@ -1,0 +1,292 @@
+//! SET / RESET handling: the allow-list, identity changes, and timeouts against the tenant's caps.
+//!
+//! Classification ([`classify`]) depends only on the statement and the gate's config, so it is
+//! cached; the cap check ([`check_cap`]) depends on the tenant's [`Limits`] and runs on every
+//! check.
+//!
+//! Timeout values follow PostgreSQL's rules for integer settings in milliseconds: a plain number
+//! is milliseconds, a string may carry a unit (`us`, `ms`, `s`, `min`, `h`, `d`, case-sensitive)
+//! and a fraction, and the result is rounded to the nearest millisecond (half to even). `0`
+//! disables the timeout. Anything this parser does not understand is refused when a cap
+//! applies (PostgreSQL accepts a few spellings, such as hexadecimal, that are not worth the risk).
+
+use pg_query::protobuf::{a_const, VariableSetKind, VariableSetStmt};
+use pg_query::NodeEnum;
+
+use crate::{Denial, Limits};
+
+/// A timeout setting that has a per-tenant cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    Statement,
+    Lock,
+    IdleInTransaction,
+}
+
+impl Timeout {
+    fn from_name(name: &str) -> Option<Timeout> {
+        match name {
+            "statement_timeout" => Some(Timeout::Statement),
+            "lock_timeout" => Some(Timeout::Lock),
+            "idle_in_transaction_session_timeout" => Some(Timeout::IdleInTransaction),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Timeout::Statement => "statement_timeout",
+            Timeout::Lock => "lock_timeout",
+            Timeout::IdleInTransaction => "idle_in_transaction_session_timeout",
+        }
+    }
+
+    /// The tenant's cap for this setting. A lock wait is part of a statement, so `lock_timeout`
+    /// shares the statement cap.
+    fn cap(self, limits: &Limits) -> Option<u64> {
+        match self {
+            Timeout::Statement | Timeout::Lock => limits.max_statement_timeout_ms,
+            Timeout::IdleInTransaction => limits.max_idle_in_transaction_ms,
+        }
+    }
+}
+
+/// A `SET` of a capped timeout to an explicit value: milliseconds, or `None` if unparsable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeoutSet {
+    pub setting: Timeout,
+    pub millis: Option<u64>,
+}
+
+/// The default SET allow-list (lower case; a trailing `*` matches a prefix).
+pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
+    "timezone",
+    "application_name",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "datestyle",
+    "intervalstyle",
+    "extra_float_digits",
+    "client_encoding",
+    "search_path",
+    "bytea_output",
+    "standard_conforming_strings",
+    "client_min_messages",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "default_transaction_deferrable",
+    "transaction_isolation",
+    "transaction_read_only",
+    "transaction_deferrable",
+    "row_security",
+    "enable_*",
+];
+
+const WHY_IDENTITY: &str = "a session's identity is fixed by its credentials";
+
+/// Classifies a `SET`/`RESET`/`SET TRANSACTION` statement: `Ok(Some(_))` when it sets a capped
+/// timeout (to be checked against the tenant's limits), `Ok(None)` when it is allowed as is.
+pub(crate) fn classify(
+    stmt: &VariableSetStmt,
+    allowed: &[String],
+) -> Result<Option<TimeoutSet>, Denial> {
+    let kind = VariableSetKind::try_from(stmt.kind).unwrap_or(VariableSetKind::Undefined);
+    let name = stmt.name.to_ascii_lowercase();
+    let verb = if matches!(
+        kind,
+        VariableSetKind::VarReset | VariableSetKind::VarResetAll
+    ) {
+        "RESET"
+    } else {
+        "SET"
+    };
+    match kind {
+        VariableSetKind::VarResetAll => return Ok(None),
+        // SET TRANSACTION … and SET SESSION CHARACTERISTICS AS TRANSACTION … are transaction
+        // control; SET TRANSACTION SNAPSHOT imports another session's snapshot.
+        VariableSetKind::VarSetMulti => {
+            return if name == "transaction" || name == "session characteristics" {
+                Ok(None)
+            } else {
+                Err(not_allowed(verb, &name))
+            };
+        }
+        _ => {}
+    }
+    match name.as_str() {
+        "role" => {
+            return Err(Denial::policy(
+                "set-role",
+                format_args!("{verb} ROLE"),
+                WHY_IDENTITY,
+            ))
+        }
+        "session_authorization" => {
+            return Err(Denial::policy(
+                "session-authorization",
+                format_args!("{verb} SESSION AUTHORIZATION"),
+                WHY_IDENTITY,
+            ))
+        }
+        _ => {}
+    }
+    if !is_allowed(&name, allowed) {
+        return Err(not_allowed(verb, &name));
+    }
+    if kind != VariableSetKind::VarSetValue {
+        // RESET, SET … TO DEFAULT and SET … FROM CURRENT never loosen a setting beyond
+        // what the operator configured.
+        return Ok(None);
+    }
+    if name == "row_security" && !stmt.args.iter().all(is_on) {
+        return Err(Denial::policy(
+            "row-security",
+            "SET row_security to anything but on",
+            "row-level security is how the database separates tenants",
+        ));
+    }
+    Ok(Timeout::from_name(&name).map(|setting| TimeoutSet {
+        setting,
+        millis: millis(&stmt.args),
+    }))
+}
+
+/// Checks a timeout SET against the tenant's cap.
+pub(crate) fn check_cap(set: &TimeoutSet, limits: &Limits) -> Result<(), Denial> {
+    let Some(cap) = set.setting.cap(limits) else {
+        return Ok(());
+    };
+    let name = set.setting.name();
+    let why = format!("this tenant's cap is {cap} ms");
+    match set.millis {
+        Some(0) => Err(Denial::policy(
+            "timeout-cap",
+            format_args!("disabling {name} (0)"),
+            &why,
+        )),
+        Some(ms) if ms > cap => Err(Denial::policy(
+            "timeout-cap",
+            format_args!("{name} above the cap"),
+            &why,
+        )),
+        Some(_) => Ok(()),
+        None => Err(Denial::policy(
+            "timeout-cap",
+            format_args!("a {name} value the gate cannot read"),
+            &format!("{why}; give a number of milliseconds or a value like '30s'"),
+        )),
+    }
+}
+
+fn not_allowed(verb: &str, name: &str) -> Denial {
+    Denial::policy(
+        "setting-not-allowed",
+        format_args!("{verb} {name}"),
+        "only allow-listed settings may be changed by a tenant",
+    )
+}
+
+fn is_allowed(name: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        }
+        None => entry.eq_ignore_ascii_case(name),
+    })
+}
+
+fn constant(node: &pg_query::protobuf::Node) -> Option<&a_const::Val> {
+    match node.node.as_ref() {
+        Some(NodeEnum::AConst(c)) => c.val.as_ref(),
+        _ => None,
+    }
+}
+
+/// Whether a `row_security` value means on (PostgreSQL's boolean spellings, any prefix case).
+fn is_on(node: &pg_query::protobuf::Node) -> bool {
+    match constant(node) {
+        Some(a_const::Val::Sval(s)) => ["on", "true", "yes", "1"]
+            .iter()
+            .any(|v| s.sval.eq_ignore_ascii_case(v)),
+        Some(a_const::Val::Boolval(b)) => b.boolval,
+        Some(a_const::Val::Ival(i)) => i.ival == 1,
+        _ => false,
+    }
+}
+
+/// The milliseconds a timeout SET asks for, if the value is a single readable constant.
+fn millis(args: &[pg_query::protobuf::Node]) -> Option<u64> {
+    let [arg] = args else { return None };
+    match constant(arg)? {
+        a_const::Val::Ival(i) => u64::try_from(i.ival).ok(),
+        a_const::Val::Fval(f) => parse_millis(&f.fval),
+        a_const::Val::Sval(s) => parse_millis(&s.sval),
+        _ => None,
+    }
+}
+
+/// Parses a time value in PostgreSQL's syntax into milliseconds (see the module doc).
+pub(crate) fn parse_millis(value: &str) -> Option<u64> {
+    const UNITS: &[(&str, f64)] = &[
+        ("us", 0.001),
+        ("ms", 1.0),
+        ("min", 60_000.0),
+        ("s", 1_000.0),
+        ("h", 3_600_000.0),
+        ("d", 86_400_000.0),
+    ];
+    let value = value.trim();
+    let (number, factor) = UNITS
+        .iter()
+        .find_map(|(unit, factor)| value.strip_suffix(unit).map(|n| (n.trim_end(), *factor)))
+        .unwrap_or((value, 1.0));
+    if number.is_empty()
+        || !number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return None;
+    }
+    let ms = (number.parse::<f64>().ok()? * factor).round_ties_even();
+    // `as` saturates: anything past u64::MAX is over every cap anyway.
+    (ms.is_finite() && ms >= 0.0).then_some(ms as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_millis;
+
+    #[test]
+    fn parses_postgres_time_units() {
+        assert_eq!(parse_millis("5s"), Some(5_000));
+        assert_eq!(parse_millis("500ms"), Some(500));
+        assert_eq!(parse_millis("1min"), Some(60_000));
+        assert_eq!(parse_millis("2h"), Some(7_200_000));
+        assert_eq!(parse_millis("1d"), Some(86_400_000));
+        assert_eq!(parse_millis(" 250 "), Some(250));
+        assert_eq!(parse_millis("1.5s"), Some(1_500));
+        assert_eq!(parse_millis("1 s"), Some(1_000));
+        assert_eq!(parse_millis("1e3"), Some(1_000));
+        assert_eq!(parse_millis("400us"), Some(0), "rounds to 0 = unlimited");
+        assert_eq!(parse_millis("0"), Some(0));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for bad in [
+            "",
+            "s",
+            "-5s",
+            "5S",
+            "0x10",
+            "inf",
+            "nan",
+            "5 seconds",
+            "1h30min",
+            "abc",
+        ] {
+            assert_eq!(parse_millis(bad), None, "{bad:?}");
+        }
+    }
+}

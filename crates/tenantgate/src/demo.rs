@@ -1,0 +1,203 @@
+//! `tenantgate demo`: the embedded default. Two local clusters under `./.tenantgate`
+//! (regions us-east and eu-central), the catalog, the example restaurant app, one
+//! tenant per placement with seed data, and a summary with connection lines.
+//!
+//! A second run reuses everything that exists; `--reset` starts over. It drives the
+//! same library calls as the individual commands; it has no shortcuts of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use tg_control::catalog::Catalog;
+use tg_control::config::Config;
+use tg_control::migrate::{self, fanout};
+use tg_control::model::{Placement, TenantStatus};
+use tg_control::placement;
+use tg_control::{credentials, servers, tenants};
+use tg_testkit::{Cluster, ClusterOptions};
+
+use crate::cli::DemoArgs;
+
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../../examples/restaurant/migrations/0001_init.sql")),
+    ("0002_tips.sql", include_str!("../../../examples/restaurant/migrations/0002_tips.sql")),
+];
+const SEED: &str = include_str!("../../../examples/restaurant/seed.sql");
+
+struct DemoServer {
+    name: &'static str,
+    region: &'static str,
+}
+const SERVERS: [DemoServer; 2] =
+    [DemoServer { name: "us-1", region: "us-east" }, DemoServer { name: "eu-1", region: "eu-central" }];
+
+struct DemoTenant {
+    slug: &'static str,
+    placement: Placement,
+    server: &'static str,
+    residency: &'static [&'static str],
+}
+const TENANTS: [DemoTenant; 3] = [
+    DemoTenant { slug: "pasta-palace", placement: Placement::Pooled, server: "us-1", residency: &[] },
+    DemoTenant { slug: "burger-barn", placement: Placement::Schema, server: "us-1", residency: &[] },
+    DemoTenant { slug: "brasserie-berlin", placement: Placement::Database, server: "eu-1", residency: &["eu-central"] },
+];
+
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    let dir = absolute(&args.dir)?;
+    if args.stop || args.reset {
+        for s in &SERVERS {
+            tg_testkit::stop_persistent(&dir.join(s.name))?;
+        }
+        if args.stop {
+            println!("demo clusters stopped; `tenantgate demo` starts them again");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        println!("reset: removed {}", dir.display());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    println!("starting local PostgreSQL clusters under {} ...", dir.display());
+    let mut clusters = Vec::new();
+    for s in &SERVERS {
+        let opts = ClusterOptions { name: s.name.to_string(), fsync: true, ..ClusterOptions::default() };
+        let c = Cluster::open_persistent(&dir.join(s.name), opts)
+            .with_context(|| format!("starting demo cluster {}", s.name))?;
+        clusters.push(c);
+    }
+
+    let config_path = write_config(&dir, &clusters)?;
+    let cfg = Config::load(&config_path)?;
+    Catalog::init(&cfg.catalog.url).await?;
+    let mut cat = Catalog::connect(&cfg.catalog.url).await?;
+    servers::sync_from_config(&cat, &cfg.servers).await?;
+
+    let files = migrate::load_dir(&cfg.migrations_dir())?;
+    migrate::register(&cat, &files).await?;
+    let report = fanout::run(&cat, cfg.migrations.jobs).await?;
+    if report.failed() > 0 {
+        bail!("migrations failed on {} target(s); `tenantgate migrate status` shows which", report.failed());
+    }
+
+    for t in &TENANTS {
+        ensure_tenant(&cfg, &mut cat, t).await?;
+    }
+    let master = tenants::master_key(&cfg, &cat).await?;
+    for t in &TENANTS {
+        seed(&cat, &master, t.slug).await?;
+    }
+    print_summary(&cat, &master, &config_path).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir().context("reading the current directory")?.join(p))
+}
+
+/// Write the demo's config and migrations (and a master key, once).
+fn write_config(dir: &Path, clusters: &[Cluster]) -> Result<PathBuf> {
+    let key_path = dir.join("master.key");
+    if !key_path.exists() {
+        write_private(&key_path, &credentials::generate_master_key())?;
+    }
+    let mig_dir = dir.join("restaurant").join("migrations");
+    std::fs::create_dir_all(&mig_dir).with_context(|| format!("creating {}", mig_dir.display()))?;
+    for (name, sql) in MIGRATIONS {
+        let path = mig_dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, sql).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let mut toml = String::from("# Written by `tenantgate demo`. Holds admin passwords: keep it private.\n\n");
+    toml.push_str(&format!("[catalog]\nurl = \"{}\"\n\n", clusters[0].url("tenantgate")));
+    toml.push_str("[master_key]\nfile = \"master.key\"\n\n");
+    toml.push_str("[migrations]\ndir = \"restaurant/migrations\"\n\n");
+    toml.push_str("[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\n\n");
+    for (s, c) in SERVERS.iter().zip(clusters) {
+        toml.push_str(&format!("[[servers]]\nname = \"{}\"\nurl = \"{}\"\nregion = \"{}\"\n\n", s.name, c.url("postgres"), s.region));
+    }
+    let path = dir.join("tenantgate.toml");
+    write_private(&path, &toml)?;
+    Ok(path)
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn ensure_tenant(cfg: &Config, cat: &mut Catalog, t: &DemoTenant) -> Result<()> {
+    if let Ok(existing) = cat.tenant(t.slug).await {
+        if existing.status == TenantStatus::Active {
+            return Ok(());
+        }
+    }
+    let req = tenants::CreateRequest {
+        slug: t.slug.into(),
+        placement: t.placement,
+        server: Some(t.server.into()),
+        residency: t.residency.iter().map(|s| s.to_string()).collect(),
+        requires: Vec::new(),
+        is_probe: false,
+    };
+    let created = tenants::create(cfg, cat, &req).await?;
+    println!("created tenant {} ({}) in {} ms", t.slug, t.placement, created.elapsed_ms);
+    Ok(())
+}
+
+/// Run the example seed script as the tenant's own read-write role: tenant_id comes
+/// from the column default, never from the script.
+async fn seed(cat: &Catalog, master: &credentials::MasterKey, slug: &str) -> Result<()> {
+    let t = cat.tenant(slug).await?;
+    let server = cat.server(&t.server).await?;
+    let loc = placement::location(t.placement, &t.key);
+    let role = t.key.rw_role();
+    let (host, port) = tg_control::db::host_port(&server.url).context("reading the server URL")?;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&host).port(port).user(&role).password(master.role_password(&role)).dbname(&loc.database);
+    let (client, conn) = pg.connect(tokio_postgres::NoTls).await.with_context(|| format!("connecting as {slug}"))?;
+    tokio::spawn(conn);
+    client.batch_execute(SEED).await.with_context(|| format!("seeding {slug}"))?;
+    Ok(())
+}
+
+async fn print_summary(cat: &Catalog, master: &credentials::MasterKey, config_path: &Path) -> Result<()> {
+    println!();
+    println!("tenantgate demo is ready.");
+    println!();
+    for t in cat.tenants().await? {
+        let server = cat.server(&t.server).await?;
+        let loc = placement::location(t.placement, &t.key);
+        let (host, port) = tg_control::db::host_port(&server.url).context("reading the server URL")?;
+        let role = t.key.rw_role();
+        println!("  {} — {} placement on {} ({})", t.slug, t.placement, t.server, t.region);
+        println!("    direct, as its own read-write role:");
+        println!(
+            "    PGPASSWORD={} psql \"host={host} port={port} user={role} dbname={}\" -c 'select count(*) from orders'",
+            master.role_password(&role),
+            loc.database
+        );
+        println!();
+    }
+    println!("Manage it with:");
+    println!("  export TENANTGATE_CONFIG={}", config_path.display());
+    println!("  tenantgate tenant list");
+    println!("Stop the clusters with `tenantgate demo --stop`; start over with `tenantgate demo --reset`.");
+    Ok(())
+}
