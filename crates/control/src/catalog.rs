@@ -554,13 +554,17 @@ async fn create_catalog_database(url: &str) -> Result<()> {
     })?;
     let name = cfg.get_dbname().unwrap_or("tenantgate").to_string();
     let admin = db::connect(url, Some("postgres"), "the catalog server").await?;
-    let sql = format!("CREATE DATABASE {0}; REVOKE ALL ON DATABASE {0} FROM PUBLIC;", db::ident(&name));
-    match admin.batch_execute(&sql).await {
-        Ok(()) => Ok(()),
+    // CREATE DATABASE cannot share a (implicit) transaction with other statements.
+    match admin.batch_execute(&format!("CREATE DATABASE {}", db::ident(&name))).await {
+        Ok(()) => {}
         // Someone else created it concurrently.
-        Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42P04") => Ok(()),
-        Err(e) => Err(Error::db("creating the catalog database", e)),
+        Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42P04") => {}
+        Err(e) => return Err(Error::db("creating the catalog database", e)),
     }
+    admin
+        .batch_execute(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", db::ident(&name)))
+        .await
+        .map_err(|e| Error::db("restricting access to the catalog database", e))
 }
 
 fn server_from_row(r: &Row) -> Server {

@@ -107,7 +107,8 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
         .await
         .map_err(|e| Error::db("verifying the roles are gone", e))?
         .get(0);
-    let container_exists_after = container_exists(&admin, tenant).await?;
+    // A pooled tenant has no container of its own: the shared tables stay, its rows are counted above.
+    let container_exists_after = tenant.placement != Placement::Pooled && container_exists(&admin, tenant).await?;
     let rows_after: i64 = tables.iter().map(|t| t.rows_after).sum();
     if rows_after != 0 || roles_exist_after || container_exists_after {
         return Err(Error::Migration(format!(
@@ -145,7 +146,8 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
     Ok(cert)
 }
 
-/// Per-table row counts of the tenant's data (0 for a container that no longer exists).
+/// Per-table row counts of the tenant's data (none for a container that no longer exists).
+/// For a pooled tenant the "container" is the shared pool database and only its rows are counted.
 async fn count_rows(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<HashMap<String, i64>> {
     let loc = placement::location(tenant.placement, &tenant.key);
     let mut out = HashMap::new();
