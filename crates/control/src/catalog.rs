@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey, TenantStatus};
 
 /// Versioned catalog migrations. Append only; never edit a released entry.
-const CATALOG_MIGRATIONS: &[(i32, &str)] = &[(
+const CATALOG_MIGRATIONS: &[(i32, &str)] = &[
+    (
     1,
     r#"
 CREATE TABLE tg.servers (
@@ -97,7 +98,44 @@ END $$;
 CREATE TRIGGER tenants_routing AFTER INSERT OR UPDATE OR DELETE ON tg.tenants
     FOR EACH ROW EXECUTE FUNCTION tg.notify_routing();
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Tenant API keys (tgk_<id>_<secret>): only a SCRAM-SHA-256 verifier is stored.
+-- All active keys of a tenant share one salt, so a wire client that names only the
+-- tenant can be checked against each of them in one SCRAM exchange.
+CREATE TABLE tg.api_keys (
+    id           text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{8}$'),
+    tenant_key   text NOT NULL REFERENCES tg.tenants (key) ON DELETE CASCADE,
+    name         text,
+    scope        text NOT NULL CHECK (scope IN ('read-write','read-only')),
+    verifier     text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at   timestamptz
+);
+CREATE INDEX ON tg.api_keys (tenant_key);
+CREATE FUNCTION tg.notify_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tenantgate_keys', COALESCE(NEW.id, OLD.id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_keys_revoked AFTER UPDATE OF revoked_at OR DELETE ON tg.api_keys
+    FOR EACH ROW EXECUTE FUNCTION tg.notify_keys();
+-- Outcomes of `tenantgate verify`, cited by the reports.
+CREATE TABLE tg.verify_runs (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz NOT NULL DEFAULT now(),
+    passed       boolean NOT NULL,
+    scenarios    integer NOT NULL,
+    failures     integer NOT NULL,
+    summary      jsonb NOT NULL DEFAULT '{}'
+);
+"#,
+    ),
+];
 
 pub fn latest_catalog_version() -> i32 {
     CATALOG_MIGRATIONS.last().map_or(0, |m| m.0)

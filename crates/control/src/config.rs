@@ -22,6 +22,13 @@ pub struct Config {
     pub migrations: MigrationsConfig,
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// `[gateway]`: the wire-protocol gateway, its gate, limits and pools. Parsed
+    /// (strictly) by the data-plane crate that owns it, not here.
+    #[serde(default)]
+    pub gateway: toml::Table,
+    /// `[http]`: the HTTP API and its JWT keys. Parsed by the HTTP crate.
+    #[serde(default)]
+    pub http: toml::Table,
     /// Directory the config file was loaded from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

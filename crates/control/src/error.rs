@@ -29,6 +29,9 @@ pub enum Error {
     #[error("no tenant {0:?}. `tenantgate tenant list` shows the tenants that exist")]
     UnknownTenant(String),
 
+    #[error("tenant {slug:?} has no key {id:?}. `tenantgate key list {slug}` shows its keys")]
+    UnknownKey { slug: String, id: String },
+
     #[error("no server {0:?}. `tenantgate server list` shows the servers; add one with `tenantgate server add NAME --url URL --region REGION`")]
     UnknownServer(String),
 

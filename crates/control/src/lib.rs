@@ -10,6 +10,7 @@
 //! - `servers`: registering and checking servers;
 //! - `placement`: the DDL of the three placements (roles, RLS, grants);
 //! - `migrate`: app-schema lint and fan-out;
+//! - `keys`: tenant API keys and their SCRAM verifiers;
 //! - `tenants`: the tenant lifecycle state machines;
 //! - `mobility`: erasure (and, later, move/export/import).
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod migrate;
 pub mod mobility;
 pub mod model;

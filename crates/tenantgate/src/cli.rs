@@ -28,6 +28,38 @@ pub enum Command {
     Tenant(TenantCmd),
     /// Lint and apply app-schema migrations to every target
     Migrate(MigrateArgs),
+    /// Manage tenant API keys (the password a client gives the gateway)
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Issue a key for a tenant; the secret is printed once and never stored
+    Create {
+        slug: String,
+        /// The key maps to the tenant's read-only role
+        #[arg(long)]
+        read_only: bool,
+        /// A label, e.g. text2sql-agent
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's keys (never the secrets)
+    List {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: new connections fail at once, open sessions end within seconds
+    Revoke {
+        slug: String,
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -10,7 +10,7 @@ use tg_control::mobility::erase;
 use tg_control::model::Placement;
 use tg_control::{servers, tenants};
 
-use crate::cli::{Cli, Command, MigrateArgs, MigrateSub, ServerCmd, TenantCmd};
+use crate::cli::{Cli, Command, KeyCmd, MigrateArgs, MigrateSub, ServerCmd, TenantCmd};
 use crate::output;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -20,7 +20,56 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Server(cmd) => server(&Config::load(&cli.config)?, cmd).await,
         Command::Tenant(cmd) => tenant(&Config::load(&cli.config)?, cmd).await,
         Command::Migrate(args) => migrate_cmd(&cli.config, args).await,
+        Command::Key(cmd) => key(&Config::load(&cli.config)?, cmd).await,
     }
+}
+
+async fn key(cfg: &Config, cmd: KeyCmd) -> Result<ExitCode> {
+    use tg_control::keys::{self, KeyScope};
+    let cat = catalog(cfg).await?;
+    let fmt_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+    match cmd {
+        KeyCmd::Create { slug, read_only, name, json } => {
+            let scope = if read_only { KeyScope::ReadOnly } else { KeyScope::ReadWrite };
+            let k = keys::create(&cat, &slug, scope, name.as_deref()).await?;
+            if json {
+                output::json(&k)?;
+            } else {
+                println!("created {} key {} for {slug}. Store the secret now; it is not shown again:", scope.as_str(), k.info.id);
+                println!("{}", k.secret);
+            }
+        }
+        KeyCmd::List { slug, json } => {
+            let list = keys::list(&cat, &slug).await?;
+            if json {
+                output::json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.id.clone(),
+                            k.name.clone().unwrap_or_else(|| "-".into()),
+                            k.scope.as_str().into(),
+                            fmt_time(Some(k.created_at)),
+                            fmt_time(k.last_used_at),
+                            if k.revoked_at.is_some() { format!("revoked {}", fmt_time(k.revoked_at)) } else { "active".into() },
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "NAME", "SCOPE", "CREATED", "LAST USED", "STATE"], &rows);
+            }
+        }
+        KeyCmd::Revoke { slug, key_id, json } => {
+            let k = keys::revoke(&cat, &slug, &key_id).await?;
+            if json {
+                output::json(&k)?;
+            } else {
+                println!("revoked key {} of {slug}", k.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn catalog(cfg: &Config) -> Result<Catalog> {
