@@ -101,6 +101,10 @@ pub struct ReportsConfig {
     pub max_pooled_tenant_bytes: u64,
     #[serde(default)]
     pub compliance: Vec<String>,
+    /// A machine-readable `tenant move` benchmark (format: docs/reports.md), cited by
+    /// `tenantgate questionnaire`. Relative to the config file. Unset: no measurement.
+    #[serde(default)]
+    pub move_benchmark: Option<PathBuf>,
 }
 
 impl Default for ReportsConfig {
@@ -109,6 +113,7 @@ impl Default for ReportsConfig {
             max_pooled_tenants: default_max_pooled(),
             max_pooled_tenant_bytes: default_max_pooled_bytes(),
             compliance: Vec::new(),
+            move_benchmark: None,
         }
     }
 }

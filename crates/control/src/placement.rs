@@ -340,7 +340,7 @@ async fn role_exists(c: &Client, role: &str) -> Result<bool> {
         .map_err(|e| Error::db("looking up a role", e))
 }
 
-pub(crate) async fn database_exists(c: &Client, name: &str) -> Result<bool> {
+pub async fn database_exists(c: &Client, name: &str) -> Result<bool> {
     c.query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name])
         .await
         .map(|r| r.get(0))

@@ -31,6 +31,27 @@ pub enum Command {
     /// Manage tenant API keys (the password a client gives the gateway)
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Write the multi-tenancy decision record (Markdown) from the live catalog
+    Adr {
+        /// Write to FILE instead of stdout
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate the re-evaluation triggers; exit 3 when any fired (0 when all are ok or approaching)
+    Triggers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer the standard security questions from live state, for the deployment or one tenant
+    Questionnaire {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, conflicts_with = "md")]
+        json: bool,
+        /// Markdown (the default)
+        #[arg(long)]
+        md: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +142,15 @@ pub enum TenantCmd {
     /// Show one tenant, where it lives and any unfinished operation
     Show {
         slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Update a tenant's declared requirements (`--requires ''` clears them)
+    Update {
+        slug: String,
+        /// e.g. dedicated-database,dedicated-schema,region:eu-central
+        #[arg(long, value_delimiter = ',', required = true, num_args = 1)]
+        requires: Vec<String>,
         #[arg(long)]
         json: bool,
     },

@@ -21,6 +21,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant(cmd) => tenant(&Config::load(&cli.config)?, cmd).await,
         Command::Migrate(args) => migrate_cmd(&cli.config, args).await,
         Command::Key(cmd) => key(&Config::load(&cli.config)?, cmd).await,
+        Command::Adr { out } => crate::reports::adr(&Config::load(&cli.config)?, out).await,
+        Command::Triggers { json } => crate::reports::triggers(&Config::load(&cli.config)?, json).await,
+        Command::Questionnaire { tenant, json, md: _ } => crate::reports::questionnaire(&Config::load(&cli.config)?, tenant, json).await,
     }
 }
 
@@ -132,7 +135,7 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
                 placement: placement.parse::<Placement>()?,
                 server,
                 residency,
-                requires,
+                requires: crate::reports::check_requires(&requires)?,
                 is_probe: false,
             };
             let created = tenants::create(cfg, &mut cat, &req).await?;
@@ -192,6 +195,7 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
                 }
             }
         }
+        TenantCmd::Update { slug, requires, json } => return crate::reports::tenant_update(&cat, &slug, &requires, json).await,
         TenantCmd::Suspend { slug } => {
             tenants::set_suspended(&cat, &slug, true).await?;
             println!("suspended {slug}: its roles cannot log in and its sessions were ended");

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod demo;
 mod output;
+mod reports;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,42 @@
+//! tenantgate's HTTP API (DESIGN §4, §8): tenant-scoped SQL and schema for apps and Text2SQL
+//! agents, authenticated by JWT or tenant API key; the admin API; OpenAPI, health and metrics.
+//!
+//! The tenant of every request comes from a verified credential, and every statement runs as
+//! that tenant's own PostgreSQL role through the *same* gate, router and per-tenant pools as the
+//! wire gateway (`tg-proxy`): this crate opens no backend connection of its own and keeps no
+//! pool. The database, not this crate, is what isolates tenants; the gate is the second layer.
+//!
+//! Modules, one concept each:
+//! - `config`: the `[http]` table;
+//! - `jwt`: key loading, pinned-algorithm verification, dev-token signing;
+//! - `auth`: the principal of a request (JWT or `tgk_` key), `X-Tenant-ID`, the admin token;
+//! - `limits`: the per-tenant rate limit and the per-call row/byte/time limits;
+//! - `wire`: one statement over a pooled backend in the extended query protocol;
+//! - `values`: PostgreSQL text values to JSON;
+//! - `sql`: `POST /v1/sql`; `schema`: `GET /v1/schema`; `tenant_keys`: `GET /v1/keys…`;
+//! - `admin`: `/admin/v1/…`; `problem`: RFC 9457 errors; `metrics`: `/metrics`;
+//! - `openapi`: `/openapi.json`; `server`: routes, middleware, state and `serve`.
+//!
+//! What this crate must never do: trust a tenant id from a query string, a body or a header on
+//! its own; pass a PostgreSQL NOTICE, DETAIL, HINT or CONTEXT to a client; log or return a
+//! secret; provision anything (the admin API calls the control plane, like the CLI does).
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod schema;
+pub mod server;
+pub mod sql;
+pub mod tenant_keys;
+pub mod values;
+pub mod wire;
+
+pub use config::HttpConfig;
+pub use error::HttpError;
+pub use server::{serve, AppState, DataPlane};

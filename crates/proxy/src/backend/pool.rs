@@ -1,0 +1,365 @@
+//! Per-tenant-role backend pools under a global connection budget per server.
+//!
+//! Owns which backend connections exist, who holds them and when they close:
+//! - a pool is keyed by (server, database, role), so a connection belongs to exactly one
+//!   tenant role for its whole life (DESIGN I2) and is reset with `DISCARD ALL` between clients;
+//! - each server has a budget of connections (idle + in use + connecting) over all tenants;
+//!   when it is full, the longest-idle connection of another tenant is closed to make room;
+//!   otherwise a checkout waits, up to a timeout, and then fails with 53300;
+//! - idle connections close after an idle timeout, so idle pools shrink to zero.
+//!
+//! It must never hand one tenant's connection to another, return a connection to a pool
+//! without a successful reset, or exceed a server's budget by more than a connection being
+//! swapped for an evicted one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tg_control::keys::KeyScope;
+use tokio::sync::Notify;
+
+use super::conn::{BackendConn, BackendReader, BackendWriter, CancelTarget, ConnectParams, RawMessage};
+use super::PoolError;
+use crate::config::GatewayConfig;
+use crate::router::Route;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    server: String,
+    host: String,
+    port: u16,
+    database: String,
+    role: String,
+}
+
+struct Idle {
+    conn: BackendConn,
+    slot: Slot,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Open connections per server name (idle + in use + connecting).
+    server_open: HashMap<String, usize>,
+    /// Open connections per pool.
+    pool_open: HashMap<PoolKey, usize>,
+    idle: HashMap<PoolKey, Vec<Idle>>,
+}
+
+struct Inner {
+    cfg: Arc<GatewayConfig>,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Accounting for one open connection; closing it (drop) frees its place in the budget.
+struct Slot {
+    inner: Arc<Inner>,
+    key: PoolKey,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        {
+            let mut st = lock(&self.inner.state);
+            if let Some(n) = st.server_open.get_mut(&self.key.server) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(n) = st.pool_open.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    st.pool_open.remove(&self.key);
+                }
+            }
+        }
+        self.inner.notify.notify_waiters();
+    }
+}
+
+/// The backend pools of one gateway process. Cheap to clone.
+#[derive(Clone)]
+pub struct Pools {
+    inner: Arc<Inner>,
+}
+
+/// Counts for observability and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: usize,
+    pub idle: usize,
+}
+
+impl Pools {
+    /// Pools sized by `[gateway]`; spawns the idle reaper on the current runtime (it stops
+    /// when the last clone is dropped).
+    pub fn new(cfg: Arc<GatewayConfig>) -> Pools {
+        let inner = Arc::new(Inner { cfg, state: Mutex::new(State::default()), notify: Notify::new() });
+        tokio::spawn(reap_task(Arc::downgrade(&inner)));
+        Pools { inner }
+    }
+
+    /// A backend connection for `route`'s tenant, logged in as the role of `scope`, from
+    /// the tenant's pool or newly opened. Checks that the tenant is routable first.
+    /// Waits up to `gateway.checkout_timeout_ms` when the server's budget is exhausted.
+    pub async fn checkout(&self, route: &Route, scope: KeyScope) -> Result<Backend, PoolError> {
+        route.check_routable().map_err(|e| PoolError::NotRoutable(e.to_string()))?;
+        let login = route.login(scope);
+        let key = PoolKey {
+            server: route.server.clone(),
+            host: route.host.clone(),
+            port: route.port,
+            database: route.database.clone(),
+            role: login.role.clone(),
+        };
+        let cfg = &self.inner.cfg;
+        let budget = cfg.budget_for(&route.server);
+        let wait = GatewayConfig::ms(cfg.checkout_timeout_ms);
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let action = {
+                let mut st = lock(&self.inner.state);
+                if let Some(idle) = st.idle.get_mut(&key).and_then(|v| v.pop()) {
+                    Action::Reuse(idle)
+                } else if st.pool_open.get(&key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
+                    Action::Wait(format!(
+                        "tenant role already holds {} connections (gateway.pool_max_per_tenant)",
+                        cfg.pool_max_per_tenant
+                    ))
+                } else if st.server_open.get(&key.server).copied().unwrap_or(0) < budget {
+                    Action::Connect(self.reserve(&mut st, &key), None)
+                } else if let Some(victim) = take_oldest_idle(&mut st, &key) {
+                    Action::Connect(self.reserve(&mut st, &key), Some(victim))
+                } else {
+                    Action::Wait(format!("all {budget} connections of the gateway's budget for this server are in use"))
+                }
+            };
+            match action {
+                Action::Reuse(mut idle) => {
+                    if idle.conn.reader.is_stale() {
+                        drop(idle); // closed by the server meanwhile (e.g. the tenant was suspended)
+                        continue;
+                    }
+                    return Ok(Backend { conn: Some(idle.conn), slot: Some(idle.slot), pools: self.clone() });
+                }
+                Action::Connect(slot, victim) => {
+                    if let Some(v) = victim {
+                        v.conn.terminate();
+                        drop(v);
+                    }
+                    let settings = limit_settings(cfg, &route.slug);
+                    let conn = BackendConn::connect(&ConnectParams {
+                        host: &key.host,
+                        port: key.port,
+                        database: &key.database,
+                        login: &login,
+                        settings: &settings,
+                        connect_timeout: GatewayConfig::ms(cfg.connect_timeout_ms),
+                    })
+                    .await?;
+                    return Ok(Backend { conn: Some(conn), slot: Some(slot), pools: self.clone() });
+                }
+                Action::Wait(why) => {
+                    let now = Instant::now();
+                    if now >= deadline || tokio::time::timeout(deadline - now, notified).await.is_err() {
+                        return Err(PoolError::Exhausted { server: route.server.clone(), why, waited_ms: wait.as_millis() as u64 });
+                    }
+                }
+            }
+        }
+    }
+
+    fn reserve(&self, st: &mut State, key: &PoolKey) -> Slot {
+        *st.server_open.entry(key.server.clone()).or_insert(0) += 1;
+        *st.pool_open.entry(key.clone()).or_insert(0) += 1;
+        Slot { inner: self.inner.clone(), key: key.clone() }
+    }
+
+    /// Close every idle connection of a tenant (by tenant key), e.g. after it was suspended
+    /// or moved. Connections in use close when their sessions end.
+    pub fn close_idle_of(&self, tenant_key: &str) {
+        let victims: Vec<Idle> = {
+            let mut st = lock(&self.inner.state);
+            let keys: Vec<PoolKey> = st
+                .idle
+                .keys()
+                .filter(|k| k.role == tenant_key || k.role.strip_suffix("_ro") == Some(tenant_key))
+                .cloned()
+                .collect();
+            keys.into_iter().filter_map(|k| st.idle.remove(&k)).flatten().collect()
+        };
+        for v in victims {
+            v.conn.terminate();
+        }
+    }
+
+    /// Open and idle connections on server `name`.
+    pub fn stats(&self, server: &str) -> PoolStats {
+        let st = lock(&self.inner.state);
+        let idle = st.idle.iter().filter(|(k, _)| k.server == server).map(|(_, v)| v.len()).sum();
+        PoolStats { open: st.server_open.get(server).copied().unwrap_or(0), idle }
+    }
+
+    fn put_idle(&self, conn: BackendConn, slot: Slot) {
+        let key = slot.key.clone();
+        lock(&self.inner.state).idle.entry(key).or_default().push(Idle { conn, slot, since: Instant::now() });
+        self.inner.notify.notify_waiters();
+    }
+}
+
+enum Action {
+    Reuse(Idle),
+    Connect(Slot, Option<Idle>),
+    Wait(String),
+}
+
+/// The longest-idle connection on `key`'s server that belongs to another pool.
+fn take_oldest_idle(st: &mut State, key: &PoolKey) -> Option<Idle> {
+    let (victim_key, idx) = st
+        .idle
+        .iter()
+        .filter(|(k, _)| k.server == key.server && *k != key)
+        .flat_map(|(k, v)| v.iter().enumerate().map(move |(i, idle)| (k, i, idle.since)))
+        .min_by_key(|(_, _, since)| *since)
+        .map(|(k, i, _)| (k.clone(), i))?;
+    let list = st.idle.get_mut(&victim_key)?;
+    let v = list.remove(idx);
+    if list.is_empty() {
+        st.idle.remove(&victim_key);
+    }
+    Some(v)
+}
+
+/// The per-tenant limits as backend startup settings. Set in the startup packet, they are
+/// the session's reset values, so a client's RESET ALL or DISCARD ALL returns to them.
+fn limit_settings(cfg: &GatewayConfig, slug: &str) -> Vec<(String, String)> {
+    let l = cfg.limits_for(slug);
+    let mut s = Vec::new();
+    if l.statement_timeout_ms > 0 {
+        s.push(("statement_timeout".to_string(), l.statement_timeout_ms.to_string()));
+    }
+    if l.idle_in_transaction_timeout_ms > 0 {
+        s.push(("idle_in_transaction_session_timeout".to_string(), l.idle_in_transaction_timeout_ms.to_string()));
+    }
+    s
+}
+
+async fn reap_task(inner: std::sync::Weak<Inner>) {
+    loop {
+        let every = match inner.upgrade() {
+            Some(i) => (GatewayConfig::ms(i.cfg.pool_idle_timeout_ms) / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            None => return,
+        };
+        tokio::time::sleep(every).await;
+        let Some(i) = inner.upgrade() else { return };
+        let max_idle = GatewayConfig::ms(i.cfg.pool_idle_timeout_ms);
+        let expired: Vec<Idle> = {
+            let mut st = lock(&i.state);
+            let mut out = Vec::new();
+            for list in st.idle.values_mut() {
+                let mut k = 0;
+                while k < list.len() {
+                    if list[k].since.elapsed() >= max_idle || list[k].conn.reader.is_stale() {
+                        out.push(list.remove(k));
+                    } else {
+                        k += 1;
+                    }
+                }
+            }
+            st.idle.retain(|_, v| !v.is_empty());
+            out
+        };
+        for e in expired {
+            e.conn.terminate();
+        }
+    }
+}
+
+/// A checked-out backend connection, held by one client session (or one HTTP request).
+///
+/// Use [`Backend::send`]/[`Backend::recv`] for request/response use, or [`Backend::io`] for
+/// full-duplex forwarding. Give it back with [`Backend::release`] (reset with `DISCARD ALL`,
+/// then pooled); dropping it instead closes the connection.
+pub struct Backend {
+    conn: Option<BackendConn>,
+    slot: Option<Slot>,
+    pools: Pools,
+}
+
+impl Backend {
+    fn conn(&mut self) -> Result<&mut BackendConn, PoolError> {
+        self.conn.as_mut().ok_or(PoolError::Closed)
+    }
+
+    /// Send raw frontend message bytes (one or more whole messages).
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
+        self.conn()?.writer.send(bytes).await
+    }
+
+    /// Receive one whole backend message.
+    pub async fn recv(&mut self) -> Result<RawMessage, PoolError> {
+        self.conn()?.reader.recv().await
+    }
+
+    /// Both halves, for forwarding in both directions at once.
+    pub fn io(&mut self) -> Result<(&mut BackendReader, &mut BackendWriter), PoolError> {
+        let c = self.conn()?;
+        Ok((&mut c.reader, &mut c.writer))
+    }
+
+    /// The server's current ParameterStatus values.
+    pub fn parameters(&self) -> &[(String, String)] {
+        self.conn.as_ref().map(|c| c.reader.params()).unwrap_or(&[])
+    }
+
+    /// Where to send a CancelRequest for this backend.
+    pub fn cancel_target(&self) -> Option<CancelTarget> {
+        self.conn.as_ref().map(|c| c.cancel.clone())
+    }
+
+    /// `b'I'` idle, `b'T'` in a transaction, `b'E'` in a failed transaction.
+    pub fn transaction_status(&self) -> u8 {
+        self.conn.as_ref().map(|c| c.reader.transaction_status()).unwrap_or(b'?')
+    }
+
+    /// The backend role this connection is logged in as.
+    pub fn role(&self) -> &str {
+        self.conn.as_ref().map(|c| c.role.as_str()).unwrap_or("")
+    }
+
+    /// Reset with `DISCARD ALL` and return to the pool; close instead if the connection is
+    /// in a transaction, has unread data, or the reset fails.
+    pub async fn release(mut self) {
+        let (Some(mut conn), Some(slot)) = (self.conn.take(), self.slot.take()) else { return };
+        match conn.reset().await {
+            Ok(()) => self.pools.put_idle(conn, slot),
+            Err(e) => {
+                tracing::debug!("closing backend instead of pooling it: {e}");
+                conn.terminate();
+            }
+        }
+    }
+
+    /// Close the connection now (it is not reused).
+    pub fn close(mut self) {
+        if let Some(c) = self.conn.take() {
+            c.terminate();
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.terminate();
+        }
+    }
+}

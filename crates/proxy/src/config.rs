@@ -1,0 +1,204 @@
+//! `[gateway]` in tenantgate.toml: the listen address, the gate switch, per-tenant limits,
+//! pool sizes, the per-server connection budget, timeouts and TLS.
+//!
+//! Owns parsing and validation of that table only (the control plane's `Config` keeps it as
+//! an opaque `toml::Table` for this crate). It never opens a socket or reads a file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+
+/// The `[gateway]` table. Every field has a default, so an absent table is a working gateway
+/// on 127.0.0.1:6432 with the gate on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the wire protocol listens on.
+    pub listen: String,
+    /// The SQL gate (DESIGN §5). `false` is for tests only: the database still isolates.
+    pub gate: bool,
+    /// Strict catalog mode: refuse catalog relations that enumerate other tenants.
+    pub strict_catalog: bool,
+    /// Allow `EXPLAIN ANALYZE` (it runs the statement).
+    pub allow_explain_analyze: bool,
+    /// Limits for every tenant unless `tenant_limits` names it.
+    pub limits: LimitsConfig,
+    /// Per-tenant overrides, by slug: `[gateway.tenant_limits.acme] statement_timeout_ms = 5000`.
+    pub tenant_limits: HashMap<String, LimitsConfig>,
+    /// Largest frontend message accepted (bytes), except COPY data.
+    pub max_message_bytes: usize,
+    /// Largest CopyData message accepted (bytes). PostgreSQL's own limit is 1 GiB.
+    pub max_copy_message_bytes: usize,
+    /// Backend connections one tenant role may hold on its server.
+    pub pool_max_per_tenant: usize,
+    /// Backend connections the gateway may hold on one server (all tenants together).
+    pub server_budget: usize,
+    /// Per-server overrides of `server_budget`, by server name.
+    pub server_budgets: HashMap<String, usize>,
+    /// How long a client waits for a backend connection before it is refused (53300).
+    pub checkout_timeout_ms: u64,
+    /// Idle backend connections are closed after this long, so idle pools shrink to zero.
+    pub pool_idle_timeout_ms: u64,
+    /// Timeout for opening a backend connection.
+    pub connect_timeout_ms: u64,
+    /// A client must finish startup and authentication within this time.
+    pub auth_timeout_ms: u64,
+    /// How often the router re-reads routes of tenants with open sessions, in case a NOTIFY
+    /// was missed (the catalog listener reconnects on its own).
+    pub poll_interval_ms: u64,
+    /// How long a cached route is trusted without a NOTIFY or poll confirming it.
+    pub route_ttl_ms: u64,
+    /// PEM certificate chain; with `tls_key`, SSLRequest is answered 'S'.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Per-tenant limits, enforced on every backend connection and capped by the gate.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `statement_timeout` of every backend session, and the cap for a client's SET. 0 = none.
+    pub statement_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout` of every backend session, and its cap. 0 = none.
+    pub idle_in_transaction_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { statement_timeout_ms: 60_000, idle_in_transaction_timeout_ms: 300_000 }
+    }
+}
+
+impl LimitsConfig {
+    pub fn gate_limits(&self) -> tg_gate::Limits {
+        let opt = |v: u64| (v > 0).then_some(v);
+        tg_gate::Limits {
+            max_statement_timeout_ms: opt(self.statement_timeout_ms),
+            max_idle_in_transaction_ms: opt(self.idle_in_transaction_timeout_ms),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: "127.0.0.1:6432".into(),
+            gate: true,
+            strict_catalog: true,
+            allow_explain_analyze: false,
+            limits: LimitsConfig::default(),
+            tenant_limits: HashMap::new(),
+            max_message_bytes: 64 << 20,
+            max_copy_message_bytes: 1 << 30,
+            pool_max_per_tenant: 20,
+            server_budget: 80,
+            server_budgets: HashMap::new(),
+            checkout_timeout_ms: 5_000,
+            pool_idle_timeout_ms: 60_000,
+            connect_timeout_ms: 10_000,
+            auth_timeout_ms: 30_000,
+            poll_interval_ms: 3_000,
+            route_ttl_ms: 30_000,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Parse and validate `[gateway]` (the table from `tg_control::config::Config::gateway`).
+    pub fn from_table(table: &toml::Table) -> Result<GatewayConfig, GatewayError> {
+        let cfg: GatewayConfig = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e| GatewayError::Config(format!("[gateway] is not valid: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), GatewayError> {
+        let bad = |m: String| Err(GatewayError::Config(m));
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!("gateway.listen = {:?} is not an address; use e.g. \"127.0.0.1:6432\"", self.listen));
+        }
+        if self.max_message_bytes < 1024 || self.max_message_bytes > (1 << 30) {
+            return bad("gateway.max_message_bytes must be between 1024 and 1073741824".into());
+        }
+        if self.max_copy_message_bytes < 1024 || self.max_copy_message_bytes > (1 << 30) {
+            return bad("gateway.max_copy_message_bytes must be between 1024 and 1073741824".into());
+        }
+        if self.pool_max_per_tenant == 0 || self.server_budget == 0 || self.server_budgets.values().any(|v| *v == 0) {
+            return bad("gateway.pool_max_per_tenant and gateway.server_budget(s) must be at least 1".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("set both gateway.tls_cert and gateway.tls_key, or neither".into());
+        }
+        for (name, v) in [
+            ("checkout_timeout_ms", self.checkout_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("auth_timeout_ms", self.auth_timeout_ms),
+            ("poll_interval_ms", self.poll_interval_ms),
+        ] {
+            if v == 0 {
+                return bad(format!("gateway.{name} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits of tenant `slug`.
+    pub fn limits_for(&self, slug: &str) -> LimitsConfig {
+        self.tenant_limits.get(slug).copied().unwrap_or(self.limits)
+    }
+
+    /// The connection budget of server `name`.
+    pub fn budget_for(&self, name: &str) -> usize {
+        self.server_budgets.get(name).copied().unwrap_or(self.server_budget)
+    }
+
+    pub fn gate_config(&self) -> tg_gate::GateConfig {
+        tg_gate::GateConfig {
+            enabled: self.gate,
+            strict_catalog: self.strict_catalog,
+            allow_explain_analyze: self.allow_explain_analyze,
+            ..tg_gate::GateConfig::default()
+        }
+    }
+
+    pub fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = GatewayConfig::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6432");
+        assert!(c.gate && c.strict_catalog);
+        let t: toml::Table = toml::from_str(
+            "listen = \"127.0.0.1:7000\"\ngate = false\nserver_budget = 3\n[tenant_limits.acme]\nstatement_timeout_ms = 5\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::from_table(&t).unwrap();
+        assert!(!c.gate);
+        assert_eq!(c.budget_for("x"), 3);
+        assert_eq!(c.limits_for("acme").statement_timeout_ms, 5);
+        assert_eq!(c.limits_for("acme").idle_in_transaction_timeout_ms, 300_000);
+    }
+
+    #[test]
+    fn refuses_unknown_and_bad_values() {
+        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0"] {
+            let t: toml::Table = toml::from_str(bad).unwrap();
+            assert!(GatewayConfig::from_table(&t).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! placeholder so the workspace builds while the proxy crate is written

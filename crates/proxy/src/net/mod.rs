@@ -1,0 +1,16 @@
+//! The wire: framing of frontend messages ([`codec`]) and the backend-format messages the
+//! gateway originates ([`messages`]), plus the client stream type (plain TCP or TLS).
+//!
+//! Owns bytes and message boundaries only. It never makes a policy decision (auth, gate,
+//! routing) and never decodes rows: frames are forwarded as the raw bytes they arrived as.
+
+pub mod codec;
+pub mod messages;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A client connection: plain TCP or TLS over TCP.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
+
+pub type ClientStream = Box<dyn ClientIo>;

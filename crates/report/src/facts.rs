@@ -1,0 +1,562 @@
+//! Facts: one read pass over the catalog, the config, the servers and the move
+//! benchmark, gathered into a serializable [`Facts`] that every report renders from.
+//!
+//! Every fact carries its source (`catalog: tg.tenants`, `config: reports.max_pooled_tenants`,
+//! `server us-1: ...`, `verify: tg.verify_runs#12`, ...), so each rendered statement can
+//! say what it rests on. Everything is sorted, so the same catalog gives the same facts.
+//!
+//! Owns reading and measuring. It never writes anywhere, never keeps a server URL
+//! with its password (only `redacted_url`), and never estimates what it cannot
+//! measure: a missing measurement stays `None` with the reason.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use tg_control::catalog::{Catalog, Server, Tenant};
+use tg_control::config::Config;
+use tg_control::db;
+use tg_control::model::{Placement, TenantStatus};
+use tg_control::placement::{self, ServerAdmin};
+
+use crate::error::{Error, Result};
+
+pub const SRC_TENANTS: &str = "catalog: tg.tenants";
+pub const SRC_SERVERS: &str = "catalog: tg.servers";
+pub const SRC_VERIFY: &str = "catalog: tg.verify_runs";
+pub const SRC_MAX_POOLED: &str = "config: reports.max_pooled_tenants";
+pub const SRC_MAX_POOLED_BYTES: &str = "config: reports.max_pooled_tenant_bytes";
+pub const SRC_COMPLIANCE: &str = "config: reports.compliance";
+pub const SRC_CATALOG_URL: &str = "config: catalog.url";
+
+/// Everything the reports know, from one pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// The only time-dependent fact: the day the reports were generated.
+    pub date: NaiveDate,
+    pub catalog: CatalogLocation,
+    /// Sorted by name.
+    pub servers: Vec<ServerFact>,
+    /// Sorted by slug. Probe tenants (`is_probe`, created by `tenantgate verify`) are excluded.
+    pub tenants: Vec<TenantFact>,
+    pub probes_excluded: usize,
+    pub thresholds: Thresholds,
+    pub compliance: Sourced<Vec<String>>,
+    pub verify: VerifyFacts,
+    pub capabilities: Capabilities,
+    pub move_benchmark: MoveBenchmark,
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: String,
+}
+
+impl<T> Sourced<T> {
+    fn new(value: T, source: impl Into<String>) -> Self {
+        Sourced { value, source: source.into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogLocation {
+    pub redacted_url: String,
+    /// The registered server whose host and port the catalog URL names, if any.
+    pub server: Option<String>,
+    pub region: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFact {
+    pub name: String,
+    pub region: String,
+    pub redacted_url: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantFact {
+    pub slug: String,
+    pub key: String,
+    pub status: TenantStatus,
+    pub placement: Placement,
+    pub server: String,
+    pub region: String,
+    /// Sorted. Empty: any region.
+    pub residency: Vec<String>,
+    /// Sorted, as stored (may hold values this build does not understand).
+    pub requires: Vec<String>,
+    /// The database and schema holding the tenant's tables on its server.
+    pub database: String,
+    pub schema: String,
+    pub size: Size,
+    pub source: String,
+}
+
+/// A measured size, or why there is none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Size {
+    pub bytes: Option<u64>,
+    /// How it was measured (or why it was not).
+    pub method: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Thresholds {
+    pub max_pooled_tenants: Sourced<u64>,
+    pub max_pooled_tenant_bytes: Sourced<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRun {
+    pub id: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub passed: bool,
+    pub scenarios: i32,
+    pub failures: i32,
+}
+
+impl VerifyRun {
+    /// `verify: tg.verify_runs#12`
+    pub fn source(&self) -> String {
+        format!("verify: tg.verify_runs#{}", self.id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyFacts {
+    pub runs: i64,
+    pub last: Option<VerifyRun>,
+    pub last_passed: Option<VerifyRun>,
+    pub source: String,
+}
+
+/// What this build of the binary can do, as its own command tree says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capabilities {
+    pub version: String,
+    /// The flag `tenant move` takes for the target placement (`--to`), or `None` when
+    /// this build has no `tenant move`.
+    pub move_placement_flag: Option<String>,
+    pub export: bool,
+    pub import: bool,
+    pub verify: bool,
+    pub source: String,
+}
+
+impl Capabilities {
+    /// A build with none of the optional commands (for tests and library users).
+    pub fn none(version: &str) -> Capabilities {
+        Capabilities {
+            version: version.into(),
+            move_placement_flag: None,
+            export: false,
+            import: false,
+            verify: false,
+            source: format!("binary: tenantgate {version} command tree"),
+        }
+    }
+}
+
+/// The machine-readable move benchmark (`reports.move_benchmark`), format
+/// `tenantgate-move-bench/1` (docs/reports.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveBenchmark {
+    /// The file as configured, when one is configured.
+    pub path: Option<String>,
+    /// Why there are no runs, when there are none.
+    pub missing: Option<String>,
+    pub measured_on: Option<String>,
+    pub environment: Option<String>,
+    pub runs: Vec<MoveRun>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRun {
+    pub from: Placement,
+    pub to: Placement,
+    pub tenant_bytes: u64,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub fence_ms: Option<u64>,
+    #[serde(default)]
+    pub rows: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBenchFile {
+    format: String,
+    #[serde(default)]
+    measured_on: Option<String>,
+    #[serde(default)]
+    environment: Option<String>,
+    runs: Vec<MoveRun>,
+}
+
+pub const MOVE_BENCH_FORMAT: &str = "tenantgate-move-bench/1";
+
+impl MoveBenchmark {
+    /// The measured run that covers a tenant of `bytes` moving `from` → `to`: the
+    /// smallest measured tenant at least this large. `None` when no run covers it
+    /// (never extrapolated).
+    pub fn covering(&self, from: Placement, to: Placement, bytes: u64) -> Option<&MoveRun> {
+        self.runs
+            .iter()
+            .filter(|r| r.from == from && r.to == to && r.tenant_bytes >= bytes)
+            .min_by_key(|r| (r.tenant_bytes, r.duration_ms))
+    }
+
+    /// The largest measured run for `from` → `to`, to cite when none covers a tenant.
+    pub fn largest(&self, from: Placement, to: Placement) -> Option<&MoveRun> {
+        self.runs.iter().filter(|r| r.from == from && r.to == to).max_by_key(|r| (r.tenant_bytes, r.duration_ms))
+    }
+}
+
+impl Facts {
+    pub fn tenant(&self, slug: &str) -> Option<&TenantFact> {
+        self.tenants.iter().find(|t| t.slug == slug)
+    }
+
+    pub fn placements_in_use(&self) -> Vec<Placement> {
+        Placement::ALL.into_iter().filter(|p| self.tenants.iter().any(|t| t.placement == *p)).collect()
+    }
+
+    pub fn count(&self, placement: Placement) -> usize {
+        self.tenants.iter().filter(|t| t.placement == placement).count()
+    }
+
+    pub fn server(&self, name: &str) -> Option<&ServerFact> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Regions with their servers (both sorted).
+    pub fn regions(&self) -> BTreeMap<String, Vec<&ServerFact>> {
+        let mut m: BTreeMap<String, Vec<&ServerFact>> = BTreeMap::new();
+        for s in &self.servers {
+            m.entry(s.region.clone()).or_default().push(s);
+        }
+        m
+    }
+
+    /// The largest pooled tenant by measured size (ties: slug order).
+    pub fn largest_pooled(&self) -> Option<&TenantFact> {
+        self.tenants
+            .iter()
+            .filter(|t| t.placement == Placement::Pooled)
+            .filter_map(|t| t.size.bytes.map(|b| (b, t)))
+            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.slug.cmp(&a.1.slug)))
+            .map(|(_, t)| t)
+    }
+
+    /// The exact `tenant move` command for moving `slug` to a dedicated database on `server`.
+    pub fn move_command(&self, slug: &str, server: &str) -> String {
+        let flag = self.capabilities.move_placement_flag.as_deref().unwrap_or("--to");
+        format!("tenantgate tenant move {slug} {flag} database --server {server}")
+    }
+}
+
+/// Read everything, once. `date` is the only input that changes from day to day.
+pub async fn gather(cfg: &Config, catalog: &Catalog, capabilities: Capabilities, date: NaiveDate) -> Result<Facts> {
+    let r = &cfg.reports;
+    if r.max_pooled_tenants == 0 {
+        return Err(Error::Config("reports.max_pooled_tenants must be at least 1 (default 500)".into()));
+    }
+    if r.max_pooled_tenant_bytes == 0 {
+        return Err(Error::Config("reports.max_pooled_tenant_bytes must be at least 1 (default 100000000000, i.e. 100 GB)".into()));
+    }
+    let servers = catalog.servers().await?;
+    let all = catalog.tenants().await?;
+    let probes_excluded = all.iter().filter(|t| t.is_probe).count();
+    let tenants: Vec<Tenant> = all.into_iter().filter(|t| !t.is_probe).collect();
+    let sizes = measure_sizes(&servers, &tenants).await?;
+
+    let mut tenant_facts: Vec<TenantFact> = tenants
+        .iter()
+        .map(|t| {
+            let loc = placement::location(t.placement, &t.key);
+            let mut residency = t.residency.clone();
+            residency.sort();
+            let mut requires = t.requires.clone();
+            requires.sort();
+            let size = sizes.get(t.key.as_str()).cloned().unwrap_or_else(|| Size {
+                bytes: None,
+                method: format!("not measured: the tenant's status is {}", t.status),
+                source: SRC_TENANTS.into(),
+            });
+            TenantFact {
+                slug: t.slug.clone(),
+                key: t.key.to_string(),
+                status: t.status,
+                placement: t.placement,
+                server: t.server.clone(),
+                region: t.region.clone(),
+                residency,
+                requires,
+                database: loc.database,
+                schema: loc.schema,
+                size,
+                source: SRC_TENANTS.into(),
+            }
+        })
+        .collect();
+    tenant_facts.sort_by(|a, b| a.slug.cmp(&b.slug));
+
+    let mut server_facts: Vec<ServerFact> = servers
+        .iter()
+        .map(|s| ServerFact {
+            name: s.name.clone(),
+            region: s.region.clone(),
+            redacted_url: s.redacted_url(),
+            source: SRC_SERVERS.into(),
+        })
+        .collect();
+    server_facts.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let catalog_at = db::host_port(&cfg.catalog.url);
+    let catalog_server = servers.iter().find(|s| catalog_at.is_some() && db::host_port(&s.url) == catalog_at);
+    let catalog_loc = CatalogLocation {
+        redacted_url: db::redact_url(&cfg.catalog.url),
+        server: catalog_server.map(|s| s.name.clone()),
+        region: catalog_server.map(|s| s.region.clone()),
+        source: format!("{SRC_CATALOG_URL}, {SRC_SERVERS}"),
+    };
+
+    let mut compliance = r.compliance.clone();
+    compliance.sort();
+    compliance.dedup();
+
+    Ok(Facts {
+        date,
+        catalog: catalog_loc,
+        servers: server_facts,
+        tenants: tenant_facts,
+        probes_excluded,
+        thresholds: Thresholds {
+            max_pooled_tenants: Sourced::new(r.max_pooled_tenants, SRC_MAX_POOLED),
+            max_pooled_tenant_bytes: Sourced::new(r.max_pooled_tenant_bytes, SRC_MAX_POOLED_BYTES),
+        },
+        compliance: Sourced::new(compliance, SRC_COMPLIANCE),
+        verify: verify_facts(catalog).await?,
+        capabilities,
+        move_benchmark: move_benchmark(cfg)?,
+    })
+}
+
+async fn verify_facts(catalog: &Catalog) -> Result<VerifyFacts> {
+    let c = catalog.client();
+    let ctx = |e| tg_control::Error::db("reading tg.verify_runs", e);
+    let cols = "id, started_at, finished_at, passed, scenarios, failures";
+    let to_run = |r: tokio_postgres::Row| VerifyRun {
+        id: r.get(0),
+        started_at: r.get(1),
+        finished_at: r.get(2),
+        passed: r.get(3),
+        scenarios: r.get(4),
+        failures: r.get(5),
+    };
+    let runs: i64 = c.query_one("SELECT count(*) FROM tg.verify_runs", &[]).await.map_err(ctx)?.get(0);
+    let last = c
+        .query_opt(&format!("SELECT {cols} FROM tg.verify_runs ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
+        .await
+        .map_err(ctx)?
+        .map(to_run);
+    let last_passed = c
+        .query_opt(&format!("SELECT {cols} FROM tg.verify_runs WHERE passed ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
+        .await
+        .map_err(ctx)?
+        .map(to_run);
+    Ok(VerifyFacts { runs, last, last_passed, source: SRC_VERIFY.into() })
+}
+
+fn move_benchmark(cfg: &Config) -> Result<MoveBenchmark> {
+    let source = "config: reports.move_benchmark".to_string();
+    let Some(configured) = &cfg.reports.move_benchmark else {
+        return Ok(MoveBenchmark {
+            path: None,
+            missing: Some("no move benchmark is configured (reports.move_benchmark is unset)".into()),
+            measured_on: None,
+            environment: None,
+            runs: Vec::new(),
+            source,
+        });
+    };
+    let shown = configured.display().to_string();
+    let path = cfg.resolve(configured);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(MoveBenchmark {
+                path: Some(shown.clone()),
+                missing: Some(format!("reports.move_benchmark names {shown}, which does not exist: no move has been measured")),
+                measured_on: None,
+                environment: None,
+                runs: Vec::new(),
+                source: format!("{source} ({shown})"),
+            })
+        }
+        Err(e) => return Err(Error::Benchmark { path: path.display().to_string(), reason: e.to_string() }),
+    };
+    parse_move_benchmark(&text, &path, &shown, source)
+}
+
+fn parse_move_benchmark(text: &str, path: &Path, shown: &str, source: String) -> Result<MoveBenchmark> {
+    let bad = |reason: String| Error::Benchmark { path: path.display().to_string(), reason };
+    let file: MoveBenchFile = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON of the expected shape: {e}")))?;
+    if file.format != MOVE_BENCH_FORMAT {
+        return Err(bad(format!("format is {:?}; this build reads {MOVE_BENCH_FORMAT:?}", file.format)));
+    }
+    let mut runs = file.runs;
+    runs.sort_by_key(|r| (r.from.as_str(), r.to.as_str(), r.tenant_bytes, r.duration_ms));
+    let missing = runs.is_empty().then(|| format!("{shown} holds no runs: no move has been measured"));
+    Ok(MoveBenchmark {
+        path: Some(shown.to_string()),
+        missing,
+        measured_on: file.measured_on,
+        environment: file.environment,
+        runs,
+        source: format!("{source} ({shown})"),
+    })
+}
+
+/// Measure every active or suspended tenant's size on its server:
+/// - `schema` and `database`: `pg_total_relation_size` (heap, TOAST and indexes) summed
+///   over the tables in the tenant's own schema;
+/// - `pooled`: an estimate, `sum(pg_column_size(row))` over the tenant's rows in every
+///   shared table with a `tenant_id` column (row data only: no indexes, no per-page or
+///   dead-row overhead), one `GROUP BY tenant_id` scan per table.
+async fn measure_sizes(servers: &[Server], tenants: &[Tenant]) -> Result<HashMap<String, Size>> {
+    let mut out = HashMap::new();
+    for server in servers {
+        let on: Vec<&Tenant> = tenants
+            .iter()
+            .filter(|t| t.server == server.name && matches!(t.status, TenantStatus::Active | TenantStatus::Suspended))
+            .collect();
+        if on.is_empty() {
+            continue;
+        }
+        let admin = ServerAdmin { name: &server.name, url: &server.url };
+        let name = server.name.as_str();
+        let pooled: Vec<&Tenant> = on.iter().copied().filter(|t| t.placement == Placement::Pooled).collect();
+        if !pooled.is_empty() {
+            let sizes = pooled_sizes(&admin).await?;
+            for t in pooled {
+                out.insert(
+                    t.key.to_string(),
+                    Size {
+                        bytes: Some(sizes.get(t.key.as_str()).copied().unwrap_or(0)),
+                        method: "estimate: sum(pg_column_size(row)) over the tenant's rows in the shared tables (row data only, no indexes)".into(),
+                        source: format!("server {name}: {}.{}", placement::POOL_DB, placement::APP_SCHEMA),
+                    },
+                );
+            }
+        }
+        let schema: Vec<&Tenant> = on.iter().copied().filter(|t| t.placement == Placement::Schema).collect();
+        if !schema.is_empty() {
+            let client = admin.connect(Some(placement::BRIDGE_DB)).await.map_err(|e| Error::measure(name, placement::BRIDGE_DB, e))?;
+            let keys: Vec<String> = schema.iter().map(|t| t.key.to_string()).collect();
+            let rows = client
+                .query(
+                    "SELECT n.nspname::text, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                     FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm') \
+                     WHERE n.nspname = ANY($1) GROUP BY 1",
+                    &[&keys],
+                )
+                .await
+                .map_err(|e| Error::measure_db(name, placement::BRIDGE_DB, e))?;
+            let found: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            for t in schema {
+                out.insert(t.key.to_string(), relation_size(name, placement::BRIDGE_DB, t.key.as_str(), found.get(t.key.as_str())));
+            }
+        }
+        for t in on.iter().copied().filter(|t| t.placement == Placement::Database) {
+            let db_name = t.key.as_str();
+            let client = admin.connect(Some(db_name)).await.map_err(|e| Error::measure(name, db_name, e))?;
+            let row = client
+                .query_opt(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
+                    &[&placement::APP_SCHEMA],
+                )
+                .await
+                .map_err(|e| Error::measure_db(name, db_name, e))?;
+            let bytes: Option<i64> = row.map(|r| r.get(0));
+            out.insert(t.key.to_string(), relation_size(name, db_name, placement::APP_SCHEMA, bytes.as_ref()));
+        }
+    }
+    Ok(out)
+}
+
+fn relation_size(server: &str, database: &str, schema: &str, bytes: Option<&i64>) -> Size {
+    Size {
+        bytes: Some(bytes.copied().unwrap_or(0).max(0) as u64),
+        method: "pg_total_relation_size (tables, TOAST and indexes) summed over the tenant's schema".into(),
+        source: format!("server {server}: {database}.{schema}"),
+    }
+}
+
+/// Estimated bytes per tenant key in the pool database's shared tables.
+async fn pooled_sizes(admin: &ServerAdmin<'_>) -> Result<HashMap<String, u64>> {
+    let server = admin.name;
+    let client = admin.connect(Some(placement::POOL_DB)).await.map_err(|e| Error::measure(server, placement::POOL_DB, e))?;
+    let tables = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+             ORDER BY 1",
+            &[&placement::APP_SCHEMA],
+        )
+        .await
+        .map_err(|e| Error::measure_db(server, placement::POOL_DB, e))?;
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    for t in tables {
+        let table: String = t.get(0);
+        // `table` was quoted by format('%I.%I') above.
+        let sql = format!("SELECT tenant_id::text, coalesce(sum(pg_column_size(x.*)), 0)::bigint FROM {table} x GROUP BY 1");
+        let rows = client.query(&sql, &[]).await.map_err(|e| Error::measure_db(server, format!("{} table {table}", placement::POOL_DB), e))?;
+        for r in rows {
+            let key: Option<String> = r.get(0);
+            let bytes: i64 = r.get(1);
+            if let Some(k) = key {
+                *sizes.entry(k).or_default() += bytes.max(0) as u64;
+            }
+        }
+    }
+    Ok(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benchmark_file_and_covering_run() {
+        let text = r#"{"format":"tenantgate-move-bench/1","measured_on":"2025-01-02","runs":[
+            {"from":"pooled","to":"database","tenant_bytes":1000000,"duration_ms":900},
+            {"from":"pooled","to":"database","tenant_bytes":100000000,"duration_ms":4000,"fence_ms":300},
+            {"from":"schema","to":"database","tenant_bytes":5000,"duration_ms":100}]}"#;
+        let b = parse_move_benchmark(text, Path::new("m.json"), "m.json", "config".into()).unwrap();
+        assert_eq!(b.runs.len(), 3);
+        assert_eq!(b.covering(Placement::Pooled, Placement::Database, 5).map(|r| r.duration_ms), Some(900));
+        assert_eq!(b.covering(Placement::Pooled, Placement::Database, 2_000_000).map(|r| r.duration_ms), Some(4000));
+        // Larger than anything measured: no covering run, never an extrapolation.
+        assert!(b.covering(Placement::Pooled, Placement::Database, 200_000_000).is_none());
+        assert_eq!(b.largest(Placement::Pooled, Placement::Database).map(|r| r.tenant_bytes), Some(100_000_000));
+        assert!(b.covering(Placement::Schema, Placement::Pooled, 1).is_none());
+
+        let e = parse_move_benchmark(r#"{"format":"x","runs":[]}"#, Path::new("m.json"), "m.json", "c".into()).unwrap_err();
+        assert!(e.to_string().contains("tenantgate-move-bench/1"), "{e}");
+        assert!(parse_move_benchmark("{", Path::new("m.json"), "m.json", "c".into()).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Wire-protocol attacks: startup packets, cancel requests and TLS negotiation that a
+//! normal driver would never send, spoken byte by byte to the gateway.
+//!
+//! Owns a minimal raw client (startup, SCRAM, simple query, cancel) and the wire
+//! attacks of the catalogue. It never judges results; `exec::judge` does.
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::exec::{ErrInfo, Seen, Session, Target};
+use crate::probes::Probe;
+use crate::scenarios::WireAttack;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A raw session after a successful startup.
+pub struct Raw {
+    stream: TcpStream,
+    pub pid: i32,
+    pub secret: i32,
+}
+
+fn err(code: &str, message: impl Into<String>) -> ErrInfo {
+    ErrInfo { code: code.into(), message: message.into(), detail: None, hint: None }
+}
+
+fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    body.put_i32(196608);
+    for (k, v) in params {
+        body.put_slice(k.as_bytes());
+        body.put_u8(0);
+        body.put_slice(v.as_bytes());
+        body.put_u8(0);
+    }
+    body.put_u8(0);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+async fn read_message(s: &mut TcpStream) -> Result<(u8, Vec<u8>), ErrInfo> {
+    let mut head = [0u8; 5];
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut head))
+        .await
+        .map_err(|_| err("timeout", "no answer from the gateway"))?
+        .map_err(|e| err("connection", format!("connection closed: {e}")))?;
+    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    if !(4..=64 * 1024 * 1024).contains(&len) {
+        return Err(err("protocol", format!("bad message length {len}")));
+    }
+    let mut body = vec![0u8; len as usize - 4];
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut body))
+        .await
+        .map_err(|_| err("timeout", "truncated answer from the gateway"))?
+        .map_err(|e| err("connection", format!("connection closed: {e}")))?;
+    Ok((head[0], body))
+}
+
+/// Parse an ErrorResponse/NoticeResponse body.
+fn error_fields(body: &[u8]) -> ErrInfo {
+    let mut e = err("", "");
+    for field in body.split(|b| *b == 0) {
+        if field.is_empty() {
+            continue;
+        }
+        let v = String::from_utf8_lossy(&field[1..]).into_owned();
+        match field[0] {
+            b'C' => e.code = v,
+            b'M' => e.message = v,
+            b'D' => e.detail = Some(v),
+            b'H' => e.hint = Some(v),
+            _ => {}
+        }
+    }
+    e
+}
+
+impl Raw {
+    /// Start up with arbitrary parameters and authenticate with SCRAM.
+    pub async fn connect(target: &Target, params: &[(&str, &str)], password: &str) -> Result<Raw, ErrInfo> {
+        let mut stream = tokio::time::timeout(TIMEOUT, TcpStream::connect((target.host.as_str(), target.port)))
+            .await
+            .map_err(|_| err("timeout", "cannot connect"))?
+            .map_err(|e| err("connection", format!("cannot connect: {e}")))?;
+        stream.write_all(&startup_packet(params)).await.map_err(|e| err("connection", e.to_string()))?;
+        let mut scram: Option<ScramSha256> = None;
+        let (mut pid, mut secret) = (0, 0);
+        loop {
+            let (tag, body) = read_message(&mut stream).await?;
+            match tag {
+                b'E' => return Err(error_fields(&body)),
+                b'R' if body.len() >= 4 => {
+                    let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    match code {
+                        0 => {}
+                        10 => {
+                            let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                            let mut m = b"SCRAM-SHA-256\0".to_vec();
+                            m.extend_from_slice(&(s.message().len() as i32).to_be_bytes());
+                            m.extend_from_slice(s.message());
+                            stream.write_all(&message(b'p', &m)).await.map_err(|e| err("connection", e.to_string()))?;
+                            scram = Some(s);
+                        }
+                        11 => {
+                            let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL continue without SASL"))?;
+                            s.update(&body[4..]).map_err(|e| err("protocol", e.to_string()))?;
+                            stream.write_all(&message(b'p', s.message())).await.map_err(|e| err("connection", e.to_string()))?;
+                        }
+                        12 => {
+                            let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL final without SASL"))?;
+                            s.finish(&body[4..]).map_err(|e| err("protocol", format!("server signature rejected: {e}")))?;
+                        }
+                        other => return Err(err("protocol", format!("unsupported authentication request {other}"))),
+                    }
+                }
+                b'K' if body.len() >= 8 => {
+                    pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                }
+                b'Z' => return Ok(Raw { stream, pid, secret }),
+                _ => {}
+            }
+        }
+    }
+
+    /// Run a simple query; rows are returned as `|`-joined text.
+    pub async fn query(&mut self, sql: &str) -> Seen {
+        let started = std::time::Instant::now();
+        let mut seen = Seen::default();
+        let mut q = sql.as_bytes().to_vec();
+        q.push(0);
+        if let Err(e) = self.stream.write_all(&message(b'Q', &q)).await {
+            seen.error = Some(err("connection", e.to_string()));
+            return seen;
+        }
+        loop {
+            match read_message(&mut self.stream).await {
+                Err(e) => {
+                    seen.error = Some(e);
+                    break;
+                }
+                Ok((b'E', body)) => seen.error = Some(error_fields(&body)),
+                Ok((b'N', body)) => seen.notices.push(error_fields(&body).message),
+                Ok((b'D', body)) => seen.rows.push(String::from_utf8_lossy(&body).into_owned()),
+                Ok((b'Z', _)) => break,
+                Ok(_) => {}
+            }
+        }
+        seen.elapsed = started.elapsed();
+        seen
+    }
+}
+
+/// Send a CancelRequest for (pid, secret).
+pub async fn cancel(target: &Target, pid: i32, secret: i32) {
+    if let Ok(mut s) = TcpStream::connect((target.host.as_str(), target.port)).await {
+        let mut m = Vec::with_capacity(16);
+        m.extend_from_slice(&16i32.to_be_bytes());
+        m.extend_from_slice(&80877102i32.to_be_bytes());
+        m.extend_from_slice(&pid.to_be_bytes());
+        m.extend_from_slice(&secret.to_be_bytes());
+        let _ = s.write_all(&m).await;
+        let mut buf = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+    }
+}
+
+fn refused_or_not(r: Result<Raw, ErrInfo>) -> Seen {
+    match r {
+        Ok(_) => Seen::default(),
+        Err(e) => Seen { error: Some(e), ..Default::default() },
+    }
+}
+
+/// Run one wire attack from `a` against `v`. `revoked` is a key of `a` that was revoked.
+pub async fn attack(target: &Target, what: WireAttack, a: &Probe, v: &Probe, revoked: &str, read_sql: &str) -> Seen {
+    let base = |user: &str| vec![("user", user.to_string()), ("database", "tenantgate".to_string())];
+    let conn = |params: Vec<(&'static str, String)>, pw: String| {
+        let target = target.clone();
+        async move {
+            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Raw::connect(&target, &p, &pw).await
+        }
+    };
+    match what {
+        WireAttack::OtherDatabaseName => match Session::connect(target, &a.slug, &a.rw_secret, &v.database).await {
+            Ok(s) => s.simple(read_sql).await,
+            Err(e) => Seen { error: Some(e), ..Default::default() },
+        },
+        WireAttack::OptionsRole => {
+            let mut p = base(&a.slug);
+            p.push(("options", format!("-c role={}", v.key)));
+            refused_or_not(conn(p, a.rw_secret.clone()).await)
+        }
+        WireAttack::OptionsSearchPath => {
+            let mut p = base(&a.slug);
+            p.push(("options", format!("-c search_path={}", v.schema)));
+            refused_or_not(conn(p, a.rw_secret.clone()).await)
+        }
+        WireAttack::Replication => {
+            let mut p = base(&a.slug);
+            p.push(("replication", "database".into()));
+            refused_or_not(conn(p, a.rw_secret.clone()).await)
+        }
+        WireAttack::RevokedKey => refused_or_not(conn(base(&a.slug), revoked.to_string()).await),
+        WireAttack::OtherTenantsKey => refused_or_not(conn(base(&a.slug), v.rw_secret.clone()).await),
+        WireAttack::OwnKeyOtherTenant => refused_or_not(conn(base(&v.slug), a.rw_secret.clone()).await),
+        WireAttack::CancelOtherSession => {
+            // The victim runs a short sleep; the attacker cancels with the victim's pid and
+            // wrong secrets. The victim's query must finish normally.
+            let mut victim = match conn(base(&v.slug), v.rw_secret.clone()).await {
+                Ok(r) => r,
+                Err(e) => return Seen { error: Some(err("setup", format!("victim could not connect: {}", e.message))), ..Default::default() },
+            };
+            let (pid, secret) = (victim.pid, victim.secret);
+            let t = target.clone();
+            let canceller = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                for guess in [secret ^ 1, secret.wrapping_add(1), 0, -1] {
+                    cancel(&t, pid, guess).await;
+                }
+            });
+            let seen = victim.query("SELECT pg_sleep(0.6)").await;
+            let _ = canceller.await;
+            seen
+        }
+        WireAttack::SslPiggyback => {
+            let mut s = match TcpStream::connect((target.host.as_str(), target.port)).await {
+                Ok(s) => s,
+                Err(e) => return Seen { error: Some(err("setup", e.to_string())), ..Default::default() },
+            };
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&8i32.to_be_bytes());
+            bytes.extend_from_slice(&80877103i32.to_be_bytes());
+            bytes.extend_from_slice(&startup_packet(&[("user", &a.slug), ("database", "tenantgate")]));
+            if s.write_all(&bytes).await.is_err() {
+                return Seen { error: Some(err("connection", "closed at once")), ..Default::default() };
+            }
+            let mut answer = [0u8; 1];
+            match tokio::time::timeout(TIMEOUT, s.read(&mut answer)).await {
+                Ok(Ok(1)) if answer[0] == b'N' => match read_message(&mut s).await {
+                    // Anything but an error/close means the piggy-backed startup was processed.
+                    Ok((b'E', body)) => Seen { error: Some(error_fields(&body)), ..Default::default() },
+                    Ok((tag, _)) => Seen { rows: vec![format!("the gateway processed the piggy-backed startup (answered '{}')", tag as char)], ..Default::default() },
+                    Err(e) => Seen { error: Some(e), ..Default::default() },
+                },
+                Ok(Ok(1)) if answer[0] == b'E' => Seen { error: Some(err("08P01", "refused")), ..Default::default() },
+                Ok(Ok(1)) => Seen { rows: vec![format!("unexpected SSL answer '{}'", answer[0] as char)], ..Default::default() },
+                _ => Seen { error: Some(err("connection", "closed")), ..Default::default() },
+            }
+        }
+    }
+}
