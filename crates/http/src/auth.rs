@@ -223,7 +223,15 @@ impl Authenticator<'_> {
         };
         let owner = self.key_owner(id).await?;
         let route = match owner {
-            Some(slug) => Some(self.router.route(&slug).await.map_err(route_problem)?),
+            Some(slug) => {
+                let cached = self.router.route(&slug).await.map_err(route_problem)?;
+                // Creating a key sends no NOTIFY, so a cached route may predate a new key.
+                if cached.key(id).is_some() {
+                    Some(cached)
+                } else {
+                    Some(self.router.route_fresh(&slug).await.map_err(route_problem)?)
+                }
+            }
             None => None,
         };
         let verifier: Option<(ScramVerifier, KeyScope)> =
@@ -231,7 +239,7 @@ impl Authenticator<'_> {
         // An unknown id costs the same PBKDF2 as a wrong secret.
         let (v, scope, known) = match verifier {
             Some((v, s)) => (v, s, true),
-            None => (ScramVerifier::derive("tgk_dummy", b"tenantgate-dummy", SCRAM_ITERATIONS), KeyScope::ReadOnly, false),
+            None => (dummy_verifier(), KeyScope::ReadOnly, false),
         };
         let secret = token.to_string();
         let ok = tokio::task::spawn_blocking(move || v.check_password(&secret))
@@ -268,6 +276,12 @@ impl Authenticator<'_> {
             .map_err(|_| catalog_down())?;
         Ok(row.map(|r| r.get::<_, String>(0)))
     }
+}
+
+/// A verifier no key matches, derived once, checked against when a key id is unknown.
+fn dummy_verifier() -> ScramVerifier {
+    static DUMMY: std::sync::OnceLock<ScramVerifier> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| ScramVerifier::derive("tgk_dummy", b"tenantgate-dummy", SCRAM_ITERATIONS)).clone()
 }
 
 fn catalog_down() -> Problem {

@@ -39,4 +39,4 @@ pub mod wire;
 
 pub use config::HttpConfig;
 pub use error::HttpError;
-pub use server::{serve, AppState, DataPlane};
+pub use server::{serve, AppState, DataPlane, HttpServer};

@@ -97,6 +97,18 @@ impl TenantLabels {
     }
 }
 
+impl TenantLabels {
+    /// The label `tenant` has now, without counting a request.
+    pub fn peek(&self, tenant: &str) -> String {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.labelled.contains(tenant) {
+            tenant.to_string()
+        } else {
+            OTHER.to_string()
+        }
+    }
+}
+
 pub fn request(tenant: &str, route: &str, status: u16, elapsed: Duration) {
     metrics::counter!("tenantgate_http_requests_total", "tenant" => tenant.to_string(), "route" => route.to_string(), "status" => status.to_string())
         .increment(1);

@@ -83,7 +83,7 @@ pub fn encode(st: &Statement<'_>) -> Result<BytesMut, ExecError> {
         st.statement_timeout_ms
     );
     frontend::query(&prelude, &mut buf).map_err(enc)?;
-    frontend::parse("", st.sql, std::iter::repeat(0u32).take(st.params.len()), &mut buf).map_err(enc)?;
+    frontend::parse("", st.sql, std::iter::repeat_n(0u32, st.params.len()), &mut buf).map_err(enc)?;
     frontend::bind(
         "",
         "",

@@ -1,1 +1,173 @@
-//! placeholder so the workspace builds while the proxy crate is written
+//! tenantgate's data plane: the PostgreSQL wire-protocol gateway (DESIGN §3–5).
+//!
+//! Clients speak plain PostgreSQL to it with user = tenant slug and password = an API key.
+//! Data flows one way through these modules, and nothing reaches back:
+//!
+//! ```text
+//! net (frames) → frontend (startup, SCRAM auth) → gate (tg-gate) → router (catalog view)
+//!              → backend (per-tenant-role pools under a per-server budget) → tenant's server
+//! ```
+//!
+//! - [`config`]: the `[gateway]` table of tenantgate.toml;
+//! - [`net`]: frontend message framing and the few backend messages the gateway writes;
+//! - [`frontend`]: client sessions, SCRAM, startup parameters, cancel keys;
+//! - [`router`]: cached routing from the catalog, invalidated by NOTIFY and polling;
+//! - [`backend`]: backend connections and pools;
+//! - [`audit`]: connection and denial audit into the catalog, off the session's path;
+//! - [`tls`]: the rustls acceptor.
+//!
+//! [`Router`] and [`Pools`] are public so the HTTP API reuses the same routing and pools.
+//! This crate reads the catalog but never writes tenant state or provisions anything; it
+//! never shares a backend connection between tenant roles (DESIGN I2) and never logs SQL
+//! text, parameter values or secrets.
+
+pub mod audit;
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod frontend;
+pub mod net;
+pub mod router;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use backend::{Backend, PoolError, Pools, RawMessage};
+pub use config::GatewayConfig;
+pub use error::GatewayError;
+pub use router::{EndReason, Login, Route, RouteError, RouteEvent, Router, RouterOptions, Subscription};
+
+use tg_control::config::Config;
+use tokio::net::TcpListener;
+
+/// A configured gateway: router, pools, gate, audit and TLS. Bind it and serve.
+pub struct Gateway {
+    shared: Arc<frontend::Shared>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// Build from tenantgate.toml: parse `[gateway]`, connect to the catalog and check the
+    /// master key against it.
+    pub async fn from_config(cfg: &Config) -> Result<Gateway, GatewayError> {
+        let gw = GatewayConfig::from_table(&cfg.gateway)?;
+        let catalog = tg_control::catalog::Catalog::connect(&cfg.catalog.url).await?;
+        let master = tg_control::tenants::master_key(cfg, &catalog).await?;
+        Gateway::new(gw, &cfg.catalog.url, master, &cfg.base_dir)
+    }
+
+    /// Build from parts. `base_dir` resolves relative TLS paths. Must run inside a tokio runtime.
+    pub fn new(
+        cfg: GatewayConfig,
+        catalog_url: &str,
+        master: tg_control::credentials::MasterKey,
+        base_dir: &std::path::Path,
+    ) -> Result<Gateway, GatewayError> {
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(c), Some(k)) => {
+                let resolve = |p: &std::path::Path| if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
+                Some(tls::acceptor(&resolve(c), &resolve(k))?)
+            }
+            _ => None,
+        };
+        let cfg = Arc::new(cfg);
+        let router = Router::new(
+            catalog_url,
+            master,
+            RouterOptions {
+                ttl: GatewayConfig::ms(cfg.route_ttl_ms),
+                poll_interval: GatewayConfig::ms(cfg.poll_interval_ms),
+            },
+        );
+        let pools = Pools::new(cfg.clone());
+        // Idle connections of a tenant that changed (suspended, moved, erased) are closed.
+        let mut events = router.events();
+        let p = pools.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(RouteEvent::TenantChanged(key)) => p.close_idle_of(&key),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let auditor = audit::Auditor::start(router.clone());
+        let gate = Arc::new(tg_gate::Gate::new(cfg.gate_config()));
+        let mut decoy_secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut decoy_secret);
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(frontend::Shared {
+            cfg,
+            router,
+            pools,
+            gate,
+            auditor,
+            cancels: Arc::new(frontend::cancel::CancelRegistry::default()),
+            tls,
+            decoy_secret,
+            shutdown: shutdown_rx,
+        });
+        Ok(Gateway { shared, shutdown_tx })
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.shared.cfg
+    }
+
+    /// The router (shared with the HTTP API).
+    pub fn router(&self) -> &Router {
+        &self.shared.router
+    }
+
+    /// The backend pools (shared with the HTTP API).
+    pub fn pools(&self) -> &Pools {
+        &self.shared.pools
+    }
+
+    /// The gate sessions use.
+    pub fn gate(&self) -> &Arc<tg_gate::Gate> {
+        &self.shared.gate
+    }
+
+    /// Bind the listen address (`addr` overrides `gateway.listen`; port 0 picks a free one).
+    pub async fn bind(&self, addr: Option<&str>) -> Result<TcpListener, GatewayError> {
+        let addr = addr.unwrap_or(&self.shared.cfg.listen).to_string();
+        TcpListener::bind(&addr).await.map_err(|source| GatewayError::Listen { addr, source })
+    }
+
+    /// Accept clients until `shutdown` resolves; then tell open sessions to end and wait up
+    /// to five seconds for them.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut sessions = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let shared = self.shared.clone();
+                        sessions.spawn(frontend::session::run(shared, tcp, peer));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        let _ = self.shutdown_tx.send(true);
+        let drain = async { while sessions.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+    }
+
+    /// Address helper for callers printing where the gateway listens.
+    pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
+        listener.local_addr().ok()
+    }
+}

@@ -16,7 +16,7 @@ use crate::adr::{model, verify_line};
 use crate::facts::{Facts, TenantFact, SRC_SERVERS, SRC_TENANTS};
 use crate::text;
 
-const SRC_MODEL: &str = "model: tenantgate placement privileges and RLS (docs/reports.md, DESIGN I1-I4)";
+const SRC_MODEL: &str = "model: tenantgate placement privileges and RLS (DESIGN I1-I4; stated in the ADR)";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Questionnaire {

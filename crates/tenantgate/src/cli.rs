@@ -20,6 +20,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the catalog (idempotent) and register the servers listed in the config
     Init,
+    /// Run the wire-protocol gateway until SIGINT/SIGTERM
+    Serve {
+        /// Listen address (default: gateway.listen from the config, 127.0.0.1:6432); port 0 picks a free port
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Manage database servers
     #[command(subcommand)]
     Server(ServerCmd),
@@ -31,6 +37,18 @@ pub enum Command {
     /// Manage tenant API keys (the password a client gives the gateway)
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Sign a development JWT for a tenant with the configured HS256 key ([[http.jwt_keys]])
+    Token {
+        slug: String,
+        /// Scope `read`: the token maps to the tenant's read-only role
+        #[arg(long)]
+        read_only: bool,
+        /// Lifetime, e.g. 90s, 15m, 1h, 7d
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Certify isolation: probe tenants, the attack catalogue (gate on and off), and a configuration audit
+    Verify(VerifyArgs),
     /// Write the multi-tenancy decision record (Markdown) from the live catalog
     Adr {
         /// Write to FILE instead of stdout
@@ -52,6 +70,27 @@ pub enum Command {
         #[arg(long)]
         md: bool,
     },
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Run only one group of scenarios (role, rls, catalog, channels, session, escape, resource, stacking, wire, llm)
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Keep the probe tenants afterwards
+    #[arg(long)]
+    pub keep: bool,
+    /// Attack a running gateway with the gate on (HOST:PORT) instead of starting one in-process
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Attack a running gateway with the gate off (HOST:PORT); only with --target
+    #[arg(long, requires = "target")]
+    pub target_no_gate: Option<String>,
+    /// Probe tenants per placement (at least 2)
+    #[arg(long, default_value_t = 2)]
+    pub probes: usize,
 }
 
 #[derive(Subcommand)]

@@ -17,10 +17,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Init => init(&Config::load(&cli.config)?).await,
+        Command::Serve { listen } => crate::serve::run(&Config::load(&cli.config)?, listen).await,
+        Command::Token { slug, read_only, ttl } => crate::http_cmd::token(&Config::load(&cli.config)?, &slug, read_only, &ttl).await,
         Command::Server(cmd) => server(&Config::load(&cli.config)?, cmd).await,
         Command::Tenant(cmd) => tenant(&Config::load(&cli.config)?, cmd).await,
         Command::Migrate(args) => migrate_cmd(&cli.config, args).await,
         Command::Key(cmd) => key(&Config::load(&cli.config)?, cmd).await,
+        Command::Verify(args) => crate::verify_cmd::run(&Config::load(&cli.config)?, args).await,
         Command::Adr { out } => crate::reports::adr(&Config::load(&cli.config)?, out).await,
         Command::Triggers { json } => crate::reports::triggers(&Config::load(&cli.config)?, json).await,
         Command::Questionnaire { tenant, json, md: _ } => crate::reports::questionnaire(&Config::load(&cli.config)?, tenant, json).await,

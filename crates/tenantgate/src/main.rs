@@ -4,7 +4,10 @@
 mod cli;
 mod commands;
 mod demo;
+mod http_cmd;
 mod output;
+mod serve;
+mod verify_cmd;
 mod reports;
 
 use std::process::ExitCode;

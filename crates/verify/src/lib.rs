@@ -95,8 +95,18 @@ pub async fn run(cfg: &Config, targets: &[Target], opts: &Options) -> Result<Rep
     let mut catalog = Catalog::connect(&cfg.catalog.url).await?;
     let master = tg_control::tenants::master_key(cfg, &catalog).await?;
     probes::erase_all(&mut catalog).await?;
-    let probes = probes::create(cfg, &mut catalog, &master, opts.per_placement.max(2)).await?;
-    let result = attack_all(cfg, &catalog, &master, targets, opts, &probes).await;
+    let audit_only = opts.only.as_deref() == Some("audit");
+    let (probes, result) = if audit_only {
+        (Vec::new(), Ok((Vec::new(), Duration::ZERO)))
+    } else {
+        if targets.is_empty() {
+            return Err(Error::Setup("no gateway to attack through; start `tenantgate serve` or pass --target".into()));
+        }
+        let probes = probes::create(cfg, &mut catalog, &master, opts.per_placement.max(2)).await?;
+        analyze(&catalog, &probes).await;
+        let result = attack_all(cfg, &catalog, &master, targets, opts, &probes).await;
+        (probes, result)
+    };
     let audit = audit::run(&catalog).await;
     if !opts.keep {
         probes::erase_all(&mut catalog).await?;
@@ -155,6 +165,23 @@ async fn record(catalog: &Catalog, r: &Report) -> Result<()> {
     Ok(())
 }
 
+/// Gather planner statistics on the probes' tables, so a statistics leak would show.
+async fn analyze(catalog: &Catalog, probes: &[Probe]) {
+    let mut done = std::collections::BTreeSet::new();
+    for p in probes {
+        if !done.insert((p.server.clone(), p.database.clone())) {
+            continue;
+        }
+        let Ok(server) = catalog.server(&p.server).await else { continue };
+        let admin = tg_control::placement::ServerAdmin { name: &server.name, url: &server.url };
+        if let Ok(c) = admin.connect(Some(&p.database)).await {
+            if let Err(e) = c.batch_execute("ANALYZE").await {
+                tracing::warn!("ANALYZE in {} on {}: {e}", p.database, p.server);
+            }
+        }
+    }
+}
+
 /// Per-attacker fixtures prepared once.
 struct Fixture {
     revoked: String,
@@ -196,7 +223,12 @@ async fn attack_all(
             let (stmt_ms, idle_ms) = limits(&session).await;
             let bound = Duration::from_millis(stmt_ms.unwrap_or(30_000) + 3_000);
             let markers_all: Vec<&str> = probes.iter().filter(|p| p.key != a.key).map(|p| p.canary.as_str()).collect();
+            // Exhaustion attacks are slow by nature: one attacker per placement runs them.
+            let first_of_placement = probes.iter().position(|p| p.placement == a.placement) == Some(ai);
             for sc in &catalogue {
+                if sc.group == "resource" && !first_of_placement {
+                    continue;
+                }
                 let victims: Vec<(usize, &Probe)> = if exec::is_pairwise(&sc.kind) {
                     probes.iter().enumerate().filter(|(_, v)| v.key != a.key).collect()
                 } else {

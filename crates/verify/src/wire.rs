@@ -228,12 +228,12 @@ pub async fn attack(target: &Target, what: WireAttack, a: &Probe, v: &Probe, rev
             let (pid, secret) = (victim.pid, victim.secret);
             let t = target.clone();
             let canceller = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                tokio::time::sleep(Duration::from_millis(80)).await;
                 for guess in [secret ^ 1, secret.wrapping_add(1), 0, -1] {
                     cancel(&t, pid, guess).await;
                 }
             });
-            let seen = victim.query("SELECT pg_sleep(0.6)").await;
+            let seen = victim.query("SELECT pg_sleep(0.3)").await;
             let _ = canceller.await;
             seen
         }

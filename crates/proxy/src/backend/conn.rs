@@ -278,7 +278,7 @@ impl BackendConn {
                             frontend::sasl_response(s.message(), &mut out).map_err(PoolError::io)?;
                         }
                         12 => {
-                            let s = scram.take().ok_or_else(|| PoolError::Protocol("SASL final without start".into()))?;
+                            let mut s = scram.take().ok_or_else(|| PoolError::Protocol("SASL final without start".into()))?;
                             s.finish(body).map_err(|e| PoolError::Protocol(format!("SCRAM server signature: {e}")))?;
                         }
                         other => {

@@ -2,6 +2,8 @@
 //! regions), driven through the real `tenantgate` binary and real `psql`, as users run them.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

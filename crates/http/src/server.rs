@@ -1,0 +1,280 @@
+//! The HTTP server: shared state, the route table, the metrics/latency middleware, `/healthz`,
+//! `/metrics`, and [`serve`].
+//!
+//! Owns wiring only: every decision lives in the concept modules. It never creates its own
+//! router, pools or gate: [`DataPlane`] is handed in by `tenantgate serve`, shared with the wire
+//! gateway.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router as AxumRouter;
+use tg_control::config::Config;
+use tg_gate::Gate;
+use tg_proxy::backend::Pools;
+use tg_proxy::config::GatewayConfig;
+use tg_proxy::router::Router;
+
+use crate::auth::{AdminToken, Authenticator, KeyCache, Principal};
+use crate::config::HttpConfig;
+use crate::error::HttpError;
+use crate::jwt::JwtVerifier;
+use crate::limits::{RateLimiter, SqlLimits};
+use crate::metrics::{self as m, TenantLabels};
+use crate::problem::Problem;
+use crate::{admin, openapi, schema, sql, tenant_keys};
+
+/// The wire gateway's shared data plane: the same instances serve both front ends.
+#[derive(Clone)]
+pub struct DataPlane {
+    pub router: Router,
+    pub pools: Pools,
+    pub gate: Arc<Gate>,
+    pub gateway: Arc<GatewayConfig>,
+}
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub http: HttpConfig,
+    pub control: Arc<Config>,
+    pub data: DataPlane,
+    pub jwt: JwtVerifier,
+    pub admin_token: Option<AdminToken>,
+    pub keys: Arc<KeyCache>,
+    pub limiter: RateLimiter,
+    pub labels: TenantLabels,
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// Per-request slot the handlers fill with the tenant, for the metrics middleware.
+#[derive(Clone, Default)]
+pub struct TenantSlot(Arc<Mutex<Option<String>>>);
+
+impl TenantSlot {
+    pub fn set(&self, tenant: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.to_string());
+    }
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl AppState {
+    /// Build the state: load JWT keys and the admin token; install the metrics recorder.
+    pub fn new(control: Arc<Config>, http: HttpConfig, data: DataPlane) -> Result<Shared, HttpError> {
+        let jwt = JwtVerifier::load(&http, &control.base_dir)?;
+        let admin_token = load_admin_token(&http, &control)?;
+        let keys = KeyCache::new(Duration::from_secs(http.key_cache_seconds));
+        keys.follow(&data.router);
+        Ok(Arc::new(AppState {
+            limiter: RateLimiter::new(&http.rate_limit),
+            labels: TenantLabels::new(http.metrics.top_tenants),
+            prometheus: m::install(),
+            jwt,
+            admin_token,
+            keys,
+            control,
+            data,
+            http,
+        }))
+    }
+
+    /// Authenticate a tenant request, record its tenant for metrics, and apply the rate limit.
+    pub async fn tenant(
+        &self,
+        headers: &axum::http::HeaderMap,
+        slot: &TenantSlot,
+    ) -> Result<(Principal, tg_proxy::router::Route), Problem> {
+        let auth = Authenticator { jwt: &self.jwt, router: &self.data.router, keys: &self.keys, api_keys: self.http.api_keys };
+        let (p, route) = auth.principal(headers).await?;
+        slot.set(&p.tenant);
+        if let Err(wait) = self.limiter.check(&p.tenant) {
+            m::rate_limited(&self.labels.peek(&p.tenant));
+            return Err(Problem::rate_limited(wait));
+        }
+        Ok((p, route))
+    }
+
+    /// The per-call limits of `tenant`.
+    pub fn sql_limits(&self, tenant: &str) -> SqlLimits {
+        let cap = self.data.gateway.limits_for(tenant).statement_timeout_ms;
+        SqlLimits::new(&self.http.limits, Some(cap))
+    }
+
+    pub fn admin(&self, headers: &axum::http::HeaderMap) -> Result<(), Problem> {
+        match &self.admin_token {
+            Some(t) => t.check(headers),
+            None => Err(Problem::unauthorized(
+                "the admin API is disabled: set http.admin_token_file or http.admin_token_env in tenantgate.toml",
+            )),
+        }
+    }
+}
+
+fn load_admin_token(http: &HttpConfig, control: &Config) -> Result<Option<AdminToken>, HttpError> {
+    let secret = if let Some(f) = &http.admin_token_file {
+        let p = control.resolve(f);
+        Some(
+            std::fs::read_to_string(&p)
+                .map_err(|e| HttpError::Key(format!("cannot read http.admin_token_file {}: {e}", p.display())))?,
+        )
+    } else if let Some(var) = &http.admin_token_env {
+        Some(std::env::var(var).map_err(|_| {
+            HttpError::Key(format!("http.admin_token_env names {var}, which is not set; set it or remove the setting"))
+        })?)
+    } else {
+        None
+    };
+    match secret {
+        None => Ok(None),
+        Some(s) => AdminToken::new(&s).map(Some).ok_or_else(|| {
+            HttpError::Key(format!(
+                "the admin token is too short; use at least {} random characters (e.g. `openssl rand -hex 32`)",
+                crate::auth::MIN_ADMIN_TOKEN
+            ))
+        }),
+    }
+}
+
+/// The route table.
+pub fn app(state: Shared) -> AxumRouter {
+    let max_body = state.http.max_body_bytes;
+    AxumRouter::new()
+        .route("/v1/sql", post(sql::run_sql))
+        .route("/v1/schema", get(schema::get_schema))
+        .route("/v1/keys", get(tenant_keys::list_keys))
+        .route("/v1/keys/{key_id}", get(tenant_keys::get_key))
+        .route("/admin/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/admin/v1/tenants/{slug}", get(admin::show_tenant))
+        .route("/admin/v1/tenants/{slug}/suspend", post(admin::suspend_tenant))
+        .route("/admin/v1/tenants/{slug}/resume", post(admin::resume_tenant))
+        .route("/admin/v1/tenants/{slug}/erase", post(admin::erase_tenant))
+        .route("/admin/v1/tenants/{slug}/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/admin/v1/tenants/{slug}/keys/{key_id}", delete(admin::revoke_key))
+        .route("/admin/v1/migrations", get(admin::migration_status))
+        .route("/openapi.json", get(openapi::serve_openapi))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_endpoint))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such resource; GET /openapi.json lists the API")
+}
+
+/// Count and time every request, label it by tenant (bounded) and route.
+async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let slot = TenantSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = next.run(req).await;
+    let tenant = match slot.get() {
+        Some(t) => st.labels.label(&t),
+        None => "-".to_string(),
+    };
+    m::request(&tenant, &route, resp.status().as_u16(), start.elapsed());
+    // Problem answers set their own content type; give JSON errors from axum's extractors
+    // (malformed body, wrong content type) the problem shape too.
+    if resp.status().is_client_error()
+        && resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"))
+    {
+        let status = resp.status();
+        let body = axum::body::to_bytes(std::mem::take(resp.body_mut()), 64 * 1024).await.unwrap_or_default();
+        let detail = String::from_utf8_lossy(&body).into_owned();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too-large" } else { "bad-request" };
+        let title = status.canonical_reason().unwrap_or("Bad Request");
+        let mut p = Problem::new(status, code, "Bad Request", detail);
+        p.title = title;
+        return p.into_response();
+    }
+    resp
+}
+
+async fn healthz(State(st): State<Shared>) -> Response {
+    match st.data.router.catalog().await {
+        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(_) => Problem::unavailable("the catalog is not reachable; the gateway cannot route new requests").into_response(),
+    }
+}
+
+async fn metrics_endpoint(State(st): State<Shared>) -> Response {
+    let Some(h) = &st.prometheus else {
+        return Problem::internal("another metrics recorder was installed first; /metrics is not available in this process")
+            .into_response();
+    };
+    if let Ok(cat) = st.data.router.catalog().await {
+        if let Ok(servers) = cat.servers().await {
+            for s in servers {
+                let stats = st.data.pools.stats(&s.name);
+                m::pool_connections(&s.name, "open", stats.open);
+                m::pool_connections(&s.name, "idle", stats.idle);
+            }
+        }
+    }
+    let mut resp = h.render().into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}
+
+/// A bound HTTP API, ready to serve.
+pub struct HttpServer {
+    state: Shared,
+    listener: tokio::net::TcpListener,
+}
+
+impl HttpServer {
+    /// Load keys and tokens, and bind `http.listen` (port 0 picks a free port). Fails before
+    /// anything is served if key material or the address is unusable.
+    pub async fn bind(control: Arc<Config>, http: HttpConfig, data: DataPlane) -> Result<HttpServer, HttpError> {
+        let addr = http.listen;
+        let state = AppState::new(control, http, data)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
+        Ok(HttpServer { state, listener })
+    }
+
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Whether tenant JWTs can be verified (some key is configured).
+    pub fn has_jwt_keys(&self) -> bool {
+        self.state.jwt.has_keys()
+    }
+
+    /// Whether the admin API is enabled.
+    pub fn has_admin(&self) -> bool {
+        self.state.admin_token.is_some()
+    }
+
+    /// Serve until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), HttpError> {
+        axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| HttpError::Serve(e.to_string()))
+    }
+}
+
+/// Bind `http.listen` and serve until `shutdown` resolves.
+pub async fn serve(
+    control: Arc<Config>,
+    http: HttpConfig,
+    data: DataPlane,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    HttpServer::bind(control, http, data).await?.serve(shutdown).await
+}

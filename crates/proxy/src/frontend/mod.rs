@@ -1,0 +1,34 @@
+//! The client side of the wire gateway: one task per client connection ([`session`]), with
+//! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
+//! ([`startup`]) and cancel-key mapping ([`cancel`]).
+//!
+//! Owns everything a client can see. It never opens a backend connection itself (it asks
+//! [`crate::backend::Pools`]), never reads the catalog itself (it asks [`crate::router::Router`]),
+//! and never forwards a statement the gate refused.
+
+pub mod cancel;
+pub mod scram;
+pub mod session;
+pub mod startup;
+
+use std::sync::Arc;
+
+use crate::audit::Auditor;
+use crate::backend::Pools;
+use crate::config::GatewayConfig;
+use crate::router::Router;
+
+/// What every session of one gateway shares.
+pub struct Shared {
+    pub cfg: Arc<GatewayConfig>,
+    pub router: Router,
+    pub pools: Pools,
+    pub gate: Arc<tg_gate::Gate>,
+    pub auditor: Auditor,
+    pub cancels: Arc<cancel::CancelRegistry>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Per-process secret for decoy SCRAM salts of unknown tenants.
+    pub decoy_secret: [u8; 32],
+    /// Becomes `true` when the gateway shuts down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}

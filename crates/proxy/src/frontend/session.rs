@@ -1,0 +1,619 @@
+//! One client session, from the first byte to the last: startup (TLS, cancel, protocol
+//! version, parameters), SCRAM authentication with a tenant API key, backend checkout, then
+//! forwarding in both directions with every SQL-carrying message passed through the gate.
+//!
+//! Owns the session's protocol state. The data path runs one way: auth → gate → router →
+//! pool. Messages are forwarded as raw bytes; the only backend messages it reads are
+//! ReadyForQuery (to count round trips) and ErrorResponse (to put a gate denial in its place).
+//!
+//! How a denial keeps PostgreSQL's semantics: a denied Query, Parse or FunctionCall is
+//! replaced by a message that makes the backend itself fail at the same point with a unique
+//! marker (`tenantgate_denied_…`, a syntax error). The backend then does what PostgreSQL does
+//! after any error (aborts the transaction block, skips extended-protocol messages until Sync,
+//! sends ReadyForQuery with the right status), and the marker's ErrorResponse is replaced by
+//! the gate's 42501 on the way back. Ordering stays exact under pipelining.
+//!
+//! It must never: forward a message the gate refused, forward anything before
+//! authentication succeeded, reveal whether a tenant exists, or log SQL or secrets.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use tg_control::keys::{ActiveKey, KeyScope};
+use tg_gate::{Denial, Scope};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+use super::scram;
+use super::startup;
+use super::Shared;
+use crate::audit::AuditEvent;
+use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
+use crate::net::codec::{self, decode_frame, decode_startup, Frame, FrameError, FrameLimits, Startup};
+use crate::net::messages::{self, error_fields, Severity};
+use crate::net::ClientStream;
+use crate::router::{EndReason, Route, RouteError};
+
+/// Limits while authenticating: nothing legitimate is bigger.
+const AUTH_LIMITS: FrameLimits = FrameLimits { max_message: 8192, max_copy: 8192 };
+const FLUSH_AT: usize = 64 * 1024;
+
+/// A reason to end the session with a message to the client.
+#[derive(Debug)]
+struct Fatal {
+    code: String,
+    message: String,
+    hint: Option<String>,
+}
+
+impl Fatal {
+    fn new(code: &str, message: impl Into<String>) -> Fatal {
+        Fatal { code: code.into(), message: message.into(), hint: None }
+    }
+    fn hint(mut self, h: &str) -> Fatal {
+        self.hint = Some(h.into());
+        self
+    }
+}
+
+impl From<FrameError> for Fatal {
+    fn from(e: FrameError) -> Fatal {
+        Fatal::new("08P01", e.to_string())
+    }
+}
+
+/// How startup ended without a session.
+enum StartupEnd {
+    /// Say this and close.
+    Fatal(Fatal),
+    /// Close without a word (EOF, I/O error, a cancel request served).
+    Quiet,
+}
+
+impl From<Fatal> for StartupEnd {
+    fn from(f: Fatal) -> Self {
+        StartupEnd::Fatal(f)
+    }
+}
+
+impl From<FrameError> for StartupEnd {
+    fn from(e: FrameError) -> Self {
+        StartupEnd::Fatal(e.into())
+    }
+}
+
+impl From<std::io::Error> for StartupEnd {
+    fn from(_: std::io::Error) -> Self {
+        StartupEnd::Quiet
+    }
+}
+
+async fn write_fatal<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, f: &Fatal) {
+    let mut out = BytesMut::new();
+    messages::error_response(&mut out, Severity::Fatal, &f.code, &f.message, f.hint.as_deref());
+    let _ = w.write_all(&out).await;
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
+
+/// Serve one client connection to its end. Never panics on client input; every failure is
+/// a FATAL to this client only.
+pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let mut stream: ClientStream = Box::new(tcp);
+    let mut buf = BytesMut::with_capacity(8192);
+    let auth_timeout = crate::config::GatewayConfig::ms(shared.cfg.auth_timeout_ms);
+    let started = tokio::time::timeout(auth_timeout, startup_phase(&shared, &mut stream, &mut buf, peer)).await;
+    let ready = match started {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(StartupEnd::Fatal(f))) => return write_fatal(&mut stream, &f).await,
+        Ok(Err(StartupEnd::Quiet)) => return,
+        Err(_) => {
+            let f = Fatal::new("08006", "tenantgate: startup and authentication did not finish in time; connection closed");
+            return write_fatal(&mut stream, &f).await;
+        }
+    };
+    forward_phase(&shared, stream, buf, ready).await;
+}
+
+/// An authenticated session with its backend, ready for queries.
+struct Ready {
+    route: Route,
+    key: ActiveKey,
+    backend: Backend,
+}
+
+async fn read_startup(stream: &mut ClientStream, buf: &mut BytesMut) -> Result<Startup, StartupEnd> {
+    loop {
+        if let Some(s) = decode_startup(buf)? {
+            return Ok(s);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(if buf.is_empty() {
+                StartupEnd::Quiet
+            } else {
+                StartupEnd::Fatal(Fatal::new("08P01", "incomplete startup packet"))
+            });
+        }
+    }
+}
+
+async fn read_frame(stream: &mut ClientStream, buf: &mut BytesMut, limits: &FrameLimits) -> Result<Frame, StartupEnd> {
+    loop {
+        if let Some(f) = decode_frame(buf, limits)? {
+            return Ok(f);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(if buf.is_empty() {
+                StartupEnd::Quiet
+            } else {
+                StartupEnd::Fatal(Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it"))
+            });
+        }
+    }
+}
+
+async fn send(stream: &mut ClientStream, out: &BytesMut) -> Result<(), StartupEnd> {
+    stream.write_all(out).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+fn auth_failed(user: &str) -> Fatal {
+    Fatal::new("28P01", format!("password authentication failed for user \"{user}\""))
+        .hint("user is the tenant's slug and the password one of its active API keys (tenantgate key create SLUG)")
+}
+
+async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut BytesMut, peer: SocketAddr) -> Result<Ready, StartupEnd> {
+    let mut encrypted = false;
+    let (version, params) = loop {
+        match read_startup(stream, buf).await? {
+            Startup::Ssl | Startup::GssEnc if !buf.is_empty() => {
+                // Bytes sent before our answer could not have been encrypted: an injection
+                // attempt (CVE-2021-23214). Refuse.
+                return Err(Fatal::new("08P01", "received unencrypted data after SSL request").into());
+            }
+            Startup::Ssl if encrypted => return Err(Fatal::new("08P01", "SSL request on an encrypted connection").into()),
+            Startup::Ssl => match &shared.tls {
+                Some(acceptor) => {
+                    stream.write_all(b"S").await?;
+                    stream.flush().await?;
+                    let plain = std::mem::replace(stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+                    let tls = acceptor.accept(plain).await?;
+                    *stream = Box::new(tls);
+                    encrypted = true;
+                }
+                None => {
+                    stream.write_all(b"N").await?;
+                    stream.flush().await?;
+                }
+            },
+            Startup::GssEnc => {
+                stream.write_all(b"N").await?;
+                stream.flush().await?;
+            }
+            Startup::Cancel { pid, secret } => {
+                shared.cancels.cancel(pid, secret).await;
+                return Err(StartupEnd::Quiet);
+            }
+            Startup::Message { version, params } => break (version, params),
+        }
+    };
+    let (major, minor) = (version >> 16, version & 0xffff);
+    if major != 3 {
+        return Err(Fatal::new(
+            "0A000",
+            format!("unsupported frontend protocol {major}.{minor}: tenantgate supports protocol 3.0"),
+        )
+        .into());
+    }
+    let req = startup::check(&params).map_err(|r| Fatal::new(r.code, r.message))?;
+    if minor > 0 || !req.protocol_options.is_empty() {
+        let mut out = BytesMut::new();
+        messages::negotiate_protocol_version(&mut out, 0, &req.protocol_options);
+        send(stream, &out).await?;
+    }
+    let audit_conn = |tenant: Option<&Route>, key: Option<&str>, outcome: &'static str| {
+        shared.auditor.record(AuditEvent::Connection {
+            tenant: tenant.map(|r| r.tenant.to_string()),
+            user: req.user.clone(),
+            key_id: key.map(str::to_string),
+            client: Some(peer),
+            outcome,
+        })
+    };
+
+    // SCRAM-SHA-256.
+    let mut out = BytesMut::new();
+    messages::auth_sasl(&mut out);
+    send(stream, &out).await?;
+    let f = read_frame(stream, buf, &AUTH_LIMITS).await?;
+    if f.tag != b'p' {
+        return Err(Fatal::new("08P01", "expected a SASL response (password message) from the client").into());
+    }
+    let (mechanism, data) = codec::parse_sasl_initial(f.body())?;
+    if mechanism != "SCRAM-SHA-256" {
+        return Err(Fatal::new("28000", format!("SASL mechanism {mechanism:?} is not supported; use SCRAM-SHA-256")).into());
+    }
+    let cf = scram::parse_client_first(data).map_err(|e| Fatal::new("28000", e.to_string()))?;
+    let route = match shared.router.route(&req.user).await {
+        Ok(r) => Some(r),
+        Err(RouteError::UnknownTenant(_)) => None,
+        Err(e) => return Err(Fatal::new("08006", e.to_string()).into()),
+    };
+    let (salt, iterations) = match route.as_ref().and_then(|r| r.scram_salt()) {
+        Some((s, i)) => (s.to_vec(), i),
+        None => (scram::decoy_salt(&shared.decoy_secret, &req.user), tg_control::keys::SCRAM_ITERATIONS),
+    };
+    let (sf, nonce) = scram::server_first(&cf, &salt, iterations);
+    let mut out = BytesMut::new();
+    messages::auth_sasl_continue(&mut out, sf.as_bytes());
+    send(stream, &out).await?;
+    let f = read_frame(stream, buf, &AUTH_LIMITS).await?;
+    if f.tag != b'p' {
+        return Err(Fatal::new("08P01", "expected a SASL response (password message) from the client").into());
+    }
+    let fin = scram::parse_client_final(f.body(), &cf, &nonce).map_err(|e| Fatal::new("08P01", e.to_string()))?;
+    let mut matched = route.as_ref().and_then(|r| scram::verify(&r.keys, &cf, &sf, &fin).map(|(k, v)| (r.clone(), k.clone(), v)));
+    if matched.is_none() && route.is_some() {
+        // The key may be newer than the cached route; re-read once. Only the same salt can
+        // match, and new keys reuse the tenant's salt.
+        if let Ok(fresh) = shared.router.route_fresh(&req.user).await {
+            if fresh.scram_salt().map(|(s, _)| s) == Some(salt.as_slice()) {
+                matched = scram::verify(&fresh.keys, &cf, &sf, &fin).map(|(k, v)| (fresh.clone(), k.clone(), v));
+            }
+        }
+    }
+    let Some((route, key, server_final)) = matched else {
+        audit_conn(route.as_ref(), None, "auth-failed");
+        return Err(auth_failed(&req.user).into());
+    };
+    let mut out = BytesMut::new();
+    messages::auth_sasl_final(&mut out, server_final.as_bytes());
+    send(stream, &out).await?;
+
+    // Authenticated: the tenant may learn its own status.
+    if let Err(e) = route.check_routable() {
+        audit_conn(Some(&route), Some(&key.id), if matches!(e, RouteError::Suspended { .. }) { "suspended" } else { "unavailable" });
+        return Err(Fatal::new("57P03", e.to_string()).into());
+    }
+    let mut backend = match shared.pools.checkout(&route, key.scope).await {
+        Ok(b) => b,
+        Err(e) => {
+            audit_conn(Some(&route), Some(&key.id), if matches!(e, PoolError::Exhausted { .. }) { "budget-exhausted" } else { "backend-error" });
+            return Err(pool_fatal(&e).into());
+        }
+    };
+    if !req.settings.is_empty() {
+        if let Err(f) = apply_settings(&mut backend, &req.settings).await {
+            audit_conn(Some(&route), Some(&key.id), "bad-parameter");
+            backend.release().await;
+            return Err(f.into());
+        }
+    }
+    audit_conn(Some(&route), Some(&key.id), "ok");
+    shared.auditor.record(AuditEvent::KeyUsed { key_id: key.id.clone() });
+    Ok(Ready { route, key, backend })
+}
+
+fn pool_fatal(e: &PoolError) -> Fatal {
+    Fatal::new(e.sqlstate(), format!("tenantgate: {e}"))
+}
+
+/// Apply the client's allowed startup settings on the backend with SET.
+async fn apply_settings(backend: &mut Backend, settings: &[(String, String)]) -> Result<(), Fatal> {
+    let mut q = BytesMut::new();
+    messages::query(&mut q, &startup::set_statements(settings));
+    backend.send(&q).await.map_err(|e| pool_fatal(&e))?;
+    let mut error = None;
+    loop {
+        let m = backend.recv().await.map_err(|e| pool_fatal(&e))?;
+        match m.tag {
+            b'E' => error = Some(error_fields(m.body())),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => Err(Fatal::new(&e.code, format!("invalid startup parameter: {}", e.message))),
+        None => Ok(()),
+    }
+}
+
+/// A gate denial waiting for its marker error to come back from the backend.
+struct PendingDenial {
+    marker: String,
+    /// ReadyForQuery number by which the marker's error must have arrived.
+    by_sync: u64,
+    denial: Denial,
+}
+
+/// State shared by the two directions of one session (same task; atomics keep it `Send`).
+struct Flow {
+    /// Sync points sent to the backend (Query, Sync, FunctionCall).
+    syncs_sent: AtomicU64,
+    /// ReadyForQuery messages received.
+    ready_seen: AtomicU64,
+    pending: Mutex<VecDeque<PendingDenial>>,
+    marker_seq: AtomicU64,
+    marker_tag: String,
+}
+
+impl Flow {
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingDenial>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum End {
+    /// The client said Terminate or closed cleanly between messages.
+    Client,
+    ClientError(Fatal),
+    /// The backend closed or failed (its own FATAL, if any, was forwarded).
+    Backend(PoolError),
+    Revoked(EndReason),
+    Shutdown,
+}
+
+async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut, ready: Ready) {
+    let Ready { route, key, mut backend } = ready;
+    let Some(target) = backend.cancel_target() else { return };
+    let cancel_key = shared.cancels.register(target);
+    let mut sub = shared.router.subscribe(&route, &key.id);
+    let mut shutdown = shared.shutdown.clone();
+
+    // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
+    let mut out = BytesMut::new();
+    messages::auth_ok(&mut out);
+    for (n, v) in backend.parameters() {
+        messages::parameter_status(&mut out, n, v);
+    }
+    messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
+    messages::ready_for_query(&mut out, b'I');
+    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+        backend.release().await;
+        return;
+    }
+
+    let mut marker_nonce = [0u8; 4];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut marker_nonce);
+    let flow = Flow {
+        syncs_sent: AtomicU64::new(0),
+        ready_seen: AtomicU64::new(0),
+        pending: Mutex::new(VecDeque::new()),
+        marker_seq: AtomicU64::new(0),
+        marker_tag: format!("tenantgate_denied_{:08x}", u32::from_be_bytes(marker_nonce)),
+    };
+    let ctx = Ctx {
+        shared,
+        route: &route,
+        key: &key,
+        scope: match key.scope {
+            KeyScope::ReadWrite => Scope::ReadWrite,
+            KeyScope::ReadOnly => Scope::ReadOnly,
+        },
+        limits: shared.cfg.limits_for(&route.slug).gate_limits(),
+        frame_limits: FrameLimits { max_message: shared.cfg.max_message_bytes, max_copy: shared.cfg.max_copy_message_bytes },
+        flow: &flow,
+    };
+    let (mut cr, mut cw) = tokio::io::split(stream);
+    let end = {
+        let Ok((br, bw)) = backend.io() else { return };
+        tokio::select! {
+            e = client_to_backend(&ctx, &mut cr, buf, bw) => e,
+            e = backend_to_client(&ctx, br, &mut cw) => e,
+            reason = sub.ended() => End::Revoked(reason),
+            _ = shutdown.wait_for(|s| *s) => End::Shutdown,
+        }
+    };
+    drop(sub);
+    drop(cancel_key);
+    let idle = flow.syncs_sent.load(Ordering::SeqCst) == flow.ready_seen.load(Ordering::SeqCst)
+        && backend.transaction_status() == b'I';
+    match end {
+        End::Client => {
+            if idle {
+                backend.release().await;
+            }
+        }
+        End::ClientError(f) => {
+            write_fatal(&mut cw, &f).await;
+            if idle {
+                backend.release().await;
+            }
+        }
+        End::Backend(e) => {
+            if !matches!(e, PoolError::Closed) {
+                write_fatal(&mut cw, &pool_fatal(&e)).await;
+            }
+        }
+        End::Revoked(reason) => {
+            shared.auditor.record(AuditEvent::Ended {
+                tenant: route.tenant.to_string(),
+                key_id: key.id.clone(),
+                reason: match reason {
+                    EndReason::KeyRevoked => "key-revoked",
+                    EndReason::Suspended => "suspended",
+                    EndReason::Moved => "moved",
+                    EndReason::Gone => "gone",
+                },
+            });
+            write_fatal(&mut cw, &Fatal::new("57P01", reason.message())).await;
+        }
+        End::Shutdown => {
+            write_fatal(&mut cw, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
+        }
+    }
+}
+
+struct Ctx<'a> {
+    shared: &'a Shared,
+    route: &'a Route,
+    key: &'a ActiveKey,
+    scope: Scope,
+    limits: tg_gate::Limits,
+    frame_limits: FrameLimits,
+    flow: &'a Flow,
+}
+
+impl Ctx<'_> {
+    /// Record a denial and return the marker to send in the statement's place.
+    fn deny(&self, sql: Option<&str>, denial: Denial, by_sync: u64) -> String {
+        let n = self.flow.marker_seq.fetch_add(1, Ordering::SeqCst);
+        let marker = format!("{}_{n}", self.flow.marker_tag);
+        self.shared.auditor.record(AuditEvent::Denied {
+            tenant: self.route.tenant.to_string(),
+            key_id: self.key.id.clone(),
+            fingerprint: sql.map(tg_gate::fingerprint).unwrap_or_else(|| "fastpath".into()),
+            rule: denial.rule,
+        });
+        self.flow.pending().push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
+        marker
+    }
+}
+
+/// Client → backend: frame, gate, forward.
+async fn client_to_backend(ctx: &Ctx<'_>, cr: &mut ReadHalf<ClientStream>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
+    let gate = &ctx.shared.gate;
+    let mut out = BytesMut::with_capacity(8192);
+    loop {
+        loop {
+            let frame = match decode_frame(&mut buf, &ctx.frame_limits) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return End::ClientError(e.into()),
+            };
+            match frame.tag {
+                b'X' => {
+                    if !out.is_empty() {
+                        if let Err(e) = bw.send(&out).await {
+                            return End::Backend(e);
+                        }
+                    }
+                    return End::Client;
+                }
+                b'Q' => {
+                    let sql = match codec::parse_query(frame.body()) {
+                        Ok(s) => s,
+                        Err(e) => return End::ClientError(e.into()),
+                    };
+                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
+                    match gate.check(sql, ctx.scope, &ctx.limits) {
+                        Ok(_) => out.extend_from_slice(&frame.raw),
+                        Err(d) => {
+                            let marker = ctx.deny(Some(sql), d, sync);
+                            messages::query(&mut out, &marker);
+                        }
+                    }
+                    ctx.flow.syncs_sent.store(sync, Ordering::SeqCst);
+                }
+                b'P' => {
+                    let p = match codec::parse_parse(frame.body()) {
+                        Ok(p) => p,
+                        Err(e) => return End::ClientError(e.into()),
+                    };
+                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
+                    match gate.check(p.query, ctx.scope, &ctx.limits) {
+                        Ok(_) => out.extend_from_slice(&frame.raw),
+                        Err(d) => {
+                            let marker = ctx.deny(Some(p.query), d, sync);
+                            messages::parse(&mut out, p.name, &marker);
+                        }
+                    }
+                }
+                b'F' => {
+                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
+                    if gate.config().enabled {
+                        let d = Denial {
+                            rule: "fastpath",
+                            sqlstate: "42501",
+                            message: "tenantgate: function calls over the fast-path protocol are not allowed (rule fastpath): \
+                                      they bypass statement checks; call the function in a SELECT"
+                                .into(),
+                        };
+                        let marker = ctx.deny(None, d, sync);
+                        messages::query(&mut out, &marker);
+                    } else {
+                        out.extend_from_slice(&frame.raw);
+                    }
+                    ctx.flow.syncs_sent.store(sync, Ordering::SeqCst);
+                }
+                b'S' => {
+                    out.extend_from_slice(&frame.raw);
+                    ctx.flow.syncs_sent.fetch_add(1, Ordering::SeqCst);
+                }
+                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
+                other => {
+                    return End::ClientError(Fatal::new(
+                        "08P01",
+                        format!("invalid frontend message type {:?} ({other})", other as char),
+                    ))
+                }
+            }
+            if out.len() >= FLUSH_AT {
+                if let Err(e) = bw.send(&out).await {
+                    return End::Backend(e);
+                }
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = bw.send(&out).await {
+                return End::Backend(e);
+            }
+            out.clear();
+        }
+        match cr.read_buf(&mut buf).await {
+            Ok(0) if buf.is_empty() => return End::Client,
+            Ok(0) => {
+                return End::ClientError(Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it"))
+            }
+            Ok(_) => {}
+            Err(_) => return End::Client,
+        }
+    }
+}
+
+/// Backend → client: forward, counting ReadyForQuery and swapping marker errors for denials.
+async fn backend_to_client(ctx: &Ctx<'_>, br: &mut BackendReader, cw: &mut WriteHalf<ClientStream>) -> End {
+    let mut out = BytesMut::with_capacity(8192);
+    loop {
+        let m = match br.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                if !out.is_empty() {
+                    let _ = cw.write_all(&out).await;
+                    let _ = cw.flush().await;
+                }
+                return End::Backend(e);
+            }
+        };
+        let has_pending = !ctx.flow.pending().is_empty();
+        match m.tag {
+            b'E' if has_pending => {
+                let fields = error_fields(m.body());
+                let mut pending = ctx.flow.pending();
+                let hit = pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
+                match hit.and_then(|i| pending.remove(i)) {
+                    Some(p) => messages::error_response(&mut out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
+                    None => out.extend_from_slice(&m.bytes),
+                }
+            }
+            b'Z' => {
+                let n = ctx.flow.ready_seen.fetch_add(1, Ordering::SeqCst) + 1;
+                ctx.flow.pending().retain(|p| p.by_sync > n);
+                out.extend_from_slice(&m.bytes);
+            }
+            _ => out.extend_from_slice(&m.bytes),
+        }
+        if !br.has_buffered_message() || out.len() >= FLUSH_AT {
+            if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
+                return End::Client;
+            }
+            out.clear();
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Gateway test helpers: `tenantgate serve` as a child process (killed on drop), psql and
+//! pgbench through it, and a raw wire-protocol client for malformed input.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
+
+use super::Deployment;
+
+/// A running `tenantgate serve`.
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub config: PathBuf,
+    pub name: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// Start a gateway with `[gateway]` settings `toml` (listen is chosen by the OS).
+    pub fn start(d: &Deployment, name: &str, toml: &str) -> Gateway {
+        let base = std::fs::read_to_string(&d.config).expect("config");
+        let config = d.dir.path().join(format!("gateway-{name}.toml"));
+        // The HTTP API that `serve` also starts gets a free port too (tests run in parallel).
+        std::fs::write(&config, format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\n\n[gateway]\n{toml}\n")).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TENANTGATE_CONFIG", &config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tenantgate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            for _ in r.lines() {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("gateway {name} did not start: {line:?}"));
+        Gateway { child, port, config, name: name.into() }
+    }
+
+    pub fn conninfo(&self, user: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} dbname=anything sslmode=disable", self.port)
+    }
+
+    /// psql -f - through the gateway as tenant `slug` with API key `key`.
+    pub fn psql(&self, slug: &str, key: &str, sql: &str) -> (bool, String) {
+        super::psql(&self.conninfo(slug), key, sql)
+    }
+
+    /// psql -c (one simple Query message holding everything).
+    pub fn psql_c(&self, slug: &str, key: &str, sql: &str) -> (bool, String) {
+        psql_extra(&self.conninfo(slug), key, &["-c", sql])
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// psql with extra arguments (no stdin script).
+pub fn psql_extra(conn: &str, password: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("psql")
+        .arg(conn)
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t"])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Create an API key; returns (id, secret).
+pub fn create_key(d: &Deployment, slug: &str, read_only: bool) -> (String, String) {
+    let mut args = vec!["key", "create", slug, "--json"];
+    if read_only {
+        args.push("--read-only");
+    }
+    let v = d.json(&args);
+    (v["id"].as_str().expect("id").to_string(), v["secret"].as_str().expect("secret").to_string())
+}
+
+// ------------------------------------------------------------------ raw wire client
+
+pub fn connect_raw(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to gateway");
+    s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    s
+}
+
+/// Read everything until EOF (or timeout); returns the bytes.
+pub fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Read one backend message: (tag, body).
+pub fn read_msg(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len.checked_sub(4)?];
+    s.read_exact(&mut body).ok()?;
+    Some((head[0], body))
+}
+
+/// The (severity, code, message) of ErrorResponses in a byte stream of backend messages.
+pub fn errors_in(bytes: &[u8]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut b = bytes;
+    while b.len() >= 5 {
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        if b.len() < len + 1 || len < 4 {
+            break;
+        }
+        if b[0] == b'E' {
+            out.push(error_fields(&b[5..len + 1]));
+        }
+        b = &b[len + 1..];
+    }
+    out
+}
+
+pub fn error_fields(body: &[u8]) -> (String, String, String) {
+    let (mut sev, mut code, mut msg) = (String::new(), String::new(), String::new());
+    for field in body.split(|c| *c == 0) {
+        if field.is_empty() {
+            continue;
+        }
+        let v = String::from_utf8_lossy(&field[1..]).into_owned();
+        match field[0] {
+            b'V' => sev = v,
+            b'C' => code = v,
+            b'M' => msg = v,
+            _ => {}
+        }
+    }
+    (sev, code, msg)
+}
+
+pub fn startup_packet(version: u32, params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = version.to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+/// Log in over a raw socket with SCRAM; returns the stream after ReadyForQuery and the
+/// (pid, secret) the gateway gave.
+pub fn raw_login(port: u16, user: &str, key: &str) -> (TcpStream, u32, u32) {
+    try_raw_login(port, user, key).unwrap_or_else(|e| panic!("login failed: {e:?}"))
+}
+
+/// Like [`raw_login`], but a refused login returns the ErrorResponse's (severity, code, message).
+pub fn try_raw_login(port: u16, user: &str, key: &str) -> Result<(TcpStream, u32, u32), (String, String, String)> {
+    let mut s = connect_raw(port);
+    s.write_all(&startup_packet(196608, &[("user", user), ("database", "x")])).expect("startup");
+    let mut scram = None;
+    let (mut pid, mut secret) = (0, 0);
+    loop {
+        let (tag, body) = read_msg(&mut s).expect("message during login");
+        match tag {
+            b'R' => {
+                let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let mut out = BytesMut::new();
+                match code {
+                    10 => {
+                        let c = ScramSha256::new(key.as_bytes(), ChannelBinding::unsupported());
+                        frontend::sasl_initial_response("SCRAM-SHA-256", c.message(), &mut out).expect("sasl");
+                        scram = Some(c);
+                    }
+                    11 => {
+                        let c = scram.as_mut().expect("scram");
+                        c.update(&body[4..]).expect("server-first");
+                        frontend::sasl_response(c.message(), &mut out).expect("sasl");
+                    }
+                    12 => scram.take().expect("scram").finish(&body[4..]).expect("server signature"),
+                    0 => {}
+                    other => panic!("unexpected auth code {other}"),
+                }
+                if !out.is_empty() {
+                    s.write_all(&out).expect("write");
+                }
+            }
+            b'K' => {
+                pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                secret = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+            }
+            b'Z' => return Ok((s, pid, secret)),
+            b'E' => return Err(error_fields(&body)),
+            _ => {}
+        }
+    }
+}
+
+/// Send a simple query on a raw session and collect messages until ReadyForQuery.
+pub fn raw_query(s: &mut TcpStream, sql: &str) -> Vec<(u8, Vec<u8>)> {
+    let mut out = BytesMut::new();
+    frontend::query(sql, &mut out).expect("query");
+    s.write_all(&out).expect("write");
+    let mut msgs = Vec::new();
+    while let Some(m) = read_msg(s) {
+        let done = m.0 == b'Z';
+        msgs.push(m);
+        if done {
+            break;
+        }
+    }
+    msgs
+}
+
+/// Send a CancelRequest for (pid, secret).
+pub fn send_cancel(port: u16, pid: u32, secret: u32) {
+    let mut s = connect_raw(port);
+    let mut out = BytesMut::new();
+    frontend::cancel_request(pid as i32, secret as i32, &mut out);
+    s.write_all(&out).expect("cancel");
+    let _ = read_all(&mut s);
+}

@@ -1,0 +1,707 @@
+//! The wire-protocol gateway end to end (issue #3): `tenantgate serve` as a child process,
+//! real clusters, real clients (psql, pgbench, psycopg 3, Node pg) and a raw wire client for
+//! malformed input.
+//!
+//! One deployment (two servers, two regions) with a tenant per placement, plus a second
+//! pooled tenant, is shared by every step to keep the file fast; each step says what it
+//! proves. Gateways: `on` (gate on, strict catalog, a 1 s statement timeout for one tenant),
+//! `off` (gate off: the database alone isolates), `lax` (gate on, strict catalog off, for
+//! psql's `\d`), `tiny` (a budget of one connection per server) and `tls`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::gateway::{self as gw, Gateway};
+use common::{Deployment, Tenant};
+
+struct T {
+    t: Tenant,
+    canary: String,
+    key: String,
+}
+
+const TENANTS: [(&str, &str, &str); 5] = [
+    ("gw-pool-a", "pooled", "us-1"),
+    ("gw-pool-b", "pooled", "us-1"),
+    ("gw-schema", "schema", "eu-1"),
+    ("gw-db-us", "database", "us-1"),
+    ("gw-db-eu", "database", "eu-1"),
+];
+
+fn step(name: &str, started: Instant) {
+    eprintln!("[gateway test] {name} done at {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn gateway_end_to_end() {
+    let started = Instant::now();
+    let d = Deployment::start();
+    d.ok(&["migrate"]);
+    let tenants: Vec<T> = TENANTS
+        .iter()
+        .map(|(slug, placement, server)| {
+            let t = d.create(slug, placement, server);
+            let canary = d.plant_canary(&t);
+            let (_, key) = gw::create_key(&d, slug, false);
+            T { t, canary, key }
+        })
+        .collect();
+    step("deployment", started);
+
+    let on = Gateway::start(&d, "on", "[gateway.tenant_limits.gw-db-eu]\nstatement_timeout_ms = 1000\n");
+    let off = Gateway::start(&d, "off", "gate = false");
+    step("gateways", started);
+
+    psql_reads_writes_copies_and_describes(&d, &on, &off, &tenants);
+    step("psql", started);
+    canaries_never_cross_over_the_wire(&on, &off, &tenants);
+    step("canaries", started);
+    read_only_keys_cannot_write(&d, &on, &off, &tenants[2]);
+    step("read-only", started);
+    limits_cannot_be_lifted(&on, &tenants[4]);
+    step("limits", started);
+    pgbench_runs_the_example_app(&on, &tenants[0]);
+    step("pgbench", started);
+    psycopg_prepared_statements_and_cancel(&on, &tenants);
+    step("psycopg", started);
+    node_pg_extended_protocol(&on, &tenants);
+    step("node", started);
+    bad_input_gets_clean_errors(&d, &on, &tenants);
+    step("bad input", started);
+    revoked_keys_and_suspended_tenants(&d, &on, &tenants[3]);
+    step("revocation", started);
+    // The remaining steps start their own gateways; the backends of these close with them.
+    drop(on);
+    drop(off);
+    budget_evicts_idle_and_times_out_waiters(&d, &tenants);
+    step("budget", started);
+    tls_when_configured(&d, &tenants[0]);
+    step("tls", started);
+    audit_records_connections_and_denials(&d, &tenants);
+    step("audit", started);
+}
+
+/// psql through the gateway: own rows, writes, a multi-statement simple query, COPY both
+/// ways, and `\d` where the catalog mode allows it.
+fn psql_reads_writes_copies_and_describes(d: &Deployment, on: &Gateway, off: &Gateway, tenants: &[T]) {
+    let lax = Gateway::start(d, "lax", "strict_catalog = false");
+    for x in tenants {
+        let (ok, out) = on.psql(&x.t.slug, &x.key, "SELECT name FROM branches ORDER BY name;");
+        assert!(ok && out.contains(&x.canary), "{}: {out}", x.t.slug);
+        let (ok, out) = on.psql(
+            &x.t.slug,
+            &x.key,
+            "INSERT INTO branches (name, city, country) VALUES ('gw-written', 'Oslo', 'NO') RETURNING city;\n\
+             SELECT count(*) FROM branches WHERE name = 'gw-written';",
+        );
+        assert!(ok && out.contains("Oslo") && out.contains('1'), "{}: {out}", x.t.slug);
+        // One Query message with three statements: each is checked and runs.
+        let (ok, out) = on.psql_c(&x.t.slug, &x.key, "SELECT 'first'; UPDATE branches SET city = 'Bergen' WHERE name = 'gw-written'; SELECT city FROM branches WHERE name = 'gw-written'");
+        assert!(ok && out.contains("Bergen"), "{}: {out}", x.t.slug);
+        // A multi-statement query with one denied statement runs none of it.
+        let (ok, out) = on.psql_c(&x.t.slug, &x.key, "UPDATE branches SET city = 'Nope' WHERE name = 'gw-written'; SET ROLE postgres");
+        assert!(!ok && out.contains("rule set-role"), "{out}");
+        let (_, out) = on.psql(&x.t.slug, &x.key, "SELECT city FROM branches WHERE name = 'gw-written';");
+        assert_eq!(out.trim(), "Bergen", "the denied batch must not have run");
+        // COPY out; COPY in reaches PostgreSQL, which refuses it on RLS tables, cleanly.
+        let (ok, out) = on.psql(
+            &x.t.slug,
+            &x.key,
+            "\\set ON_ERROR_STOP 0\nCOPY branches (name, city, country) FROM STDIN;\n\
+             INSERT INTO branches (name, city, country) VALUES ('gw-copied-2', 'Nice', 'FR');\n\
+             COPY (SELECT name, city FROM branches WHERE name LIKE 'gw-copied%' ORDER BY name) TO STDOUT;\n\
+             DELETE FROM branches WHERE name LIKE 'gw-%';",
+        );
+        assert!(ok && out.contains("COPY FROM not supported with row-level security") && out.contains("gw-copied-2\tNice"), "{}: {out}", x.t.slug);
+        for other in tenants.iter().filter(|o| o.t.key != x.t.key) {
+            assert!(!out.contains(&other.canary));
+        }
+    }
+    let x = &tenants[0];
+    // Session pooling: the next client of the same tenant gets the same backend, reset with
+    // DISCARD ALL (no settings, prepared statements or open transaction carried over).
+    let (ok, first) = on.psql(&x.t.slug, &x.key, "SELECT pg_backend_pid();\nSET TimeZone = 'Asia/Tokyo';\nPREPARE leftover AS SELECT 1;");
+    assert!(ok, "{first}");
+    let (_, second) = on.psql(
+        &x.t.slug,
+        &x.key,
+        "\\set ON_ERROR_STOP 0\nSELECT pg_backend_pid();\nSHOW TimeZone;\nEXECUTE leftover;\nSELECT count(*) FROM pg_prepared_statements;",
+    );
+    let pid = first.lines().next().unwrap_or("?").trim();
+    assert!(second.starts_with(pid), "the pooled backend is reused: {first} / {second}");
+    assert!(!second.contains("Asia/Tokyo") && second.contains("prepared statement \"leftover\" does not exist"), "{second}");
+    // A client that leaves in the middle of a transaction: its backend is closed (PostgreSQL
+    // rolls back), never handed to the next client.
+    let (ok, out) = on.psql_c(&x.t.slug, &x.key, "BEGIN; INSERT INTO branches (name, city, country) VALUES ('gw-abandoned', 'x', 'XX')");
+    assert!(ok, "{out}");
+    let (_, out) = on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM branches WHERE name = 'gw-abandoned';");
+    assert_eq!(out.trim(), "0", "an abandoned transaction must not commit or leak into the next session");
+    // Strict catalog mode refuses psql's describe queries (they read pg_class/pg_namespace)
+    // with a clear 42501; with strict mode off, and with the gate off, \d works.
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\n\\d branches\n");
+    assert!(!ok && out.contains("42501") && out.contains("(rule "), "{out}");
+    for g in [&lax, off] {
+        let (ok, out) = g.psql(&x.t.slug, &x.key, "\\d branches\n\\dt\n");
+        assert!(ok && out.contains("tenant_id") && out.contains("branch_id") && out.contains("menu_items"), "{}: {out}", g.name);
+        for other in &tenants[1..] {
+            assert!(!out.contains(&other.canary));
+        }
+    }
+}
+
+fn attack_script(victim: &T) -> String {
+    let v = &victim.t.key;
+    format!(
+        r#"\set ON_ERROR_STOP 0
+\set VERBOSITY verbose
+SELECT name FROM branches;
+SELECT * FROM branches WHERE tenant_id = '{v}';
+SET app.tenant_id = '{v}';
+SELECT set_config('app.tenant_id', '{v}', false);
+SET ROLE "{v}";
+SET SESSION AUTHORIZATION "{v}";
+SELECT * FROM "{v}".branches;
+SELECT * FROM app.branches;
+SELECT * FROM branches WHERE 1 / (CASE WHEN name LIKE 'CANARY%' THEN 0 ELSE 1 END) = 1;
+SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'branches';
+SELECT datname FROM pg_database;
+SELECT rolname FROM pg_roles;
+SELECT nspname FROM pg_namespace;
+SELECT usename, query FROM pg_stat_activity;
+COPY (SELECT * FROM menu_items) TO STDOUT;
+COPY "{v}".branches TO STDOUT;
+UPDATE branches SET name = 'pwned' WHERE tenant_id = '{v}';
+INSERT INTO branches (tenant_id, name, city, country) VALUES ('{v}', 'pwned', 'x', 'XX');
+TRUNCATE branches;
+CREATE TABLE steal AS SELECT * FROM branches;
+SELECT pg_read_file('PG_VERSION');
+SELECT lo_import('/etc/passwd');
+COPY branches FROM PROGRAM 'true';
+DO $$ BEGIN PERFORM 1; END $$;
+SELECT name FROM branches;
+"#
+    )
+}
+
+/// Every tenant attacks every other one through the gateway, gate on and gate off: no
+/// other tenant's canary appears in anything the client reads. With the gate on, refusals
+/// are 42501 naming the rule.
+fn canaries_never_cross_over_the_wire(on: &Gateway, off: &Gateway, tenants: &[T]) {
+    for g in [on, off] {
+        for a in tenants {
+            for v in tenants.iter().filter(|v| v.t.key != a.t.key) {
+                let (_, out) = g.psql(&a.t.slug, &a.key, &attack_script(v));
+                assert!(!out.contains(&v.canary), "gateway {}: {} read {}'s canary:\n{out}", g.name, a.t.slug, v.t.slug);
+                assert!(out.contains(&a.canary), "positive control ({}): {} must see its own canary:\n{out}", g.name, a.t.slug);
+                assert!(!out.contains("pwned"), "{out}");
+                if g.name == "on" {
+                    for rule in ["set-role", "ddl", "catalog", "copy-program"] {
+                        assert!(out.contains("42501") && out.contains(&format!("rule {rule}")), "gate on: expected rule {rule}:\n{out}");
+                    }
+                } else {
+                    assert!(out.contains("permission denied") || out.contains("row-level security"), "{out}");
+                }
+            }
+        }
+    }
+}
+
+/// A read-only key: refused by the gate (rule read-only), and with the gate off by the
+/// database, since it logs in as the tenant's read-only role.
+fn read_only_keys_cannot_write(d: &Deployment, on: &Gateway, off: &Gateway, x: &T) {
+    let (_, ro) = gw::create_key(d, &x.t.slug, true);
+    let (ok, out) = on.psql(&x.t.slug, &ro, "SELECT name FROM branches;");
+    assert!(ok && out.contains(&x.canary), "{out}");
+    for sql in ["INSERT INTO branches (name, city, country) VALUES ('ro', 'x', 'XX');", "DELETE FROM menu_items;", "UPDATE branches SET city = 'x';"] {
+        let (ok, out) = on.psql(&x.t.slug, &ro, &format!("\\set VERBOSITY verbose\n{sql}"));
+        assert!(!ok && out.contains("42501") && out.contains("rule read-only"), "{sql}: {out}");
+        let (ok, out) = off.psql(&x.t.slug, &ro, sql);
+        assert!(!ok && out.contains("permission denied"), "{sql}: {out}");
+    }
+    let (_, out) = on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM branches WHERE name = 'ro'; SELECT count(*) > 0 FROM menu_items;");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "t"], "{out}");
+}
+
+/// The tenant's statement_timeout holds: it is the session default, RESET ALL and DISCARD
+/// ALL return to it, and the gate refuses raising it.
+fn limits_cannot_be_lifted(on: &Gateway, x: &T) {
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\nSELECT pg_sleep(3);");
+    assert!(!ok && out.contains("57014"), "statement_timeout must cancel: {out}");
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "SET statement_timeout = 500; RESET ALL; SHOW statement_timeout; DISCARD ALL; SHOW statement_timeout;");
+    assert!(ok && out.lines().filter(|l| l.trim() == "1s").count() == 2, "{out}");
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\nSET statement_timeout = 0;");
+    assert!(!ok && out.contains("42501"), "{out}");
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\nSET statement_timeout = '1h';");
+    assert!(!ok && out.contains("42501"), "{out}");
+}
+
+/// pgbench with a custom script against the example app, simple and prepared protocol.
+fn pgbench_runs_the_example_app(on: &Gateway, x: &T) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = dir.path().join("restaurant.sql");
+    std::fs::write(
+        &script,
+        "\\set price random(1, 20)\n\
+         SELECT count(*) FROM menu_items WHERE price > :price;\n\
+         BEGIN;\n\
+         INSERT INTO orders (branch_id, table_no, total) SELECT branch_id, 7, :price FROM branches ORDER BY name LIMIT 1;\n\
+         SELECT sum(total) FROM orders WHERE table_no = 7;\n\
+         END;\n",
+    )
+    .expect("script");
+    let count = || on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM orders WHERE table_no = 7;").1.trim().parse::<i64>().unwrap_or(-1);
+    let before = count();
+    for mode in ["simple", "extended", "prepared"] {
+        let out = Command::new("pgbench")
+            .args(["-n", "-f"])
+            .arg(&script)
+            .args(["-c", "4", "-j", "2", "-t", "25", "-M", mode, "-h", "127.0.0.1", "-p", &on.port.to_string(), "-U", &x.t.slug, "app"])
+            .env("PGPASSWORD", &x.key)
+            .output()
+            .expect("pgbench");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "pgbench -M {mode}: {text}");
+        assert!(text.contains("number of transactions actually processed: 100/100"), "pgbench -M {mode}: {text}");
+        assert!(!text.contains("number of failed transactions: ") || text.contains("number of failed transactions: 0"), "{text}");
+    }
+    assert_eq!(count() - before, 300, "every pgbench transaction committed once");
+}
+
+fn python() -> Option<String> {
+    for py in ["python3", "python"] {
+        let ok = Command::new(py).args(["-c", "import psycopg"]).status().map(|s| s.success()).unwrap_or(false);
+        if ok {
+            return Some(py.to_string());
+        }
+    }
+    for py in ["python3", "python"] {
+        let _ = Command::new(py).args(["-m", "pip", "install", "-q", "psycopg[binary]"]).status();
+        let ok = Command::new(py).args(["-c", "import psycopg"]).status().map(|s| s.success()).unwrap_or(false);
+        if ok {
+            return Some(py.to_string());
+        }
+    }
+    None
+}
+
+const PSYCOPG_SCRIPT: &str = r#"
+import json, socket, struct, sys, threading, time
+import psycopg
+port, user, key, canary, others = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
+res = {}
+conn = psycopg.connect(host="127.0.0.1", port=port, user=user, password=key, dbname="whatever", autocommit=True)
+seen = []
+for i in range(3):
+    with conn.cursor() as cur:
+        cur.execute("SELECT name FROM branches WHERE country = %s ORDER BY name", ("XX",), prepare=True)
+        seen += [r[0] for r in cur.fetchall()]
+with conn.cursor() as cur:
+    cur.execute("INSERT INTO menu_items (branch_id, name, category, price) SELECT branch_id, %s, 'drinks', %s FROM branches WHERE name = %s RETURNING name", ("py-spritz", 5.5, canary), prepare=True)
+    res["inserted"] = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM menu_items WHERE name = %s", ("py-spritz",), prepare=True)
+    res["count"] = cur.fetchone()[0]
+    cur.execute("SELECT name FROM pg_prepared_statements WHERE from_sql = false")
+    res["server_prepared"] = len(cur.fetchall())
+    try:
+        cur.execute("SET ROLE postgres", prepare=True)
+        res["denied"] = None
+    except psycopg.Error as e:
+        res["denied"] = [e.sqlstate, str(e)]
+    cur.execute("SELECT 1", prepare=True)
+    res["after_denial"] = cur.fetchone()[0]
+res["own_canary"] = canary in seen
+res["leak"] = [o for o in others if any(o in s for s in seen)]
+
+# A cancel with the right pid but a wrong secret does nothing.
+pid = conn.info.backend_pid
+def bogus_cancel():
+    time.sleep(0.5)
+    s = socket.create_connection(("127.0.0.1", int(port)))
+    s.sendall(struct.pack("!iiii", 16, 80877102, pid, 12345))
+    s.recv(16)
+    s.close()
+threading.Thread(target=bogus_cancel).start()
+t0 = time.time()
+with conn.cursor() as cur:
+    cur.execute("SELECT pg_sleep(1.5)")
+res["bogus_cancel_ignored"] = time.time() - t0 >= 1.4
+
+# A real cancel (libpq's CancelRequest with the gateway's key) stops pg_sleep(30).
+def cancel():
+    time.sleep(0.5)
+    conn.cancel()
+threading.Thread(target=cancel).start()
+t0 = time.time()
+try:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_sleep(30)")
+    res["cancelled"] = None
+except psycopg.errors.QueryCanceled as e:
+    res["cancelled"] = e.sqlstate
+res["cancel_seconds"] = time.time() - t0
+with conn.cursor() as cur:
+    cur.execute("SELECT 42")
+    res["after_cancel"] = cur.fetchone()[0]
+print(json.dumps(res))
+"#;
+
+/// psycopg 3 with server-side prepared statements; cancel with the right and a wrong key.
+fn psycopg_prepared_statements_and_cancel(on: &Gateway, tenants: &[T]) {
+    let Some(py) = python() else {
+        eprintln!("\n\n!!!!! SKIPPING the psycopg step: `pip install \"psycopg[binary]\"` failed; install it to run this step !!!!!\n\n");
+        return;
+    };
+    let x = &tenants[1];
+    let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
+    let out = Command::new(&py)
+        .args(["-c", PSYCOPG_SCRIPT, &on.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "psycopg script failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["own_canary"], true, "{v}");
+    assert_eq!(v["leak"], serde_json::json!([]), "{v}");
+    assert_eq!(v["inserted"], "py-spritz", "{v}");
+    assert_eq!(v["count"], 1, "{v}");
+    assert!(v["server_prepared"].as_i64().unwrap_or(0) >= 2, "psycopg must have prepared statements on the server: {v}");
+    assert_eq!(v["denied"][0], "42501", "{v}");
+    assert!(v["denied"][1].as_str().unwrap_or("").contains("rule set-role"), "{v}");
+    assert_eq!(v["after_denial"], 1, "{v}");
+    assert_eq!(v["bogus_cancel_ignored"], true, "a cancel with a wrong secret must do nothing: {v}");
+    assert_eq!(v["cancelled"], "57014", "{v}");
+    assert!(v["cancel_seconds"].as_f64().unwrap_or(99.0) < 10.0, "{v}");
+    assert_eq!(v["after_cancel"], 42, "{v}");
+}
+
+const NODE_SCRIPT: &str = r#"
+const { Client } = require('pg');
+(async () => {
+  const [port, user, key, canary, others] = process.argv.slice(2);
+  const c = new Client({ host: '127.0.0.1', port: Number(port), user, password: key, database: 'whatever' });
+  await c.connect();
+  const res = {};
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await c.query({ name: 'by-country', text: 'SELECT name FROM branches WHERE country = $1 ORDER BY name', values: ['XX'] });
+    r.rows.forEach(x => seen.push(x.name));
+  }
+  const ins = await c.query('INSERT INTO branches (name, city, country) VALUES ($1, $2, $3) RETURNING city', ['node-branch', 'Turin', 'IT']);
+  res.inserted = ins.rows[0].city;
+  const cnt = await c.query('SELECT count(*)::int AS n FROM branches WHERE name = $1', ['node-branch']);
+  res.count = cnt.rows[0].n;
+  try { await c.query('SELECT * FROM pg_roles WHERE rolname = $1', ['x']); res.denied = null; }
+  catch (e) { res.denied = [e.code, e.message]; }
+  const after = await c.query('SELECT $1::int + 1 AS n', [41]);
+  res.after_denial = after.rows[0].n;
+  await c.query('BEGIN');
+  try { await c.query('TRUNCATE branches'); } catch (e) { res.in_txn_denied = e.code; }
+  try { await c.query('SELECT 1'); res.txn_aborted = false; } catch (e) { res.txn_aborted = e.code; }
+  await c.query('ROLLBACK');
+  res.own_canary = seen.includes(canary);
+  res.leak = others.split(',').filter(o => seen.some(s => s.includes(o)));
+  await c.end();
+  console.log(JSON.stringify(res));
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+
+/// Node `pg`: named prepared statements and parameters over the extended protocol; a
+/// denial inside a transaction aborts it, as PostgreSQL's own errors do.
+fn node_pg_extended_protocol(on: &Gateway, tenants: &[T]) {
+    let node_dir = common::repo_root().join("crates/tenantgate/tests/node");
+    if !node_dir.join("node_modules/pg").exists() {
+        let st = Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(&node_dir).status();
+        assert!(st.map(|s| s.success()).unwrap_or(false), "npm install in {} failed", node_dir.display());
+    }
+    let x = &tenants[2];
+    let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
+    let script = node_dir.join("gateway_check.js");
+    std::fs::write(&script, NODE_SCRIPT).expect("write node script");
+    let out = Command::new("node")
+        .arg(&script)
+        .args([&on.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
+        .current_dir(&node_dir)
+        .output()
+        .expect("node");
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "node script failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["own_canary"], true, "{v}");
+    assert_eq!(v["leak"], serde_json::json!([]), "{v}");
+    assert_eq!(v["inserted"], "Turin", "{v}");
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(v["denied"][0], "42501", "{v}");
+    assert!(v["denied"][1].as_str().unwrap_or("").contains("rule catalog"), "{v}");
+    assert_eq!(v["after_denial"], 42, "{v}");
+    assert_eq!(v["in_txn_denied"], "42501", "{v}");
+    assert_eq!(v["txn_aborted"], "25P02", "a denial aborts the transaction like any error: {v}");
+}
+
+/// Malformed and hostile input: each gets a clean FATAL or ERROR and the gateway keeps
+/// serving (a follow-up query works every time).
+fn bad_input_gets_clean_errors(d: &Deployment, on: &Gateway, tenants: &[T]) {
+    let x = &tenants[0];
+    let still_serving = |what: &str| {
+        let (ok, out) = on.psql(&x.t.slug, &x.key, "SELECT 'alive';");
+        assert!(ok && out.contains("alive"), "after {what}: {out}");
+    };
+    let conn = on.conninfo(&x.t.slug);
+
+    // Wrong key, unknown tenant: the same message, which reveals nothing.
+    let wrong = format!("{}0", &x.key[..x.key.len() - 1]);
+    let (ok, out_wrong) = gw::psql_extra(&conn, &wrong, &["-c", "SELECT 1"]);
+    assert!(!ok && out_wrong.contains(&format!("password authentication failed for user \"{}\"", x.t.slug)), "{out_wrong}");
+    let (ok, out_unknown) = gw::psql_extra(&on.conninfo("no-such-tenant"), &x.key, &["-c", "SELECT 1"]);
+    assert!(!ok && out_unknown.contains("password authentication failed for user \"no-such-tenant\""), "{out_unknown}");
+    assert_eq!(out_wrong.replace(&x.t.slug, "U"), out_unknown.replace("no-such-tenant", "U"), "unknown tenant must look like a wrong key");
+    still_serving("wrong key");
+
+    // Refused startup parameters.
+    for (extra, expect) in [
+        ("options='-c role=postgres'", "\"options\" is not allowed"),
+        ("options='-c search_path=public'", "\"options\" is not allowed"),
+        ("replication=database", "replication connections are not allowed"),
+    ] {
+        let (ok, out) = gw::psql_extra(&format!("{conn} {extra}"), &x.key, &["-c", "SELECT 1"]);
+        assert!(!ok && out.contains(expect), "{extra}: {out}");
+    }
+    still_serving("refused parameters");
+
+    let fatal = |bytes: &[u8], code: &str, what: &str| {
+        let errors = gw::errors_in(bytes);
+        assert!(
+            errors.iter().any(|(sev, c, _)| sev == "FATAL" && c == code),
+            "{what}: expected FATAL {code}, got {errors:?} ({} bytes)",
+            bytes.len()
+        );
+    };
+    // Malformed startup packet: a parameter without its terminator.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&[0, 0, 0, 14, 0, 3, 0, 0, b'u', b's', b'e', b'r', 0, b'x']).expect("write");
+    fatal(&gw::read_all(&mut s), "08P01", "malformed startup packet");
+    // A startup packet longer than PostgreSQL allows.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&[0, 1, 0, 0, 0, 3, 0, 0]).expect("write");
+    fatal(&gw::read_all(&mut s), "08P01", "oversized startup packet");
+    // Truncated startup packet.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&[0, 0, 0, 40, 0, 3, 0, 0, b'u']).expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    fatal(&gw::read_all(&mut s), "08P01", "truncated startup packet");
+    // Unsupported protocol versions.
+    for version in [0x0002_0000u32, 0x0004_0000] {
+        let mut s = gw::connect_raw(on.port);
+        s.write_all(&gw::startup_packet(version, &[("user", &x.t.slug)])).expect("write");
+        fatal(&gw::read_all(&mut s), "0A000", "unsupported protocol");
+    }
+    // Garbage right after SSLRequest, before our answer was read (CVE-2021-23214).
+    let mut s = gw::connect_raw(on.port);
+    let mut pkt = vec![0, 0, 0, 8, 4, 210, 22, 47];
+    pkt.extend_from_slice(b"Q\0\0\0\x0dSELECT 1\0");
+    s.write_all(&pkt).expect("write");
+    let bytes = gw::read_all(&mut s);
+    assert!(!bytes.starts_with(b"S"), "must not start TLS");
+    fatal(&bytes[usize::from(bytes.first() == Some(&b'N'))..], "08P01", "garbage after SSLRequest");
+    // A plain SSLRequest gets 'N' (no TLS configured) and the session continues.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).expect("write");
+    let mut one = [0u8; 1];
+    std::io::Read::read_exact(&mut s, &mut one).expect("answer");
+    assert_eq!(&one, b"N");
+    still_serving("bad startup packets");
+
+    // After login: an unknown message type, a truncated message, an oversized message.
+    let (mut s, _, _) = gw::raw_login(on.port, &x.t.slug, &x.key);
+    let msgs = gw::raw_query(&mut s, "SELECT 1");
+    assert!(msgs.iter().any(|m| m.0 == b'D'), "raw session works");
+    s.write_all(b"\x01\0\0\0\x04").expect("write");
+    fatal(&gw::read_all(&mut s), "08P01", "unknown message type");
+    let (mut s, _, _) = gw::raw_login(on.port, &x.t.slug, &x.key);
+    s.write_all(b"Q\0\0\0\x64SELECT").expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    fatal(&gw::read_all(&mut s), "08P01", "truncated message");
+    let (mut s, _, _) = gw::raw_login(on.port, &x.t.slug, &x.key);
+    s.write_all(b"Q\x10\0\0\0SELECT").expect("write"); // 256 MiB claimed
+    let bytes = gw::read_all(&mut s);
+    fatal(&bytes, "08P01", "oversized message");
+    assert!(gw::errors_in(&bytes).iter().any(|e| e.2.contains("limit")), "{:?}", gw::errors_in(&bytes));
+    // Garbage instead of a SCRAM exchange.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&gw::startup_packet(196608, &[("user", &x.t.slug)])).expect("write");
+    let _ = gw::read_msg(&mut s);
+    s.write_all(b"p\0\0\0\x10SCRAM-SHA-256\0\0\0").expect("write");
+    let bytes = gw::read_all(&mut s);
+    assert!(gw::errors_in(&bytes).iter().any(|e| e.0 == "FATAL"), "bad SASL message");
+    // Channel binding is refused cleanly.
+    let mut s = gw::connect_raw(on.port);
+    s.write_all(&gw::startup_packet(196608, &[("user", &x.t.slug)])).expect("write");
+    let _ = gw::read_msg(&mut s);
+    let cf = b"p=tls-server-end-point,,n=,r=abcdef";
+    let mut m = b"p".to_vec();
+    let body_len = 4 + 14 + 4 + cf.len();
+    m.extend_from_slice(&(body_len as u32).to_be_bytes());
+    m.extend_from_slice(b"SCRAM-SHA-256\0");
+    m.extend_from_slice(&(cf.len() as u32).to_be_bytes());
+    m.extend_from_slice(cf);
+    s.write_all(&m).expect("write");
+    let bytes = gw::read_all(&mut s);
+    assert!(gw::errors_in(&bytes).iter().any(|e| e.2.contains("channel binding")), "{:?}", gw::errors_in(&bytes));
+    still_serving("bad messages");
+
+    // A cancel for a key nobody holds does nothing; a cancel for another session's pid with a
+    // wrong secret does nothing either (psycopg step checks a session's own query survives).
+    gw::send_cancel(on.port, 12345, 678);
+    let (mut s, pid, secret) = gw::raw_login(on.port, &x.t.slug, &x.key);
+    gw::send_cancel(on.port, pid, secret ^ 1);
+    let msgs = gw::raw_query(&mut s, "SELECT 'still here'");
+    assert!(!msgs.iter().any(|m| m.0 == b'E'), "{msgs:?}");
+    let _ = d;
+    still_serving("cancels");
+}
+
+/// Revoking a key refuses new connections at once and cuts open sessions within seconds;
+/// a suspended tenant is refused with a clear message.
+fn revoked_keys_and_suspended_tenants(d: &Deployment, on: &Gateway, x: &T) {
+    let (id, key) = gw::create_key(d, &x.t.slug, false);
+    // A brand-new key works at once (the router re-reads keys it has not seen).
+    let (ok, out) = on.psql(&x.t.slug, &key, "SELECT 'new key works';");
+    assert!(ok && out.contains("new key works"), "{out}");
+    let child = Command::new("psql")
+        .arg(on.conninfo(&x.t.slug))
+        .args(["-X", "-q", "-A", "-t", "-c", "SELECT pg_sleep(30)"])
+        .env("PGPASSWORD", &key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    d.ok(&["key", "revoke", &x.t.slug, &id]);
+    let out = child.wait_with_output().expect("psql");
+    let elapsed = t0.elapsed();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("API key revoked"), "{text}");
+    assert!(elapsed < Duration::from_secs(8), "open session cut after {elapsed:?}");
+    let (ok, out) = on.psql(&x.t.slug, &key, "SELECT 1;");
+    assert!(!ok && out.contains("password authentication failed"), "{out}");
+    let (ok, _) = on.psql(&x.t.slug, &x.key, "SELECT 1;");
+    assert!(ok, "the tenant's other key still works");
+
+    d.ok(&["tenant", "suspend", &x.t.slug]);
+    let (ok, out) = on.psql(&x.t.slug, &x.key, "SELECT 1;");
+    assert!(!ok && out.contains("suspended"), "{out}");
+    d.ok(&["tenant", "resume", &x.t.slug]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out) = on.psql(&x.t.slug, &x.key, "SELECT 'resumed';");
+        if ok && out.contains("resumed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "resumed tenant still refused: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A budget of one connection per server: a second tenant gets in by evicting the first
+/// tenant's idle connection; while a session holds the only connection, a waiter times out
+/// with 53300 and a clear message.
+fn budget_evicts_idle_and_times_out_waiters(d: &Deployment, tenants: &[T]) {
+    let tiny = Gateway::start(d, "tiny", "server_budget = 1\ncheckout_timeout_ms = 1500\npool_idle_timeout_ms = 1000\n");
+    let (a, b) = (&tenants[0], &tenants[1]);
+    let (ok, out) = tiny.psql(&a.t.slug, &a.key, "SELECT 'a';");
+    assert!(ok, "{out}");
+    let (ok, out) = tiny.psql(&b.t.slug, &b.key, "SELECT 'b after eviction';");
+    assert!(ok && out.contains("b after eviction"), "{out}");
+    let holder = Command::new("psql")
+        .arg(tiny.conninfo(&b.t.slug))
+        .args(["-X", "-q", "-c", "SELECT pg_sleep(6)"])
+        .env("PGPASSWORD", &b.key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_millis(700));
+    let t0 = Instant::now();
+    let (ok, out) = gw::psql_extra(&tiny.conninfo(&a.t.slug), &a.key, &["-c", "SELECT 1"]);
+    assert!(!ok && out.contains("too many connections for server us-1") && out.contains("Try again"), "{out}");
+    assert!(t0.elapsed() >= Duration::from_millis(1400), "the waiter must queue first");
+    match gw::try_raw_login(tiny.port, &a.t.slug, &a.key) {
+        Err((sev, code, _)) => assert_eq!((sev.as_str(), code.as_str()), ("FATAL", "53300")),
+        Ok(_) => panic!("a waiter must not get a connection while the budget is held"),
+    }
+    // Other servers have their own budget.
+    let (ok, out) = tiny.psql(&tenants[2].t.slug, &tenants[2].key, "SELECT 'eu has room';");
+    assert!(ok && out.contains("eu has room"), "{out}");
+    let _ = holder.wait_with_output();
+    let (ok, out) = tiny.psql(&a.t.slug, &a.key, "SELECT 'a again';");
+    assert!(ok && out.contains("a again"), "{out}");
+    // Idle pools shrink to zero after gateway.pool_idle_timeout_ms.
+    let backends = |t: &T| d.admin(&t.t.server, "postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{}' AND application_name = 'tenantgate'", t.t.key));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends(a) != "0" {
+        assert!(Instant::now() < deadline, "idle backends of {} were not closed", a.t.slug);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // SIGTERM stops the gateway cleanly.
+    let mut tiny = tiny;
+    let st = Command::new("kill").args(["-TERM", &tiny.pid().to_string()]).status().expect("kill");
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tiny.is_running() {
+        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// With a certificate configured, SSLRequest is answered 'S' and psql connects over TLS.
+fn tls_when_configured(d: &Deployment, x: &T) {
+    let cert = d.dir.path().join("gw-cert.pem");
+    let key = d.dir.path().join("gw-key.pem");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !st.map(|s| s.success()).unwrap_or(false) {
+        eprintln!("\n!!!!! SKIPPING the TLS step: openssl could not make a test certificate !!!!!\n");
+        return;
+    }
+    let tls = Gateway::start(d, "tls", &format!("tls_cert = {:?}\ntls_key = {:?}\n", cert, key));
+    let conn = format!("host=127.0.0.1 port={} user={} dbname=x sslmode=require", tls.port, x.t.slug);
+    let (ok, out) = gw::psql_extra(&conn, &x.key, &["-c", "SELECT name FROM branches ORDER BY name", "-c", "\\conninfo"]);
+    assert!(ok && out.contains(&x.canary) && out.contains("SSL connection"), "{out}");
+    // Plaintext still works when the client does not ask for TLS.
+    let (ok, out) = tls.psql(&x.t.slug, &x.key, "SELECT 'plain';");
+    assert!(ok && out.contains("plain"), "{out}");
+}
+
+/// Connections and denials are audited in the catalog, without secrets or SQL text.
+fn audit_records_connections_and_denials(d: &Deployment, tenants: &[T]) {
+    // The writer is asynchronous; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let rows = d.admin("us-1", "tenantgate", "SELECT action, coalesce(tenant_key, '-'), detail::text FROM tg.audit_events WHERE actor = 'gateway'");
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for line in rows.lines() {
+        *counts.entry(line.split('|').next().unwrap_or("")).or_default() += 1;
+    }
+    assert!(counts.get("gateway.connect").copied().unwrap_or(0) > 50, "{counts:?}");
+    assert!(counts.get("gateway.deny").copied().unwrap_or(0) > 20, "{counts:?}");
+    assert!(counts.get("gateway.terminate").copied().unwrap_or(0) >= 1, "{counts:?}");
+    assert!(rows.contains("\"outcome\": \"auth-failed\""), "failed logins are audited");
+    assert!(rows.contains("\"rule\": \"set-role\"") && rows.contains("\"fingerprint\": \""), "denials carry rule and fingerprint");
+    for x in tenants {
+        assert!(!rows.contains(&x.key), "an API key secret reached the audit log");
+        assert!(!rows.contains(&x.canary), "statement text reached the audit log");
+    }
+    assert!(!rows.contains("SET ROLE") && !rows.contains("pg_sleep"), "statement text reached the audit log");
+    let used = d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.api_keys WHERE last_used_at IS NOT NULL");
+    assert!(used.parse::<i64>().unwrap_or(0) >= tenants.len() as i64, "last_used_at is recorded: {used}");
+}
