@@ -133,6 +133,9 @@ pub struct DemoArgs {
     /// Directory for the demo's clusters and config
     #[arg(long, default_value = ".tenantgate")]
     pub dir: PathBuf,
+    /// Set everything up and exit instead of serving the gateway (for scripts)
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Subcommand)]

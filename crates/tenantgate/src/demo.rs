@@ -91,7 +91,38 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         seed(&cat, &master, t.slug).await?;
     }
     print_summary(&cat, &master, &config_path).await?;
-    Ok(ExitCode::SUCCESS)
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_gateway_lines(&cat, &cfg).await?;
+    crate::serve::run(&cfg, None).await
+}
+
+/// Issue a fresh `demo` key per tenant (revoking the previous run's) and print how to
+/// connect through the gateway with it.
+async fn print_gateway_lines(cat: &Catalog, cfg: &Config) -> Result<()> {
+    use tg_control::keys::{self, KeyScope};
+    let gw = tg_proxy::GatewayConfig::from_table(&cfg.gateway)?;
+    let (host, port) = gw.listen.rsplit_once(':').unwrap_or(("127.0.0.1", "6432"));
+    println!("Through the gateway (user = tenant slug, password = a fresh API key):");
+    println!();
+    for t in &TENANTS {
+        for k in keys::list(cat, t.slug).await? {
+            if k.name.as_deref() == Some("demo") && k.revoked_at.is_none() {
+                keys::revoke(cat, t.slug, &k.id).await?;
+            }
+        }
+        let k = keys::create(cat, t.slug, KeyScope::ReadWrite, Some("demo")).await?;
+        println!("  {}:", t.slug);
+        println!("    PGPASSWORD={} psql \"host={host} port={port} user={} dbname=app\" -c 'select count(*) from orders'", k.secret, t.slug);
+        println!(
+            "    curl -s -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/sql -d '{{\"sql\": \"select count(*) from orders\"}}'",
+            k.secret
+        );
+        println!();
+    }
+    println!("Serving until Ctrl-C (the clusters keep running; `tenantgate demo --stop` stops them).");
+    Ok(())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

@@ -553,6 +553,46 @@ fn bad_input_gets_clean_errors(d: &Deployment, on: &Gateway, tenants: &[T]) {
     assert!(gw::errors_in(&bytes).iter().any(|e| e.2.contains("channel binding")), "{:?}", gw::errors_in(&bytes));
     still_serving("bad messages");
 
+    // A pipeline with a denied Parse in the middle: the statements before it run, the denial
+    // comes back in order as 42501, the rest up to Sync is skipped, and the next Sync works.
+    let (mut s, _, _) = gw::raw_login(on.port, &x.t.slug, &x.key);
+    let mut out = bytes::BytesMut::new();
+    use postgres_protocol::message::frontend as fe;
+    let no_params: [u32; 0] = [];
+    let bind = |out: &mut bytes::BytesMut| {
+        fe::bind("", "", Vec::<i16>::new(), Vec::<i32>::new(), |_: i32, _: &mut bytes::BytesMut| -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> { Ok(postgres_protocol::IsNull::No) }, Some(1), out)
+            .map_err(|_| ())
+            .expect("bind");
+    };
+    fe::parse("", "SELECT 'before'", no_params, &mut out).expect("parse");
+    bind(&mut out);
+    fe::execute("", 0, &mut out).expect("execute");
+    fe::parse("", "SELECT * FROM pg_authid", no_params, &mut out).expect("parse");
+    bind(&mut out);
+    fe::execute("", 0, &mut out).expect("execute");
+    fe::sync(&mut out);
+    fe::parse("", "SELECT 'after'", no_params, &mut out).expect("parse");
+    bind(&mut out);
+    fe::execute("", 0, &mut out).expect("execute");
+    fe::sync(&mut out);
+    s.write_all(&out).expect("write pipeline");
+    let mut tags = String::new();
+    let mut texts = Vec::new();
+    let mut ready = 0;
+    while ready < 2 {
+        let (tag, body) = gw::read_msg(&mut s).expect("pipeline response");
+        tags.push(tag as char);
+        match tag {
+            b'Z' => ready += 1,
+            b'E' => texts.push(gw::error_fields(&body)),
+            b'D' => texts.push((String::new(), String::new(), String::from_utf8_lossy(&body).into_owned())),
+            _ => {}
+        }
+    }
+    assert_eq!(tags, "12DCEZ12DCZ", "{texts:?}");
+    assert!(texts[0].2.contains("before") && texts[2].2.contains("after"), "{texts:?}");
+    assert_eq!((texts[1].0.as_str(), texts[1].1.as_str()), ("ERROR", "42501"), "{texts:?}");
+    assert!(texts[1].2.contains("rule catalog-enumeration"), "{texts:?}");
     // A cancel for a key nobody holds does nothing; a cancel for another session's pid with a
     // wrong secret does nothing either (psycopg step checks a session's own query survives).
     gw::send_cancel(on.port, 12345, 678);

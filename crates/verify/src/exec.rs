@@ -240,6 +240,16 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
     if let Some(c) = seen.notices.iter().find(|n| n.starts_with("CARRIED:")) {
         return Verdict { passed: false, outcome: "session state carried over to the tenant's next client".into(), evidence: c.clone(), residual: false };
     }
+    if !leaked.is_empty() && scenario.expect == Expect::GateOnlyResidual && !gate {
+        // A channel shared by one database (NOTIFY, advisory locks): the victim itself sent
+        // the data. Only the gate closes it; the `database` placement removes it.
+        return Verdict {
+            passed: true,
+            outcome: "residual risk without the gate: data the victim published on a database-wide channel reached another tenant in the same database".into(),
+            evidence: format!("marker seen by the listener; {evidence}"),
+            residual: true,
+        };
+    }
     if !leaked.is_empty() {
         evidence = format!("LEAK: found another tenant's marker(s) {leaked:?}; {evidence}");
         return Verdict { passed: false, outcome: "another tenant's data reached the attacker".into(), evidence, residual: false };

@@ -266,7 +266,9 @@ async fn attack_all(
                     if session.is_closed() {
                         session = connect(target, a).await?;
                     } else {
+                        // Undo what the scenario changed (a lifted timeout must not reach the next one).
                         let _ = session.simple("ROLLBACK").await;
+                        let _ = session.simple("RESET ALL").await;
                     }
                 }
             }
@@ -348,7 +350,11 @@ async fn run_one(
         Kind::Pair(t) | Kind::Solo(t) => {
             let sql = exec::fill(t, a, v, vbranch);
             if sc.group == "resource" {
-                return with_bystander(target, a, probes, session.simple(&sql)).await;
+                // A fresh session: the attack runs under the tenant's limits as they start.
+                return match Session::connect(target, &a.slug, &a.rw_secret, "tenantgate").await {
+                    Ok(fresh) => with_bystander(target, a, probes, fresh.simple(&sql)).await,
+                    Err(e) => (Seen { error: Some(e), ..Default::default() }, Duration::ZERO),
+                };
             }
             (session.simple(&sql).await, Duration::ZERO)
         }

@@ -59,7 +59,7 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
-/// Create `per_placement` probes of every placement, spread round-robin over the servers.
+/// Create `per_placement` probes of every placement, spread over the servers.
 pub async fn create(cfg: &Config, catalog: &mut Catalog, master: &MasterKey, per_placement: usize) -> Result<Vec<Probe>> {
     let servers = catalog.servers().await?;
     if servers.is_empty() {
@@ -67,11 +67,12 @@ pub async fn create(cfg: &Config, catalog: &mut Catalog, master: &MasterKey, per
     }
     let run = random_hex(3);
     let mut probes = Vec::new();
-    let mut i = 0usize;
-    for placement in [Placement::Pooled, Placement::Schema, Placement::Database] {
+    // Probes of one placement share a server two by two (so same-database attacks are
+    // tried: that is where row-level security carries the load), and the placements
+    // rotate over the servers (so cross-server pairs are tried too).
+    for (pi, placement) in [Placement::Pooled, Placement::Schema, Placement::Database].into_iter().enumerate() {
         for n in 0..per_placement {
-            let server = &servers[i % servers.len()];
-            i += 1;
+            let server = &servers[(pi + n / 2) % servers.len()];
             let slug = format!("verify-{run}-{}-{n}", placement.as_str());
             let req = CreateRequest {
                 slug: slug.clone(),

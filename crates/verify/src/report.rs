@@ -57,6 +57,7 @@ pub fn text(r: &Report) -> String {
         }
     }
     let mut residual: Vec<&str> = r.runs.iter().filter(|x| x.verdict.residual).map(|x| x.id).collect();
+    residual.sort();
     residual.dedup();
     if !residual.is_empty() {
         let _ = writeln!(out, "\nResidual risks without the gate (shared within one database; the `database` placement removes them): {}", residual.join(", "));
