@@ -31,7 +31,7 @@ trap 'rm -rf "$BIN_DIR"' EXIT
 cp "$TG_BIN" "$BIN_DIR/tenantgate"
 TG="$BIN_DIR/tenantgate"
 
-"$TG" demo --dir "$BENCH_DIR" --reset >/dev/null
+"$TG" demo --dir "$BENCH_DIR" --reset --no-serve >/dev/null
 export TENANTGATE_CONFIG="$BENCH_DIR/tenantgate.toml"
 URL=$(sed -n 's/^url = "\(postgres:.*\/\)postgres"$/\1/p' "$TENANTGATE_CONFIG" | head -1)  # us-1 admin URL prefix
 

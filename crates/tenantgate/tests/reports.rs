@@ -345,7 +345,7 @@ fn examples_match_the_demo() {
         assert!(out.status.success(), "tenantgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    tg(&["demo", "--dir", dir.to_str().expect("path")], None);
+    tg(&["demo", "--no-serve", "--dir", dir.to_str().expect("path")], None);
     let config = dir.join("tenantgate.toml");
     let examples = common::repo_root().join("docs/examples");
     let bless = std::env::var("TENANTGATE_BLESS").is_ok_and(|v| v == "1");
