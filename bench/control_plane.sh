@@ -6,7 +6,9 @@
 #      `ALTER TABLE ... ADD COLUMN` pending;
 #   3. the RLS policy's cost: pgbench point queries as a tenant role through RLS, against
 #      the same query with a hand-written `WHERE tenant_id = ...` on an identical table
-#      without RLS, same role, same run. Reported as a ratio.
+#      without RLS, same role, same run. Reported as a ratio (median of alternating
+#      rounds), plus a server-side PL/pgSQL loop that measures the per-query cost without
+#      network or client noise.
 #
 # Usage: bench/control_plane.sh [N_SCHEMA_TENANTS]   (default 1000)
 # Writes bench/results/control_plane-<date>.md and prints it. Uses its own demo

@@ -38,7 +38,3 @@ UPDATE orders o SET total = s.total
 FROM (SELECT order_id, sum(quantity * unit_price) AS total FROM order_items GROUP BY order_id) s
 WHERE o.order_id = s.order_id AND o.branch_id = 'b0000000-0000-4000-8000-000000000001' AND o.total = 0;
 COMMIT;
-ANALYZE branches;
-ANALYZE menu_items;
-ANALYZE orders;
-ANALYZE order_items;

@@ -548,6 +548,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// The app-schema version a target has reached, if it is known and has no error.
+    pub async fn target_version(&self, target: &str) -> Result<Option<i32>> {
+        let row = self
+            .client
+            .query_opt("SELECT version FROM tg.migration_targets WHERE target = $1 AND last_error IS NULL", &[&target])
+            .await
+            .map_err(|e| Error::db("reading the migration target", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     pub async fn targets(&self) -> Result<Vec<MigrationTarget>> {
         let rows = self
             .client

@@ -132,6 +132,11 @@ impl ServerAdmin<'_> {
     /// Create the group roles and the shared database for a placement if missing.
     pub async fn ensure_shared(&self, placement: Placement) -> Result<()> {
         let admin = self.connect(None).await?;
+        self.ensure_shared_on(&admin, placement).await
+    }
+
+    /// [`Self::ensure_shared`] over an open admin connection (to the `postgres` database).
+    pub async fn ensure_shared_on(&self, admin: &Client, placement: Placement) -> Result<()> {
         match placement {
             Placement::Pooled => {
                 ensure_group(&admin, POOL_RW_GROUP).await?;
@@ -154,6 +159,11 @@ impl ServerAdmin<'_> {
     /// Create (or re-password) the tenant's two login roles (DESIGN I1).
     pub async fn ensure_roles(&self, key: &TenantKey, master: &MasterKey) -> Result<()> {
         let admin = self.connect(None).await?;
+        self.ensure_roles_on(&admin, key, master).await
+    }
+
+    /// [`Self::ensure_roles`] over an open admin connection.
+    pub async fn ensure_roles_on(&self, admin: &Client, key: &TenantKey, master: &MasterKey) -> Result<()> {
         for role in [key.rw_role(), key.ro_role()] {
             let verifier = scram_verifier(&master.role_password(&role));
             let attrs = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
@@ -168,6 +178,11 @@ impl ServerAdmin<'_> {
     /// Create the tenant's container (schema or database) and connect its roles to it.
     pub async fn ensure_container(&self, placement: Placement, key: &TenantKey) -> Result<()> {
         let admin = self.connect(None).await?;
+        self.ensure_container_on(&admin, placement, key).await
+    }
+
+    /// [`Self::ensure_container`] over an open admin connection.
+    pub async fn ensure_container_on(&self, admin: &Client, placement: Placement, key: &TenantKey) -> Result<()> {
         let (rw, ro) = (key.rw_role(), key.ro_role());
         let loc = location(placement, key);
         match placement {

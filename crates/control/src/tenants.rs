@@ -192,16 +192,20 @@ async fn provision(
     op: i64,
 ) -> Result<i32> {
     let admin = ServerAdmin { name: &server.name, url: &server.url };
+    // One admin connection for the server-level steps: each new connection costs a
+    // SCRAM exchange, which dominates the creation of a pooled tenant.
+    let conn = admin.connect(None).await?;
     catalog.op_step(op, "shared").await?;
-    admin.ensure_shared(placement).await?;
+    admin.ensure_shared_on(&conn, placement).await?;
     failpoint("create", "shared")?;
 
     catalog.op_step(op, "roles").await?;
-    admin.ensure_roles(key, master).await?;
+    admin.ensure_roles_on(&conn, key, master).await?;
     failpoint("create", "roles")?;
 
     catalog.op_step(op, "container").await?;
-    admin.ensure_container(placement, key).await?;
+    admin.ensure_container_on(&conn, placement, key).await?;
+    drop(conn);
     failpoint("create", "container")?;
 
     catalog.op_step(op, "migrations").await?;
@@ -220,6 +224,15 @@ async fn apply_migrations(catalog: &Catalog, admin: &ServerAdmin<'_>, placement:
         _ => fanout::target_for(admin.name, placement, key),
     };
     catalog.ensure_target(&target).await?;
+    let latest = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if placement == Placement::Pooled {
+        // The shared pool is migrated by `migrate`; a new pooled tenant adds no tables.
+        if let Some(v) = catalog.target_version(&target.target).await? {
+            if v >= latest {
+                return Ok(v);
+            }
+        }
+    }
     let (rw, ro) = placement::grantees(placement, Some(key))?;
     let mut client = admin.connect(Some(&target.database)).await?;
     match fanout::apply_pending(&mut client, &target.schema, &rw, &ro, &migrations).await {

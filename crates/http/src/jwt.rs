@@ -264,6 +264,17 @@ impl JwtVerifier {
     }
 }
 
+/// The `kid` and secret of the first configured HS256 key, if any: for `tenantgate verify`,
+/// which signs its own attack tokens (valid ones, and ones that must be refused). The secret
+/// must stay in memory; never print it.
+pub fn first_hs256_secret(cfg: &HttpConfig, base: &Path) -> Result<Option<(Option<String>, Vec<u8>)>, HttpError> {
+    let Some((i, k)) = cfg.jwt_keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
+        return Ok(None);
+    };
+    let secret = read_secret(k, base, &format!("[[http.jwt_keys]] #{}", i + 1))?;
+    Ok(Some((k.kid.clone(), secret)))
+}
+
 /// Signs development tokens with the first configured HS256 key (`tenantgate token`).
 pub struct DevSigner {
     kid: Option<String>,

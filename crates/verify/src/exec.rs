@@ -23,6 +23,9 @@ pub struct Target {
     pub port: u16,
     /// Whether this gateway runs the SQL gate.
     pub gate: bool,
+    /// The HTTP API sharing this gateway's router, pools and gate, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::http::HttpTarget>,
 }
 
 /// What a client saw for one statement string.
@@ -32,6 +35,12 @@ pub struct Seen {
     pub error: Option<ErrInfo>,
     pub notices: Vec<String>,
     pub elapsed: Duration,
+    /// The HTTP status, for scenarios run over the HTTP API.
+    pub status: Option<u16>,
+    /// How the attempt ended, when the runner knows better than the generic wording (HTTP).
+    pub outcome: Option<String>,
+    /// A failure the runner detected itself (e.g. two answers that must be identical differ).
+    pub violation: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -233,9 +242,13 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
         (Some(e), None) => format!("refused by the database ({})", e.code),
         (None, _) => format!("database returned only the tenant's own data ({} rows)", seen.rows.len()),
     };
+    let outcome = seen.outcome.clone().unwrap_or(outcome);
     let mut evidence = match &seen.error {
         Some(e) => format!("{}: {}", e.code, truncate(&e.message, 160)),
-        None => format!("{} rows, {} notices", seen.rows.len(), seen.notices.len()),
+        None => match seen.status {
+            Some(st) => format!("HTTP {st}"),
+            None => format!("{} rows, {} notices", seen.rows.len(), seen.notices.len()),
+        },
     };
     if let Some(c) = seen.notices.iter().find(|n| n.starts_with("CARRIED:")) {
         return Verdict { passed: false, outcome: "session state carried over to the tenant's next client".into(), evidence: c.clone(), residual: false };
@@ -250,6 +263,9 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
             residual: true,
         };
     }
+    if let Some(v) = &seen.violation {
+        return Verdict { passed: false, outcome: v.clone(), evidence, residual: false };
+    }
     if !leaked.is_empty() {
         evidence = format!("LEAK: found another tenant's marker(s) {leaked:?}; {evidence}");
         return Verdict { passed: false, outcome: "another tenant's data reached the attacker".into(), evidence, residual: false };
@@ -261,6 +277,7 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
         Expect::GateRefuses => (!gate || gate_rule.is_some(), false),
         Expect::OwnRows => (!refused && hay.contains(own_canary), false),
         Expect::Succeeds => (!refused, false),
+        Expect::Status(code) => (seen.status == Some(code), false),
         Expect::LimitHolds => {
             let lifted = seen.rows.last().is_some_and(|v| v.trim() == "0");
             (refused || !lifted, false)
@@ -296,5 +313,8 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Which kinds run once per pair (vs. once per attacker).
 pub fn is_pairwise(kind: &Kind) -> bool {
-    matches!(kind, Kind::Pair(_) | Kind::CopyOut(_) | Kind::CopyIn(..) | Kind::Wire(_) | Kind::ListenNotify)
+    match kind {
+        Kind::Http(a) => a.pairwise(),
+        k => matches!(k, Kind::Pair(_) | Kind::CopyOut(_) | Kind::CopyIn(..) | Kind::Wire(_) | Kind::ListenNotify),
+    }
 }

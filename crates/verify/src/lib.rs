@@ -7,12 +7,13 @@
 //!
 //! Modules: `probes` (probe tenants), `plant` (canaries), `scenarios` (the catalogue,
 //! as data), `exec` (sessions and verdicts), `wire` (raw protocol attacks), `audit`
-//! (configuration checks), `report` (terminal table and JSON).
+//! (configuration checks), `http` (HTTP API attacks), `report` (terminal table and JSON).
 //!
 //! It never touches a tenant that is not a probe, and never weakens anything to test it.
 
 pub mod audit;
 pub mod exec;
+pub mod http;
 pub mod plant;
 pub mod probes;
 pub mod report;
@@ -202,6 +203,9 @@ async fn attack_all(
         .filter(|s| opts.only.as_deref().is_none_or(|g| s.group == g))
         .filter(|s| s.needs.iter().all(|t| probes.iter().all(|p| p.planted.tables.contains_key(*t))))
         .collect();
+    if opts.only.as_deref() == Some("http") && targets.iter().all(|t| t.http.is_none()) {
+        return Err(Error::Setup("--only http: no HTTP API to attack; run without --target (verify starts its own), or enable [http] in the config".into()));
+    }
     if catalogue.is_empty() {
         return Err(Error::Setup(format!(
             "no scenario to run{}. Groups: {}",
@@ -228,6 +232,12 @@ async fn attack_all(
             for sc in &catalogue {
                 if sc.group == "resource" && !first_of_placement {
                     continue;
+                }
+                if let Kind::Http(h) = sc.kind {
+                    // HTTP scenarios need an HTTP API next to this gateway, configured so they mean something.
+                    if !target.http.as_ref().is_some_and(|t| http::applies(t, h)) {
+                        continue;
+                    }
                 }
                 let victims: Vec<(usize, &Probe)> = if exec::is_pairwise(&sc.kind) {
                     probes.iter().enumerate().filter(|(_, v)| v.key != a.key).collect()
@@ -413,6 +423,10 @@ async fn run_one(
             }
             (seen, Duration::ZERO)
         }
+        Kind::Http(h) => match &target.http {
+            Some(t) => (http::attack(t, h, a, v, &fx.revoked).await, Duration::ZERO),
+            None => (Seen::default(), Duration::ZERO),
+        },
         Kind::Wire(w) => {
             let Some(v) = v else { return (Seen::default(), Duration::ZERO) };
             (wire::attack(target, w, a, v, &fx.revoked, &read_sql).await, Duration::ZERO)

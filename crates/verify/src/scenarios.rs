@@ -36,6 +36,8 @@ pub enum Expect {
     /// A shared channel the database cannot close inside one database: the gate must
     /// refuse it; with the gate off the result is reported as a residual risk.
     GateOnlyResidual,
+    /// The HTTP API must answer with exactly this status.
+    Status(u16),
 }
 
 /// How a scenario is run.
@@ -59,6 +61,66 @@ pub enum Kind {
     IdleTransaction,
     /// The victim NOTIFYs its canary on a channel the attacker LISTENs to.
     ListenNotify,
+    /// A request to the HTTP API (see `http`).
+    Http(HttpAttack),
+}
+
+/// HTTP API attacks. "B" is the victim, "A" the attacker; every request reads `{c}` from `{t}`
+/// unless said otherwise, so an accepted forgery would return B's canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpAttack {
+    /// A's valid JWT (write scope) reads its own canary: the positive control.
+    OwnRowsJwt,
+    /// A's tgk_ API key reads its own canary.
+    OwnRowsApiKey,
+    /// A read-scope JWT for A tries to DELETE.
+    ReadScopeWrite,
+    /// No credential at all.
+    NoToken,
+    /// `alg=none`, claims for B, no signature.
+    AlgNone,
+    /// HS256 for B, signed with a secret that is not configured.
+    WrongSecret,
+    /// HS256 for B, correctly signed, expired an hour ago.
+    Expired,
+    /// HS256 for B, correctly signed, valid only from an hour from now.
+    NotYetValid,
+    /// HS256 for B, correctly signed, without `exp`.
+    MissingExp,
+    /// HS256 for B, correctly signed, wrong `iss` (when an issuer is configured).
+    WrongIssuer,
+    /// HS256 for B, correctly signed, wrong `aud` (when an audience is configured).
+    WrongAudience,
+    /// HS256 for B with `kid` = a file path, "signed" with that file's (empty) content.
+    KidPath,
+    /// A's JWT with `X-Tenant-ID: B`.
+    XTenantMismatch,
+    /// A's JWT with `X-Tenant-ID: A` and `X-Tenant-ID: B` (a raw request).
+    XTenantDuplicate,
+    /// A's JWT with `?tenant=B&tenant_id=B`: the query string is ignored.
+    QueryTenant,
+    /// A's JWT with `{"tenant_id": B, "tenant": B}` in the body: ignored.
+    BodyTenant,
+    /// A's tgk_ API key with `X-Tenant-ID: B`.
+    ApiKeyXTenant,
+    /// A's JWT reads B's schema-qualified table over HTTP.
+    VictimSchemaSql,
+    /// A's JWT filters on B's tenant key.
+    VictimFilterSql,
+    /// `GET /v1/keys/{B's key id}` under A's JWT vs a nonexistent id: identical answers.
+    KeyIdor,
+    /// A's revoked tgk_ key.
+    RevokedKey,
+    /// `GET /v1/schema` under A's JWT.
+    Schema,
+}
+
+impl HttpAttack {
+    /// Whether the attack names a victim (run once per pair) or only the attacker.
+    pub fn pairwise(self) -> bool {
+        !matches!(self, HttpAttack::OwnRowsJwt | HttpAttack::OwnRowsApiKey | HttpAttack::ReadScopeWrite | HttpAttack::NoToken | HttpAttack::RevokedKey | HttpAttack::Schema)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,7 +163,7 @@ const fn k(id: &'static str, group: &'static str, description: &'static str, kin
 use Expect::*;
 use Kind::*;
 
-pub const GROUPS: &[&str] = &["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm"];
+pub const GROUPS: &[&str] = &["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http"];
 
 pub fn catalogue() -> Vec<Scenario> {
     vec![
@@ -227,6 +289,29 @@ pub fn catalogue() -> Vec<Scenario> {
         r("llm.other-tenant-subquery", "llm", "a subquery over rows of other tenants", Solo("SELECT * FROM orders WHERE branch_id IN (SELECT branch_id FROM branches WHERE tenant_id <> tenantgate.current_tenant())"), NoLeak),
         r("llm.dblink-pool", "llm", "dblink into the shared pool database", Solo("SELECT * FROM dblink('dbname=tg_pool', 'SELECT name FROM app.branches') AS t(name text)"), Refused),
         k("llm.victim-by-key", "llm", "orders of a named other tenant", Pair("SELECT * FROM orders WHERE tenant_id = '{v_key}'"), NoLeak),
+        // ---------------------------------------------------------------- HTTP API (JWT, tenant confusion, IDOR)
+        s("http.own-rows-jwt", "http", "positive control: A's JWT reads A's canary through POST /v1/sql", Http(HttpAttack::OwnRowsJwt), OwnRows),
+        s("http.own-rows-api-key", "http", "positive control: A's tgk_ API key reads A's canary", Http(HttpAttack::OwnRowsApiKey), OwnRows),
+        s("http.read-scope-write", "http", "a read-scope JWT tries to DELETE (gate, or the read-only role)", Http(HttpAttack::ReadScopeWrite), Status(403)),
+        s("http.no-token", "http", "POST /v1/sql without any credential", Http(HttpAttack::NoToken), Status(401)),
+        s("http.jwt-alg-none", "http", "an alg=none token claiming the victim", Http(HttpAttack::AlgNone), Status(401)),
+        s("http.jwt-wrong-secret", "http", "an HS256 token for the victim signed with a wrong secret", Http(HttpAttack::WrongSecret), Status(401)),
+        s("http.jwt-expired", "http", "a correctly signed token for the victim that expired an hour ago", Http(HttpAttack::Expired), Status(401)),
+        s("http.jwt-not-yet-valid", "http", "a correctly signed token for the victim with nbf an hour ahead", Http(HttpAttack::NotYetValid), Status(401)),
+        s("http.jwt-missing-exp", "http", "a correctly signed token for the victim without exp", Http(HttpAttack::MissingExp), Status(401)),
+        s("http.jwt-wrong-issuer", "http", "a correctly signed token for the victim with a wrong iss", Http(HttpAttack::WrongIssuer), Status(401)),
+        s("http.jwt-wrong-audience", "http", "a correctly signed token for the victim with a wrong aud", Http(HttpAttack::WrongAudience), Status(401)),
+        s("http.jwt-kid-path", "http", "a token for the victim whose kid is a file path, signed with that file's empty content", Http(HttpAttack::KidPath), Status(401)),
+        s("http.x-tenant-id-mismatch", "http", "A's token with X-Tenant-ID: B", Http(HttpAttack::XTenantMismatch), Status(403)),
+        s("http.x-tenant-id-duplicate", "http", "A's token with X-Tenant-ID: A and X-Tenant-ID: B", Http(HttpAttack::XTenantDuplicate), Status(400)),
+        s("http.query-tenant", "http", "A's token with ?tenant=B: only A's rows come back", Http(HttpAttack::QueryTenant), OwnRows),
+        s("http.body-tenant", "http", "A's token with {\"tenant_id\": B} in the body: only A's rows come back", Http(HttpAttack::BodyTenant), OwnRows),
+        s("http.api-key-x-tenant-id", "http", "A's tgk_ API key with X-Tenant-ID: B", Http(HttpAttack::ApiKeyXTenant), Status(403)),
+        s("http.sql-victim-schema", "http", "SQL over HTTP reading the victim's schema-qualified table", Http(HttpAttack::VictimSchemaSql), NoLeak),
+        s("http.sql-filter-victim", "http", "SQL over HTTP filtering on the victim's tenant key", Http(HttpAttack::VictimFilterSql), NoLeak),
+        s("http.key-id-idor", "http", "B's key id under A's token answers exactly like a nonexistent id (no enumeration via 404/403)", Http(HttpAttack::KeyIdor), Status(404)),
+        s("http.revoked-key", "http", "a revoked tgk_ API key", Http(HttpAttack::RevokedKey), Status(401)),
+        s("http.schema", "http", "GET /v1/schema describes only the tenant's own tables", Http(HttpAttack::Schema), Status(200)),
     ]
 }
 
