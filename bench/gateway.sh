@@ -6,24 +6,28 @@
 # all logged in as the same tenant role (same RLS), at 1, 8 and 32 clients, with
 #   bench/pgbench/select_only.sql  two point reads by primary key (orders, menu_items)
 #   bench/pgbench/read_write.sql   BEGIN; insert an order + 2 order_items; update; select; COMMIT
-# The five paths run back to back for each (script, clients) cell, so machine drift hits
-# them alike; ratios are taken within the run.
+# This machine's pgbench TPS varies by up to 2x between consecutive runs of a few
+# seconds (see the control-plane section of bench/RESULTS.md), so each (script, clients)
+# cell runs ROUNDS rounds, each round the five paths back to back (so drift hits them
+# alike); a cell reports the median TPS of each path and the median of the per-round
+# ratios.
 #
-# Usage: bench/gateway.sh
-#   DURATION=15           seconds per pgbench run
+# Usage: bench/gateway.sh      (about 17 minutes with the defaults)
+#   ROUNDS=3              rounds per cell
+#   DURATION=5            seconds per pgbench run
 #   MODES="simple prepared"  pgbench -M protocols for the pooled tenant (PgBouncer 1.18 in
 #                         transaction mode cannot do named prepared statements: skipped there)
 #   CLIENTS="1 8 32"
 #   DB_TENANT_CLIENTS=8   the database-placement tenant (brasserie-berlin, eu-1) runs -M simple
 #                         at these client counts; empty skips it
 #   TG_BIN=path           use a prebuilt binary instead of `cargo build --release`
-# Writes bench/results/gateway-<date>.md and the "Data plane: wire gateway" section of
-# bench/RESULTS.md. Runs in $BENCH_DIR (default /tmp/tg-gw-bench), removed at the end.
+# Writes bench/results/gateway-<date>.md (the figures for bench/RESULTS.md). Runs in $BENCH_DIR (default /tmp/tg-gw-bench), removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/tg-gw-bench}
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 MODES=${MODES:-"simple prepared"}
 CLIENTS=${CLIENTS:-"1 8 32"}
 DB_TENANT_CLIENTS=${DB_TENANT_CLIENTS-8}
@@ -46,11 +50,11 @@ LOAD_START=$(dp_load)
 T0=$(date +%s)
 
 RAW="$BENCH_DIR/raw.tsv"
-printf 'tenant\tmode\tscript\tclients\tpath\ttps\tlat_ms\tfailed\terror\n' > "$RAW"
+printf 'tenant\tmode\tscript\tclients\tround\tpath\ttps\tlat_ms\tfailed\terror\n' > "$RAW"
 
-# run_one TENANT MODE SCRIPT CLIENTS PATH
+# run_one TENANT MODE SCRIPT CLIENTS ROUND PATH
 run_one() {
-  local slug=$1 mode=$2 script=$3 c=$4 path=$5 v host port user db pw out tps lat failed err
+  local slug=$1 mode=$2 script=$3 c=$4 round=$5 path=$6 v host port user db pw out tps lat failed err
   v=$(dp_var "$slug")
   host=127.0.0.1
   case $path in
@@ -64,15 +68,15 @@ run_one() {
       user=DIRECT_USER_$v; user=${!user}; db=DIRECT_DB_$v; db=${!db}; pw=DIRECT_PW_$v; pw=${!pw};;
   esac
   local j=$(( c < 2 ? c : 2 ))
-  out="$BENCH_DIR/pgbench-$slug-$mode-$script-$c-$path.out"
+  out="$BENCH_DIR/pgbench-$slug-$mode-$script-$c-$round-$path.out"
   PGPASSWORD="$pw" pgbench -n -h "$host" -p "$port" -U "$user" -c "$c" -j "$j" -T "$DURATION" -M "$mode" \
     -f "bench/pgbench/$script.sql" "$db" > "$out" 2>&1 || true
   tps=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out")
   lat=$(awk '/^latency average = / {print $4; exit}' "$out")
   failed=$(awk '/^number of failed transactions: / {print $5; exit}' "$out")
   err=$(grep -m1 -E 'ERROR|FATAL|aborted|error' "$out" | tr '\t' ' ' | cut -c1-200 || true)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$slug" "$mode" "$script" "$c" "$path" "${tps:-0}" "${lat:-}" "${failed:-?}" "$err" >> "$RAW"
-  printf '%-16s %-9s %-12s c=%-3s %-22s tps=%s %s\n' "$slug" "$mode" "$script" "$c" "$path" "${tps:-0}" "$err" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "${lat:-}" "${failed:-?}" "$err" >> "$RAW"
+  printf '%-16s %-9s %-12s c=%-3s r%s %-22s tps=%s %s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "$err" >&2
 }
 
 paths_for() {  # MODE
@@ -83,13 +87,17 @@ paths_for() {  # MODE
 for mode in $MODES; do
   for script in select_only read_write; do
     for c in $CLIENTS; do
-      for path in $(paths_for "$mode"); do run_one "$POOLED" "$mode" "$script" "$c" "$path"; done
+      for r in $(seq 1 "$ROUNDS"); do
+        for path in $(paths_for "$mode"); do run_one "$POOLED" "$mode" "$script" "$c" "$r" "$path"; done
+      done
     done
   done
 done
 for c in $DB_TENANT_CLIENTS; do
   for script in select_only read_write; do
-    for path in $(paths_for simple); do run_one "$DBT" simple "$script" "$c" "$path"; done
+    for r in $(seq 1 "$ROUNDS"); do
+      for path in $(paths_for simple); do run_one "$DBT" simple "$script" "$c" "$r" "$path"; done
+    done
   done
 done
 
@@ -97,7 +105,7 @@ LOAD_END=$(dp_load)
 ELAPSED=$(( $(date +%s) - T0 ))
 mkdir -p bench/results
 OUT="bench/results/gateway-$(date +%Y-%m-%d).md"
-python3 bench/lib/gateway_report.py "$RAW" "$OUT" "$BENCH_DIR/section.md" \
-  "$(dp_machine)" "$LOAD_START" "$LOAD_END" "$DURATION" "$ELAPSED" "$(date -u +%Y-%m-%dT%H:%MZ)"
-python3 bench/lib/section.py bench/RESULTS.md "data-plane-gateway" < "$BENCH_DIR/section.md"
+python3 bench/lib/gateway_report.py "$RAW" "$OUT" \
+  "$(dp_machine)" "$LOAD_START" "$LOAD_END" "$DURATION" "$ROUNDS" "$ELAPSED" "$(date -u +%Y-%m-%dT%H:%MZ)"
+cp "$RAW" "${OUT%.md}.tsv"
 cat "$OUT"

@@ -348,7 +348,8 @@ pub async fn list_keys(State(st): State<Shared>, headers: HeaderMap, Path(slug):
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{slug}/keys", tag = "admin", params(("slug" = String, Path)),
     request_body = CreateKey,
-    responses((status = 201, body = NewKeyView), (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+    responses((status = 201, body = NewKeyView), (status = 400, description = "Invalid body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, body = ProblemBody, content_type = "application/problem+json")),

@@ -264,10 +264,13 @@ impl JwtVerifier {
     }
 }
 
+/// A key's optional `kid` and its secret bytes.
+pub type KidAndSecret = (Option<String>, Vec<u8>);
+
 /// The `kid` and secret of the first configured HS256 key, if any: for `tenantgate verify`,
 /// which signs its own attack tokens (valid ones, and ones that must be refused). The secret
 /// must stay in memory; never print it.
-pub fn first_hs256_secret(cfg: &HttpConfig, base: &Path) -> Result<Option<(Option<String>, Vec<u8>)>, HttpError> {
+pub fn first_hs256_secret(cfg: &HttpConfig, base: &Path) -> Result<Option<KidAndSecret>, HttpError> {
     let Some((i, k)) = cfg.jwt_keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
         return Ok(None);
     };

@@ -76,7 +76,7 @@ pub enum Command {
 pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
-    /// Run only one group of scenarios (role, rls, catalog, channels, session, escape, resource, stacking, wire, llm)
+    /// Run only one group of scenarios (role, rls, catalog, channels, session, escape, resource, stacking, wire, llm, http)
     #[arg(long)]
     pub only: Option<String>,
     /// Keep the probe tenants afterwards
@@ -88,9 +88,16 @@ pub struct VerifyArgs {
     /// Attack a running gateway with the gate off (HOST:PORT); only with --target
     #[arg(long, requires = "target")]
     pub target_no_gate: Option<String>,
+    /// The HTTP API of the --target gateway (http://HOST:PORT), for the `http` group; tokens are
+    /// signed with the first HS256 key of [http]
+    #[arg(long, requires = "target")]
+    pub target_http: Option<String>,
     /// Probe tenants per placement (at least 2)
     #[arg(long, default_value_t = 2)]
     pub probes: usize,
+    /// Bound, in ms, on another tenant's query latency while exhaustion attacks run
+    #[arg(long, default_value_t = 1000)]
+    pub latency_bound_ms: u64,
 }
 
 #[derive(Subcommand)]

@@ -23,14 +23,18 @@ pub async fn run(cfg: &Config, args: VerifyArgs) -> Result<ExitCode> {
     if args.only.as_deref() == Some("audit") {
         // The audit reads the servers only; no gateway needed.
     } else if let Some(t) = &args.target {
-        targets.push(parse_target(t, true)?);
+        let mut t = parse_target(t, true)?;
+        if let Some(url) = &args.target_http {
+            t.http = Some(external_http(cfg, url)?);
+        }
+        targets.push(t);
         if let Some(t) = &args.target_no_gate {
             targets.push(parse_target(t, false)?);
         }
     } else {
         targets = start_gateways(cfg, &mut shutdowns).await?;
     }
-    let opts = tg_verify::Options { only: args.only.clone(), keep: args.keep, per_placement: args.probes.max(2), ..Default::default() };
+    let opts = tg_verify::Options { only: args.only.clone(), keep: args.keep, per_placement: args.probes.max(2), latency_bound: std::time::Duration::from_millis(args.latency_bound_ms), ..Default::default() };
     if !args.json {
         eprintln!(
             "verify: {} probe tenants per placement, attacking through {}",
@@ -164,4 +168,28 @@ async fn start_http(cfg: &Config, gw: &tg_proxy::Gateway, shutdowns: &mut Vec<to
     });
     shutdowns.push(tx);
     Ok(Some(HttpTarget { base_url: format!("http://{addr}"), ..target_template }))
+}
+
+/// `--target-http URL`: a running HTTP API, attacked with tokens signed by the configured HS256 key.
+fn external_http(cfg: &Config, url: &str) -> Result<HttpTarget> {
+    let base_url = url.trim_end_matches('/').to_string();
+    if !base_url.starts_with("http://") {
+        anyhow::bail!("--target-http {url:?}: expected http://HOST:PORT (verify speaks plain HTTP; run it next to the API, not through TLS)");
+    }
+    let http = tg_http::HttpConfig::from_table(&cfg.http).context("reading [http] for --target-http")?;
+    let key = tg_http::jwt::first_hs256_secret(&http, &cfg.base_dir)
+        .context("loading the HS256 key of [http] (verify signs its attack tokens with it)")?
+        .map(|(kid, secret)| Hs256Key::new(kid, secret));
+    if key.is_none() {
+        eprintln!("verify: [http] has no HS256 key, so only the API-key and unsigned-token scenarios of the http group run against {base_url}");
+    }
+    Ok(HttpTarget {
+        base_url,
+        key,
+        issuer: http.issuer.clone(),
+        audience: http.audience.first().cloned(),
+        tenant_claim: http.tenant_claim.clone(),
+        scope_claim: http.scope_claim.clone(),
+        ephemeral_key: false,
+    })
 }

@@ -47,14 +47,15 @@ fn failed_checks(v: &Value) -> Vec<String> {
 #[test]
 fn verify_passes_on_a_healthy_deployment_records_the_run_and_erases_its_probes() {
     let d = deployment();
-    let (ok, v) = verify_json(&d, &[]);
+    // The latency bound is generous here: tests run in parallel on a 2-core machine.
+    let (ok, v) = verify_json(&d, &["--latency-bound-ms", "5000"]);
     assert!(ok && v["passed"] == true, "verify failed on a healthy deployment: failed {:?}, audit {:?}", failed_ids(&v), v["audit"]);
     assert!(v["scenarios"].as_u64().unwrap_or(0) >= 60, "at least 60 scenarios, ran {}", v["scenarios"]);
     let runs = v["runs"].as_array().cloned().unwrap_or_default();
     for gate in [true, false] {
         assert!(runs.iter().any(|r| r["gate"] == gate), "runs with gate={gate} missing");
     }
-    for group in ["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm"] {
+    for group in ["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http"] {
         assert!(runs.iter().any(|r| r["group"] == group), "group {group} did not run");
     }
     // Every placement attacked every placement.
@@ -77,6 +78,11 @@ fn verify_passes_on_a_healthy_deployment_records_the_run_and_erases_its_probes()
     // The secrets of the probes' keys are never printed.
     let text = serde_json::to_string(&v).unwrap_or_default();
     assert!(!text.contains("tgk_"), "a key secret leaked into verify --json");
+    assert!(!text.contains("eyJ"), "a JWT leaked into verify --json");
+    // The HTTP API was attacked with the gate on and off, and its positive control passed.
+    for gate in [true, false] {
+        assert!(runs.iter().any(|r| r["id"] == "http.own-rows-jwt" && r["gate"] == gate && r["passed"] == true), "http.own-rows-jwt (gate {gate}) missing");
+    }
 }
 
 #[test]

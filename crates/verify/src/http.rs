@@ -212,7 +212,7 @@ fn seen_of(r: &Resp, elapsed: Duration) -> Seen {
         });
         seen.error = Some(ErrInfo {
             code: sqlstate.unwrap_or_else(|| format!("http-{}", r.status)),
-            message: format!("{kind}: {}", text("detail").unwrap_or_default()),
+            message: redact(&format!("{kind}: {}", text("detail").unwrap_or_default())),
             detail: None,
             hint: None,
         });
@@ -226,8 +226,25 @@ fn seen_of(r: &Resp, elapsed: Duration) -> Seen {
     seen
 }
 
+/// Evidence goes into reports: no word that looks like an API key (`tgk_…`, even the mention
+/// in a problem detail) or a JWT (`eyJ….….…`) survives.
+fn redact(s: &str) -> String {
+    s.split(' ')
+        .map(|w| {
+            if w.contains("tgk_") {
+                "<API key>".to_string()
+            } else if w.contains("eyJ") && w.matches('.').count() >= 2 {
+                "<JWT>".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn failed(what: String) -> Seen {
-    Seen { error: Some(ErrInfo { code: "connection".into(), message: what, detail: None, hint: None }), ..Default::default() }
+    Seen { error: Some(ErrInfo { code: "connection".into(), message: redact(&what), detail: None, hint: None }), ..Default::default() }
 }
 
 async fn timed(f: impl std::future::Future<Output = Result<Resp, String>>) -> Seen {
@@ -442,6 +459,32 @@ mod tests {
         let tok = sign(&t, &c).unwrap_or_default();
         let h = jsonwebtoken::decode_header(&tok).map(|h| (h.alg, h.kid));
         assert_eq!(h.ok(), Some((Algorithm::HS256, Some("k".into()))));
+    }
+
+    #[test]
+    fn judge_fails_a_leak_in_a_header_a_wrong_status_and_an_enumeration() {
+        let Some(sc) = crate::scenarios::catalogue().into_iter().find(|s| s.id == "http.x-tenant-id-mismatch") else {
+            panic!("scenario http.x-tenant-id-mismatch is gone")
+        };
+        let judge = |r: &Resp| exec::judge(&sc, &seen_of(r, Duration::ZERO), true, &["VICTIM-CANARY"], "OWN", Duration::from_secs(1));
+        let ok = Resp { status: 403, headers: vec![], body: r#"{"type":"urn:tenantgate:problem:tenant-mismatch"}"#.into() };
+        assert!(judge(&ok).passed);
+        let leak = Resp { headers: vec![("x-debug".into(), "VICTIM-CANARY".into())], ..ok.clone() };
+        let v = judge(&leak);
+        assert!(!v.passed && v.evidence.contains("LEAK"), "{v:?}");
+        let served = Resp { status: 200, headers: vec![], body: r#"{"row_count":1}"#.into() };
+        assert!(!judge(&served).passed);
+        let mut s = seen_of(&ok, Duration::ZERO);
+        s.violation = Some("enumeration via 404/403: differs".into());
+        let v = exec::judge(&sc, &s, true, &["VICTIM-CANARY"], "OWN", Duration::from_secs(1));
+        assert!(!v.passed && v.outcome.contains("enumeration"), "{v:?}");
+    }
+
+    #[test]
+    fn evidence_is_redacted() {
+        let r = redact("send a JWT or API key (tgk_\u{2026}); got tgk_0123abcd_ffff and eyJhbGc.eyJ0.sig, fine");
+        assert!(!r.contains("tgk_") && !r.contains("eyJ"), "{r}");
+        assert!(r.contains("fine"));
     }
 
     #[test]

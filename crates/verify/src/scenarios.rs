@@ -291,7 +291,7 @@ pub fn catalogue() -> Vec<Scenario> {
         k("llm.victim-by-key", "llm", "orders of a named other tenant", Pair("SELECT * FROM orders WHERE tenant_id = '{v_key}'"), NoLeak),
         // ---------------------------------------------------------------- HTTP API (JWT, tenant confusion, IDOR)
         s("http.own-rows-jwt", "http", "positive control: A's JWT reads A's canary through POST /v1/sql", Http(HttpAttack::OwnRowsJwt), OwnRows),
-        s("http.own-rows-api-key", "http", "positive control: A's tgk_ API key reads A's canary", Http(HttpAttack::OwnRowsApiKey), OwnRows),
+        s("http.own-rows-api-key", "http", "positive control: A's API key reads A's canary", Http(HttpAttack::OwnRowsApiKey), OwnRows),
         s("http.read-scope-write", "http", "a read-scope JWT tries to DELETE (gate, or the read-only role)", Http(HttpAttack::ReadScopeWrite), Status(403)),
         s("http.no-token", "http", "POST /v1/sql without any credential", Http(HttpAttack::NoToken), Status(401)),
         s("http.jwt-alg-none", "http", "an alg=none token claiming the victim", Http(HttpAttack::AlgNone), Status(401)),
@@ -306,11 +306,11 @@ pub fn catalogue() -> Vec<Scenario> {
         s("http.x-tenant-id-duplicate", "http", "A's token with X-Tenant-ID: A and X-Tenant-ID: B", Http(HttpAttack::XTenantDuplicate), Status(400)),
         s("http.query-tenant", "http", "A's token with ?tenant=B: only A's rows come back", Http(HttpAttack::QueryTenant), OwnRows),
         s("http.body-tenant", "http", "A's token with {\"tenant_id\": B} in the body: only A's rows come back", Http(HttpAttack::BodyTenant), OwnRows),
-        s("http.api-key-x-tenant-id", "http", "A's tgk_ API key with X-Tenant-ID: B", Http(HttpAttack::ApiKeyXTenant), Status(403)),
+        s("http.api-key-x-tenant-id", "http", "A's API key with X-Tenant-ID: B", Http(HttpAttack::ApiKeyXTenant), Status(403)),
         s("http.sql-victim-schema", "http", "SQL over HTTP reading the victim's schema-qualified table", Http(HttpAttack::VictimSchemaSql), NoLeak),
         s("http.sql-filter-victim", "http", "SQL over HTTP filtering on the victim's tenant key", Http(HttpAttack::VictimFilterSql), NoLeak),
         s("http.key-id-idor", "http", "B's key id under A's token answers exactly like a nonexistent id (no enumeration via 404/403)", Http(HttpAttack::KeyIdor), Status(404)),
-        s("http.revoked-key", "http", "a revoked tgk_ API key", Http(HttpAttack::RevokedKey), Status(401)),
+        s("http.revoked-key", "http", "a revoked API key", Http(HttpAttack::RevokedKey), Status(401)),
         s("http.schema", "http", "GET /v1/schema describes only the tenant's own tables", Http(HttpAttack::Schema), Status(200)),
     ]
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Format bench/gateway.sh's raw TSV (one row per pgbench run) as bench/results/gateway-<date>.md.
+
+Per (tenant, protocol, script, clients) cell: the median TPS of each path over the rounds,
+and the median over rounds of the per-round ratios (gate on / X), which is what the goal is
+judged on: one disturbed run moves it much less than a ratio of medians.
+"""
+import csv
+import statistics
+import sys
+from collections import OrderedDict
+
+raw, out_path, machine, load_start, load_end, duration, rounds, elapsed, when = sys.argv[1:10]
+rows = list(csv.DictReader(open(raw), delimiter="\t"))
+PATHS = ["gate-on", "gate-off", "pgbouncer-session", "pgbouncer-transaction", "direct"]
+LABEL = {
+    "gate-on": "tenantgate gate on",
+    "gate-off": "tenantgate gate off",
+    "pgbouncer-session": "PgBouncer session",
+    "pgbouncer-transaction": "PgBouncer txn",
+    "direct": "PG direct",
+}
+PLACEMENT = {"pasta-palace": "pooled placement (RLS on shared tables), us-1", "brasserie-berlin": "database placement, eu-1"}
+
+
+def tps(r):
+    return int(r["tps"]) if r and r["tps"] and int(r["tps"]) > 0 and not r["error"] else None
+
+
+# (tenant, mode, script) -> clients -> round -> path -> tps
+cells = OrderedDict()
+for r in rows:
+    cells.setdefault((r["tenant"], r["mode"], r["script"]), OrderedDict()).setdefault(int(r["clients"]), OrderedDict()) \
+        .setdefault(r["round"], {})[r["path"]] = tps(r)
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratio(by_round, a, b):
+    """Median over rounds of a/b, as a percentage string."""
+    rs = [d[a] / d[b] for d in by_round.values() if d.get(a) and d.get(b)]
+    return (f"{statistics.median(rs) * 100:.0f}%", statistics.median(rs)) if rs else ("–", None)
+
+
+goal_cells, goal_met, misses = 0, 0, []
+md = []
+for (tenant, mode, script), by_c in cells.items():
+    md.append(f"### {script}, -M {mode}, {tenant} ({PLACEMENT.get(tenant, tenant)})")
+    md.append("")
+    present = [p for p in PATHS if any(p in d for by_r in by_c.values() for d in by_r.values())]
+    pgb = [p for p in present if p.startswith("pgbouncer")]
+    head = ["clients"] + [LABEL[p] + " TPS" for p in present] + ["on/direct", "off/direct", "on/off"] + [f"on/{LABEL[p]}" for p in pgb] + ["goal: on ≥ PgBouncer"]
+    md.append("| " + " | ".join(head) + " |")
+    md.append("|" + "---|" * len(head))
+    for c, by_r in by_c.items():
+        medians = {p: med([d.get(p) for d in by_r.values()]) for p in present}
+        cols = [str(c)] + [f"{medians[p]:.0f}" if medians[p] is not None else "error" for p in present]
+        cols += [ratio(by_r, "gate-on", "direct")[0], ratio(by_r, "gate-off", "direct")[0], ratio(by_r, "gate-on", "gate-off")[0]]
+        vs = []
+        for p in pgb:
+            s, v = ratio(by_r, "gate-on", p)
+            cols.append(s)
+            if v is not None:
+                vs.append((v, p))
+        if vs:
+            goal_cells += 1
+            worst, wp = min(vs)
+            if worst >= 1.0:
+                goal_met += 1
+                cols.append("met")
+            elif worst >= 0.97:
+                cols.append(f"within noise ({worst * 100:.0f}% of {LABEL[wp]})")
+                misses.append(f"{script} -M {mode} {tenant} c={c}: {worst * 100:.0f}% of {LABEL[wp]}")
+            else:
+                cols.append(f"**missed** ({worst * 100:.0f}% of {LABEL[wp]})")
+                misses.append(f"{script} -M {mode} {tenant} c={c}: {worst * 100:.0f}% of {LABEL[wp]}")
+        else:
+            cols.append("–")
+        md.append("| " + " | ".join(cols) + " |")
+    md.append("")
+
+errors = [r for r in rows if r["error"] or r["failed"] not in ("0", "")]
+raw_md = ["| tenant | -M | script | clients | round | path | TPS | latency avg ms | failed txns | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+for r in rows:
+    raw_md.append("| " + " | ".join(r[k].replace("|", "/") for k in ["tenant", "mode", "script", "clients", "round", "path", "tps", "lat_ms", "failed", "error"]) + " |")
+
+with open(out_path, "w") as f:
+    f.write(f"# Data plane: wire gateway benchmark (bench/gateway.sh), {when}\n\n")
+    f.write(f"{rounds} rounds × {duration} s per path and cell, paths back to back within a round; {int(elapsed) // 60} min {int(elapsed) % 60} s in all.\n\n")
+    f.write(f"Machine: {machine}.\n\n")
+    f.write(f"Concurrent load at start: {load_start}\n\nat end: {load_end}\n\n")
+    f.write("TPS columns are the median over rounds; ratio columns are the median of the per-round ratios "
+            "(on = tenantgate gate on, off = gate off). Goal (issue 3): gate on ≥ PgBouncer, judged against "
+            "each PgBouncer mode of the cell; \"within noise\" is 97–100%.\n\n")
+    f.write(f"**Goal met in {goal_met} of {goal_cells} cells.**" + (" Not met: " + "; ".join(misses) + "." if misses else "") + "\n\n")
+    if errors:
+        f.write(f"Runs with errors or failed transactions: {len(errors)} (see the raw table).\n\n")
+    f.write("\n".join(md) + "\n")
+    f.write("## Raw pgbench runs\n\n" + "\n".join(raw_md) + "\n")
