@@ -20,6 +20,7 @@
 #   CLIENTS="1 8 32"
 #   DB_TENANT_CLIENTS=8   the database-placement tenant (brasserie-berlin, eu-1) runs -M simple
 #                         at these client counts; empty skips it
+#   OUT_NAME=name         results file name (default gateway-<date>)
 #   TG_BIN=path           use a prebuilt binary instead of `cargo build --release`
 # Writes bench/results/gateway-<date>.md (the figures for bench/RESULTS.md). Runs in $BENCH_DIR (default /tmp/tg-gw-bench), removed at the end.
 set -euo pipefail
@@ -50,18 +51,19 @@ LOAD_START=$(dp_load)
 T0=$(date +%s)
 
 RAW="$BENCH_DIR/raw.tsv"
-printf 'tenant\tmode\tscript\tclients\tround\tpath\ttps\tlat_ms\tfailed\terror\n' > "$RAW"
+printf 'tenant\tmode\tscript\tclients\tround\tpath\ttps\tlat_ms\tfailed\tproxy_cpu_us_per_tx\terror\n' > "$RAW"
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # run_one TENANT MODE SCRIPT CLIENTS ROUND PATH
 run_one() {
-  local slug=$1 mode=$2 script=$3 c=$4 round=$5 path=$6 v host port user db pw out tps lat failed err
+  local slug=$1 mode=$2 script=$3 c=$4 round=$5 path=$6 v host port user db pw out tps lat failed err pid="" t0 t1 ntx cpu=""
   v=$(dp_var "$slug")
   host=127.0.0.1
   case $path in
-    gate-on)  port=SERVE_PG_PORT_on;  port=${!port}; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
-    gate-off) port=SERVE_PG_PORT_off; port=${!port}; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
+    gate-on)  port=SERVE_PG_PORT_on;  port=${!port}; pid=$SERVE_PID_on; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
+    gate-off) port=SERVE_PG_PORT_off; port=${!port}; pid=$SERVE_PID_off; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     pgbouncer-session|pgbouncer-transaction)
-      port=PGB_PORT_${path#pgbouncer-}_$v; port=${!port}
+      port=PGB_PORT_${path#pgbouncer-}_$v; port=${!port}; pid=PGB_PID_${path#pgbouncer-}_$v; pid=${!pid}
       user=DIRECT_USER_$v; user=${!user}; db=DIRECT_DB_$v; db=${!db}; pw=DIRECT_PW_$v; pw=${!pw};;
     direct)
       host=DIRECT_HOST_$v; host=${!host}; port=DIRECT_PORT_$v; port=${!port}
@@ -69,14 +71,19 @@ run_one() {
   esac
   local j=$(( c < 2 ? c : 2 ))
   out="$BENCH_DIR/pgbench-$slug-$mode-$script-$c-$round-$path.out"
+  [ -n "$pid" ] && t0=$(dp_cpu_ticks "$pid")
   PGPASSWORD="$pw" pgbench -n -h "$host" -p "$port" -U "$user" -c "$c" -j "$j" -T "$DURATION" -M "$mode" \
     -f "bench/pgbench/$script.sql" "$db" > "$out" 2>&1 || true
+  [ -n "$pid" ] && t1=$(dp_cpu_ticks "$pid")
   tps=$(awk '/^tps = / {printf "%.0f", $3; exit}' "$out")
+  ntx=$(awk '/^number of transactions actually processed: / {print $6; exit}' "$out")
+  # The proxy's own CPU per transaction (includes connection setup, negligible over a run).
+  [ -n "$pid" ] && [ -n "$ntx" ] && [ "$ntx" -gt 0 ] && cpu=$(( (t1 - t0) * TICK_US / ntx ))
   lat=$(awk '/^latency average = / {print $4; exit}' "$out")
   failed=$(awk '/^number of failed transactions: / {print $5; exit}' "$out")
   err=$(grep -m1 -E 'ERROR|FATAL|aborted|error' "$out" | tr '\t' ' ' | cut -c1-200 || true)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "${lat:-}" "${failed:-?}" "$err" >> "$RAW"
-  printf '%-16s %-9s %-12s c=%-3s r%s %-22s tps=%s %s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "$err" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "${lat:-}" "${failed:-?}" "$cpu" "$err" >> "$RAW"
+  printf '%-16s %-9s %-12s c=%-3s r%s %-22s tps=%s cpu/tx=%sus %s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "$cpu" "$err" >&2
 }
 
 paths_for() {  # MODE
@@ -104,7 +111,7 @@ done
 LOAD_END=$(dp_load)
 ELAPSED=$(( $(date +%s) - T0 ))
 mkdir -p bench/results
-OUT="bench/results/gateway-$(date +%Y-%m-%d).md"
+OUT="bench/results/${OUT_NAME:-gateway-$(date +%Y-%m-%d)}.md"
 python3 bench/lib/gateway_report.py "$RAW" "$OUT" \
   "$(dp_machine)" "$LOAD_START" "$LOAD_END" "$DURATION" "$ROUNDS" "$ELAPSED" "$(date -u +%Y-%m-%dT%H:%MZ)"
 cp "$RAW" "${OUT%.md}.tsv"

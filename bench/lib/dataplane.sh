@@ -124,6 +124,7 @@ EOF
     kill -0 "${DP_PIDS[-1]}" 2>/dev/null || { cat "$BENCH_DIR/serve-$name.log" >&2; exit 1; }
     sleep 0.1
   done
+  printf -v "SERVE_PID_$name" %s "${DP_PIDS[-1]}"
   printf -v "SERVE_PG_PORT_$name" %s "$pg"
   printf -v "SERVE_HTTP_PORT_$name" %s "$http"
 }
@@ -167,13 +168,18 @@ EOF
     sleep 0.1
   done
   printf -v "PGB_PORT_$name" %s "$port"
+  printf -v "PGB_PID_$name" %s "$(cat "$d/pgbouncer.pid")"
 }
 
 dp_machine() {
   echo "$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); PostgreSQL $PG_VERSION (two local demo clusters, fsync on, default settings but max_connections 200); $(pgbouncer --version 2>/dev/null | head -1); ${BUILD}"
 }
 
-# Other processes using CPU at the moment (beyond this benchmark's own), for the record.
+# CPU time (user + system, in clock ticks) a process has used so far, all threads.
+dp_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# The load on the machine, for the record: load average and the busiest processes over
+# one second (at the start and the end of a run, those are not this benchmark's).
 dp_load() {
-  echo "load average $(cut -d' ' -f1-3 /proc/loadavg); other busy processes: $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 && $2 !~ /^(postgres|pgbench|pgbouncer|tenantgate|wrk|ps)$/ {printf "%s %s%%; ", $2, $1}' | head -c 300)"
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg); busiest over 1 s: $(top -b -n 2 -d 1 -w 200 | awk '/^top -/ {n++} n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 >= 5 {printf "%s %s%%, ", $12, $9}' | head -c 300)"
 }

