@@ -38,9 +38,11 @@ T0=$(date +%s)
 # run_st NAME CHECKS AUTH-TOKEN FILTER...
 run_st() {
   local name=$1 checks=$2 token=$3 rc=0; shift 3
-  st run "$SCHEMA" --checks "$checks" -H "Authorization: Bearer $token" --max-examples "$MAX_EXAMPLES" \
+  # From $BENCH_DIR: schemathesis and hypothesis keep caches (.schemathesis/, .hypothesis/)
+  # in the working directory, which must not land in the repository.
+  (cd "$BENCH_DIR" && st run "$SCHEMA" --checks "$checks" -H "Authorization: Bearer $token" --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" --no-color --workers 2 --report junit --report-junit-path "$BENCH_DIR/$name.xml" \
-    "$@" > "$BENCH_DIR/$name.out" 2>&1 || rc=$?
+    "$@") > "$BENCH_DIR/$name.out" 2>&1 || rc=$?
   echo "$rc" > "$BENCH_DIR/$name.rc"
   echo "== $name: exit $rc" >&2
   tail -25 "$BENCH_DIR/$name.out" >&2
