@@ -95,7 +95,7 @@ pub async fn check_server(name: &str, url: &str) -> Result<ServerInfo> {
     if info.version_num < 150000 {
         return fail(format!("it runs PostgreSQL {}; tenantgate needs 15 or newer", info.version));
     }
-    if !info.superuser && !(createrole && createdb && bypassrls) {
+    if !(info.superuser || (createrole && createdb && bypassrls)) {
         return fail(
             "the admin role in its URL cannot create roles and databases and read past RLS; \
              use a superuser or a role with CREATEROLE CREATEDB BYPASSRLS"
@@ -139,16 +139,16 @@ impl ServerAdmin<'_> {
     pub async fn ensure_shared_on(&self, admin: &Client, placement: Placement) -> Result<()> {
         match placement {
             Placement::Pooled => {
-                ensure_group(&admin, POOL_RW_GROUP).await?;
-                ensure_group(&admin, POOL_RO_GROUP).await?;
-                ensure_database(&admin, POOL_DB, &[POOL_RW_GROUP, POOL_RO_GROUP]).await?;
+                ensure_group(admin, POOL_RW_GROUP).await?;
+                ensure_group(admin, POOL_RO_GROUP).await?;
+                ensure_database(admin, POOL_DB, &[POOL_RW_GROUP, POOL_RO_GROUP]).await?;
                 let pool = self.connect(Some(POOL_DB)).await?;
                 ensure_database_base(&pool).await?;
                 ensure_app_schema(&pool, APP_SCHEMA, &[POOL_RW_GROUP, POOL_RO_GROUP]).await
             }
             Placement::Schema => {
-                ensure_group(&admin, BRIDGE_GROUP).await?;
-                ensure_database(&admin, BRIDGE_DB, &[BRIDGE_GROUP]).await?;
+                ensure_group(admin, BRIDGE_GROUP).await?;
+                ensure_database(admin, BRIDGE_DB, &[BRIDGE_GROUP]).await?;
                 let bridge = self.connect(Some(BRIDGE_DB)).await?;
                 ensure_database_base(&bridge).await
             }
@@ -167,7 +167,7 @@ impl ServerAdmin<'_> {
         for role in [key.rw_role(), key.ro_role()] {
             let verifier = scram_verifier(&master.role_password(&role));
             let attrs = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
-            let exists = role_exists(&admin, &role).await?;
+            let exists = role_exists(admin, &role).await?;
             let verb = if exists { "ALTER" } else { "CREATE" };
             let sql = format!("{verb} ROLE {} {attrs} PASSWORD {}", ident(&role), literal(&verifier));
             admin.batch_execute(&sql).await.map_err(|e| Error::db(format!("creating role {role}"), e))?;
@@ -197,7 +197,7 @@ impl ServerAdmin<'_> {
                 ensure_app_schema(&bridge, &loc.schema, &[&rw, &ro]).await?;
             }
             Placement::Database => {
-                ensure_database(&admin, &loc.database, &[&rw, &ro]).await?;
+                ensure_database(admin, &loc.database, &[&rw, &ro]).await?;
                 let tdb = self.connect(Some(&loc.database)).await?;
                 ensure_database_base(&tdb).await?;
                 ensure_app_schema(&tdb, APP_SCHEMA, &[&rw, &ro]).await?;

@@ -229,7 +229,7 @@ async fn migrate_cmd(config_path: &std::path::Path, args: MigrateArgs) -> Result
     };
     let files = migrate::load_dir(&dir)?;
     if args.check {
-        return Ok(report_lint(&files, args.json)?);
+        return report_lint(&files, args.json);
     }
     let cfg = cfg.context("a config is needed to apply migrations")?;
     let cat = catalog(&cfg).await?;

@@ -34,7 +34,7 @@ pub async fn run(cfg: &Config, args: VerifyArgs) -> Result<ExitCode> {
     } else {
         targets = start_gateways(cfg, &mut shutdowns).await?;
     }
-    let opts = tg_verify::Options { only: args.only.clone(), keep: args.keep, per_placement: args.probes.max(2), latency_bound: std::time::Duration::from_millis(args.latency_bound_ms), ..Default::default() };
+    let opts = tg_verify::Options { only: args.only.clone(), keep: args.keep, per_placement: args.probes.max(2), latency_bound: std::time::Duration::from_millis(args.latency_bound_ms) };
     if !args.json {
         eprintln!(
             "verify: {} probe tenants per placement, attacking through {}",
