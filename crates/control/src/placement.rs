@@ -299,6 +299,10 @@ impl ServerAdmin<'_> {
 /// DML (read-write) and SELECT (read-only). Refuses a table that breaks the table
 /// contract, so a bad migration rolls back instead of leaving an unprotected table.
 /// Runs inside the caller's transaction.
+///
+/// Tables are found through `pg_depend`'s index (every relation depends on its schema), so
+/// the lookup costs the same with 10,000 tenant schemas in `tg_bridge` as with ten; a scan
+/// of `pg_class` by namespace has no index and grows with every schema.
 pub async fn secure_schema(client: &impl tokio_postgres::GenericClient, schema: &str, rw: &str, ro: &str) -> Result<()> {
     let rows = client
         .query(
@@ -307,7 +311,11 @@ pub async fn secure_schema(client: &impl tokio_postgres::GenericClient, schema: 
                     a.atttypid = 'text'::regtype AND a.attcollation = 'pg_catalog.\"C\"'::regcollation AND a.attnotnull \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
-             WHERE n.nspname = $1 AND c.relkind IN ('r','p') ORDER BY c.relname",
+             WHERE n.nspname = $1 AND c.relkind IN ('r','p') \
+               AND c.oid IN (SELECT d.objid FROM pg_depend d \
+                             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_namespace'::regclass \
+                               AND d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = $1)) \
+             ORDER BY c.relname",
             &[&schema, &POLICY_NAME],
         )
         .await
