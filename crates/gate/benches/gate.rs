@@ -53,6 +53,20 @@ fn bench(c: &mut Criterion) {
         )
     });
 
+    // New text, known shape: inlined values (simple query protocol) hit the shape cache.
+    let shaped = |n: u64| format!("SELECT o.order_id, o.total FROM orders o JOIN branches b USING (tenant_id, branch_id) WHERE o.table_no = {n} AND b.country = 'IT' AND o.status = 'open{n}' ORDER BY o.placed_at DESC LIMIT 20");
+    assert!(gate.check(&shaped(0), Scope::ReadOnly, &limits).is_ok());
+    c.bench_function("check/new_values_known_shape", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                shaped(n)
+            },
+            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
     // Longer than 512 bytes: lexer pass for the nesting guard, parse on a helper thread.
     let select_2k = [SELECT_300; 6].join(" UNION ALL ");
     c.bench_function("check/new_select_2k", |b| {

@@ -5,6 +5,11 @@
 //! entries, where each full KiB of SQL text counts as one more entry, so memory stays bounded
 //! (about `capacity` KiB of text at most) however long the statements are. Concurrent misses on
 //! the same text analyze it once.
+//!
+//! A second map is keyed by statement *shape* (see `shape`): literals replaced by
+//! placeholders. Only analyses that cannot depend on a literal's value are stored there:
+//! allowed, a single statement, setting no capped parameter. So a statement that inlines
+//! its values costs one parse for its first value and a lexer pass for every other.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,16 +28,16 @@ impl Weighter<String, Arc<Analysis>> for TextWeight {
     }
 }
 
-/// Analyses by SQL text; capacity 0 disables caching.
+/// Analyses by SQL text (and by shape); capacity 0 disables caching.
 pub(crate) struct AnalysisCache {
     entries: Option<Cache<String, Arc<Analysis>, TextWeight>>,
+    shapes: Option<Cache<String, Arc<Analysis>, TextWeight>>,
 }
 
 impl AnalysisCache {
     pub(crate) fn new(capacity: usize) -> AnalysisCache {
-        let entries =
-            (capacity > 0).then(|| Cache::with_weighter(capacity, capacity as u64, TextWeight));
-        AnalysisCache { entries }
+        let make = || (capacity > 0).then(|| Cache::with_weighter(capacity, capacity as u64, TextWeight));
+        AnalysisCache { entries: make(), shapes: make() }
     }
 
     /// The cached analysis of `sql`, or `analyze()`'s, which is then cached.
@@ -41,12 +46,33 @@ impl AnalysisCache {
         sql: &str,
         analyze: impl FnOnce() -> Analysis,
     ) -> Arc<Analysis> {
-        let Some(entries) = &self.entries else {
+        let (Some(entries), Some(shapes)) = (&self.entries, &self.shapes) else {
             return Arc::new(analyze());
         };
+        if let Some(hit) = entries.get(sql) {
+            return hit;
+        }
+        let shape = crate::shape::key(sql);
+        if let Some(hit) = shape.as_deref().and_then(|k| shapes.get(k)) {
+            return hit;
+        }
         let Ok(analysis) =
             entries.get_or_insert_with::<str, Infallible>(sql, || Ok(Arc::new(analyze())));
+        if let Some(k) = shape {
+            if shareable(&analysis) {
+                shapes.insert(k, analysis.clone());
+            }
+        }
         analysis
+    }
+
+    /// Whether an analysis with this shape is cached.
+    #[cfg(test)]
+    pub(crate) fn has_shape_of(&self, sql: &str) -> bool {
+        match (crate::shape::key(sql), &self.shapes) {
+            (Some(k), Some(shapes)) => shapes.contains_key(&k),
+            _ => false,
+        }
     }
 
     /// Whether `sql` is cached.
@@ -62,4 +88,11 @@ impl AnalysisCache {
     pub(crate) fn len(&self) -> usize {
         self.entries.as_ref().map_or(0, |entries| entries.len())
     }
+}
+
+/// May this analysis stand for every statement of its shape? Only if nothing in it can
+/// depend on a literal's value: it was allowed, it is one statement, and it sets no capped
+/// parameter (whose value the tenant's limits are checked against).
+fn shareable(a: &Analysis) -> bool {
+    a.denial.is_none() && a.statements.len() == 1 && a.statements.iter().all(|s| s.timeout.is_none())
 }

@@ -26,6 +26,7 @@ mod denial;
 mod nesting;
 mod rules;
 mod settings;
+mod shape;
 mod stack;
 mod walk;
 

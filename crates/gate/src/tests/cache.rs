@@ -135,3 +135,48 @@ fn the_gate_is_shared_across_threads() {
         assert!(worker.join().is_ok());
     }
 }
+
+#[test]
+fn inlined_values_share_one_analysis_by_shape() {
+    let gate = gate_with_capacity(100);
+    let ok = |sql: &str| gate.check(sql, Scope::ReadWrite, &Limits::default());
+    assert!(ok("SELECT * FROM orders WHERE id = 1 AND note = 'a'").is_ok());
+    assert!(gate.cache.has_shape_of("SELECT * FROM orders WHERE id = 2 AND note = 'b'"));
+    for n in 2..50 {
+        assert!(ok(&format!("SELECT * FROM orders WHERE id = {n} AND note = 'v{n}'")).is_ok());
+    }
+    // Shape hits are not stored by text: the text map holds only the first.
+    assert_eq!(gate.cache.len(), 1);
+}
+
+#[test]
+fn a_shape_never_carries_a_verdict_across_different_code() {
+    let gate = gate_with_capacity(100);
+    let rw = |sql: &str| gate.check(sql, Scope::ReadWrite, &Limits::default());
+    // Allowed shapes do not let different code through.
+    assert!(rw("SELECT 'a', 1").is_ok());
+    assert_eq!(rw("SELECT pg_read_file('a'), 1").map_err(|d| d.rule), Err("dangerous-function"));
+    // Hiding code in what looks like a literal needs a backslash or dollar quote: no shape.
+    assert!(rw("SELECT E'x', 'y' -- z").is_ok());
+    let hidden = "SELECT E'\\'', pg_read_file('y') -- '";
+    assert!(rw(hidden).is_err(), "the parser sees pg_read_file, and no shape short-cuts it");
+    assert!(rw("SELECT $$ x $$, 1").is_ok());
+    assert!(rw("SELECT $$ ' $$, pg_read_file('x')").is_err());
+    // Denials are not shared by shape: each text is analyzed (and refused) on its own.
+    assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'a'").is_err());
+    assert!(!gate.cache.has_shape_of("SELECT * FROM pg_roles WHERE rolname = 'b'"));
+    assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'b'").is_err());
+    // Capped settings are never shared: the value is checked against the tenant's limits.
+    let limits = Limits { max_statement_timeout_ms: Some(5_000), ..Limits::default() };
+    assert!(gate.check("SET statement_timeout = 1000", Scope::ReadWrite, &limits).is_ok());
+    assert!(gate.check("SET statement_timeout = 0", Scope::ReadWrite, &limits).is_err());
+}
+
+#[test]
+fn a_write_shape_is_still_refused_to_a_read_only_principal() {
+    let gate = gate_with_capacity(100);
+    assert!(gate.check("INSERT INTO orders (id) VALUES (1)", Scope::ReadWrite, &Limits::default()).is_ok());
+    assert!(gate.cache.has_shape_of("INSERT INTO orders (id) VALUES (2)"));
+    let d = gate.check("INSERT INTO orders (id) VALUES (2)", Scope::ReadOnly, &Limits::default());
+    assert_eq!(d.map_err(|d| d.rule), Err("read-only"));
+}
