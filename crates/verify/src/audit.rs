@@ -85,7 +85,11 @@ impl Audit<'_> {
     }
 
     async fn version(&mut self, c: &Client) -> Result<()> {
-        let v: i32 = query_one(c, "SELECT current_setting('server_version_num')::int", &[]).await?.get(0);
+        let v: i32 = c
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| db("reading the server version", e))?
+            .get(0);
         // CVE-2024-10976 (RLS policies below subqueries) and CVE-2024-10978 (SET ROLE / SESSION
         // AUTHORIZATION reset) are fixed in 15.9, 16.5 and 17.1.
         let fixed = match v / 10000 {
@@ -267,10 +271,6 @@ impl Audit<'_> {
 fn is_tenant_role(r: &str) -> bool {
     let base = r.strip_suffix("_ro").unwrap_or(r);
     base.len() == 13 && base.starts_with('t') && base[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-async fn query_one(c: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<tokio_postgres::Row> {
-    c.query_one(sql, params).await.map_err(|e| db("reading the server version", e))
 }
 
 fn db(context: &str, e: tokio_postgres::Error) -> crate::Error {

@@ -250,9 +250,6 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
             None => format!("{} rows, {} notices", seen.rows.len(), seen.notices.len()),
         },
     };
-    if let Some(c) = seen.notices.iter().find(|n| n.starts_with("CARRIED:")) {
-        return Verdict { passed: false, outcome: "session state carried over to the tenant's next client".into(), evidence: c.clone(), residual: false };
-    }
     if !leaked.is_empty() && scenario.expect == Expect::GateOnlyResidual && !gate {
         // A channel shared by one database (NOTIFY, advisory locks): the victim itself sent
         // the data. Only the gate closes it; the `database` placement removes it.
@@ -316,5 +313,39 @@ pub fn is_pairwise(kind: &Kind) -> bool {
     match kind {
         Kind::Http(a) => a.pairwise(),
         k => matches!(k, Kind::Pair(_) | Kind::CopyOut(_) | Kind::CopyIn(..) | Kind::Wire(_) | Kind::ListenNotify),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{judge, ErrInfo, Seen};
+    use crate::scenarios::catalogue;
+
+    fn scenario(id: &str) -> crate::scenarios::Scenario {
+        catalogue().into_iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no scenario {id}"))
+    }
+
+    #[test]
+    fn the_judge_can_fail() {
+        let bound = Duration::from_secs(5);
+        // A marker of another tenant anywhere (here: an error's DETAIL) fails any scenario.
+        let leak = Seen {
+            error: Some(ErrInfo { code: "23505".into(), message: "dup".into(), detail: Some("Key (name)=(tgcanaryX)".into()), hint: None }),
+            ..Default::default()
+        };
+        assert!(!judge(&scenario("rls.filter-victim"), &leak, true, &["tgcanaryX"], "own", bound).passed);
+        // State carried to the next client fails the session scenarios.
+        let carried = Seen { violation: Some("session state carried over".into()), ..Default::default() };
+        assert!(!judge(&scenario("session.temp-table"), &carried, true, &[], "own", bound).passed);
+        // A refused-expected scenario that succeeded fails; with the gate on, a catalogue
+        // enumeration must be refused by the gate, not merely return nothing.
+        assert!(!judge(&scenario("role.set-role-victim"), &Seen::default(), false, &[], "own", bound).passed);
+        assert!(!judge(&scenario("catalog.pg-roles"), &Seen::default(), true, &[], "own", bound).passed);
+        // The positive control needs the tenant's own canary.
+        assert!(!judge(&scenario("rls.own-rows"), &Seen::default(), true, &[], "own", bound).passed);
+        let own = Seen { rows: vec!["own".into()], ..Default::default() };
+        assert!(judge(&scenario("rls.own-rows"), &own, true, &[], "own", bound).passed);
     }
 }

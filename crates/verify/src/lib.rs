@@ -259,7 +259,7 @@ async fn attack_all(
                     let (seen, latency) = run_one(target, &session, sc, a, v, vbranch, &fixtures[ai], probes, idle_ms).await;
                     max_latency = max_latency.max(latency);
                     let mut verdict = judge(sc, &seen, target.gate, &markers, &a.canary, bound);
-                    if sc.kind_is_resource() && latency > opts.latency_bound {
+                    if sc.group == "resource" && latency > opts.latency_bound {
                         verdict.passed = false;
                         verdict.evidence = format!("another tenant waited {} ms (bound {} ms); {}", latency.as_millis(), opts.latency_bound.as_millis(), verdict.evidence);
                     }
@@ -303,12 +303,6 @@ async fn attack_all(
         });
     }
     Ok((runs, max_latency))
-}
-
-impl Scenario {
-    fn kind_is_resource(&self) -> bool {
-        self.group == "resource"
-    }
 }
 
 async fn connect(target: &Target, a: &Probe) -> Result<Session> {
@@ -381,10 +375,7 @@ async fn run_one(
                 Ok(next) => {
                     seen = next.simple(check).await;
                     if seen.error.is_none() && seen.rows.iter().any(|r| r.trim() == carried) {
-                        seen.rows.push(format!("state carried over to the next client: {carried}"));
-                        seen.error = None;
-                        // Mark as a failure through a synthetic marker the judge looks for.
-                        seen.notices.push(format!("CARRIED:{}", sc.id));
+                        seen.violation = Some(format!("session state carried over to the tenant's next client: {carried}"));
                     }
                 }
                 Err(e) => seen.error = Some(e),

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,27 +29,16 @@ fn err(code: &str, message: impl Into<String>) -> ErrInfo {
     ErrInfo { code: code.into(), message: message.into(), detail: None, hint: None }
 }
 
-fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = BytesMut::new();
-    body.put_i32(196608);
-    for (k, v) in params {
-        body.put_slice(k.as_bytes());
-        body.put_u8(0);
-        body.put_slice(v.as_bytes());
-        body.put_u8(0);
-    }
-    body.put_u8(0);
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
+/// Encode a frontend message with postgres-protocol's builders. Our own inputs never
+/// contain a NUL, the only thing those builders refuse.
+fn encode(build: impl FnOnce(&mut BytesMut) -> std::io::Result<()>) -> Result<Vec<u8>, ErrInfo> {
+    let mut buf = BytesMut::new();
+    build(&mut buf).map_err(|e| err("encode", format!("cannot encode the message: {e}")))?;
+    Ok(buf.to_vec())
 }
 
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
+fn startup_packet(params: &[(&str, &str)]) -> Result<Vec<u8>, ErrInfo> {
+    encode(|b| frontend::startup_message(params.iter().copied(), b))
 }
 
 async fn read_message(s: &mut TcpStream) -> Result<(u8, Vec<u8>), ErrInfo> {
@@ -95,7 +85,7 @@ impl Raw {
             .await
             .map_err(|_| err("timeout", "cannot connect"))?
             .map_err(|e| err("connection", format!("cannot connect: {e}")))?;
-        stream.write_all(&startup_packet(params)).await.map_err(|e| err("connection", e.to_string()))?;
+        stream.write_all(&startup_packet(params)?).await.map_err(|e| err("connection", e.to_string()))?;
         let mut scram: Option<ScramSha256> = None;
         let (mut pid, mut secret) = (0, 0);
         loop {
@@ -108,16 +98,15 @@ impl Raw {
                         0 => {}
                         10 => {
                             let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                            let mut m = b"SCRAM-SHA-256\0".to_vec();
-                            m.extend_from_slice(&(s.message().len() as i32).to_be_bytes());
-                            m.extend_from_slice(s.message());
-                            stream.write_all(&message(b'p', &m)).await.map_err(|e| err("connection", e.to_string()))?;
+                            let m = encode(|b| frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), b))?;
+                            stream.write_all(&m).await.map_err(|e| err("connection", e.to_string()))?;
                             scram = Some(s);
                         }
                         11 => {
                             let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL continue without SASL"))?;
                             s.update(&body[4..]).map_err(|e| err("protocol", e.to_string()))?;
-                            stream.write_all(&message(b'p', s.message())).await.map_err(|e| err("connection", e.to_string()))?;
+                            let m = encode(|b| frontend::sasl_response(s.message(), b))?;
+                            stream.write_all(&m).await.map_err(|e| err("connection", e.to_string()))?;
                         }
                         12 => {
                             let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL final without SASL"))?;
@@ -140,9 +129,14 @@ impl Raw {
     pub async fn query(&mut self, sql: &str) -> Seen {
         let started = std::time::Instant::now();
         let mut seen = Seen::default();
-        let mut q = sql.as_bytes().to_vec();
-        q.push(0);
-        if let Err(e) = self.stream.write_all(&message(b'Q', &q)).await {
+        let q = match encode(|b| frontend::query(sql, b)) {
+            Ok(q) => q,
+            Err(e) => {
+                seen.error = Some(e);
+                return seen;
+            }
+        };
+        if let Err(e) = self.stream.write_all(&q).await {
             seen.error = Some(err("connection", e.to_string()));
             return seen;
         }
@@ -167,11 +161,8 @@ impl Raw {
 /// Send a CancelRequest for (pid, secret).
 pub async fn cancel(target: &Target, pid: i32, secret: i32) {
     if let Ok(mut s) = TcpStream::connect((target.host.as_str(), target.port)).await {
-        let mut m = Vec::with_capacity(16);
-        m.extend_from_slice(&16i32.to_be_bytes());
-        m.extend_from_slice(&80877102i32.to_be_bytes());
-        m.extend_from_slice(&pid.to_be_bytes());
-        m.extend_from_slice(&secret.to_be_bytes());
+        let mut m = BytesMut::new();
+        frontend::cancel_request(pid, secret, &mut m);
         let _ = s.write_all(&m).await;
         let mut buf = [0u8; 1];
         let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
@@ -242,10 +233,12 @@ pub async fn attack(target: &Target, what: WireAttack, a: &Probe, v: &Probe, rev
                 Ok(s) => s,
                 Err(e) => return Seen { error: Some(err("setup", e.to_string())), ..Default::default() },
             };
-            let mut bytes = Vec::new();
-            bytes.extend_from_slice(&8i32.to_be_bytes());
-            bytes.extend_from_slice(&80877103i32.to_be_bytes());
-            bytes.extend_from_slice(&startup_packet(&[("user", &a.slug), ("database", "tenantgate")]));
+            let mut bytes = BytesMut::new();
+            frontend::ssl_request(&mut bytes);
+            match startup_packet(&[("user", &a.slug), ("database", "tenantgate")]) {
+                Ok(p) => bytes.extend_from_slice(&p),
+                Err(e) => return Seen { error: Some(e), ..Default::default() },
+            }
             if s.write_all(&bytes).await.is_err() {
                 return Seen { error: Some(err("connection", "closed at once")), ..Default::default() };
             }
