@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wire-gateway benchmark (issue 3): pgbench TPS on the example restaurant schema, as a
 # tenant, through
-#   tenantgate with the gate on · tenantgate with the gate off · PgBouncer (session) ·
+#   tenantgate with the gate on (one thread, and one per CPU) · tenantgate with the gate off · PgBouncer (session) ·
 #   PgBouncer (transaction) · PostgreSQL directly,
 # all logged in as the same tenant role (same RLS), at 1, 8 and 32 clients, with
 #   bench/pgbench/select_only.sql  two point reads by primary key (orders, menu_items)
@@ -22,6 +22,8 @@
 #                         at these client counts; empty skips it
 #   OUT_NAME=name         results file name (default gateway-<date>)
 #   TG_BIN=path           use a prebuilt binary instead of `cargo build --release`
+#   WORKER_THREADS=1      gateway.worker_threads of the gate-on and gate-off gateways (the
+#                         gate-on-mt path always runs one thread per CPU)
 # Writes bench/results/gateway-<date>.md (the figures for bench/RESULTS.md). Runs in $BENCH_DIR (default /tmp/tg-gw-bench), removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +42,12 @@ DP_TENANTS="$POOLED"
 
 echo "== setup" >&2
 dp_setup
-dp_serve on true
-dp_serve off false
+# Gate on and off with WORKER_THREADS threads (default 1: like PgBouncer, one thread); gate on
+# also with one thread per CPU (path gate-on-mt), the default of `tenantgate serve`.
+WORKER_THREADS=${WORKER_THREADS:-1}
+dp_serve on true "" "$WORKER_THREADS"
+dp_serve off false "" "$WORKER_THREADS"
+dp_serve mt true "" 0
 for t in $DP_TENANTS; do
   v=$(dp_var "$t")
   dp_pgbouncer "session_$v" session "$t"
@@ -62,6 +68,7 @@ run_one() {
   case $path in
     gate-on)  port=SERVE_PG_PORT_on;  port=${!port}; pid=$SERVE_PID_on; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     gate-off) port=SERVE_PG_PORT_off; port=${!port}; pid=$SERVE_PID_off; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
+    gate-on-mt) port=SERVE_PG_PORT_mt; port=${!port}; pid=$SERVE_PID_mt; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     pgbouncer-session|pgbouncer-transaction)
       port=PGB_PORT_${path#pgbouncer-}_$v; port=${!port}; pid=PGB_PID_${path#pgbouncer-}_$v; pid=${!pid}
       user=DIRECT_USER_$v; user=${!user}; db=DIRECT_DB_$v; db=${!db}; pw=DIRECT_PW_$v; pw=${!pw};;
@@ -87,8 +94,8 @@ run_one() {
 }
 
 paths_for() {  # MODE
-  if [ "$1" = prepared ]; then echo "gate-on gate-off pgbouncer-session direct"
-  else echo "gate-on gate-off pgbouncer-session pgbouncer-transaction direct"; fi
+  if [ "$1" = prepared ]; then echo "gate-on gate-on-mt gate-off pgbouncer-session direct"
+  else echo "gate-on gate-on-mt gate-off pgbouncer-session pgbouncer-transaction direct"; fi
 }
 
 for mode in $MODES; do

@@ -93,9 +93,9 @@ dp_admin_url() {
   sed -n 's/^url = "\(postgres:.*\/\)postgres"$/\1/p' "$TENANTGATE_CONFIG" | grep ":$1/" | head -1 | sed "s/\$/$2/"
 }
 
-# dp_serve NAME GATE(true|false) [extra toml]
+# dp_serve NAME GATE(true|false) [extra toml for [http]] [worker threads, 0 = one per CPU]
 dp_serve() {
-  local name=$1 gate=$2 extra=${3:-} pg http cfg
+  local name=$1 gate=$2 extra=${3:-} threads=${4:-0} pg http cfg
   pg=$(free_port); http=$(free_port)
   # Paths in the demo config are relative to its directory: keep the copy there.
   cfg="$BENCH_DIR/demo/serve-$name.toml"
@@ -108,6 +108,7 @@ gate = $gate
 # Session pooling: 32 pgbench clients need 32 backends of the tenant role.
 pool_max_per_tenant = 40
 server_budget = 120
+worker_threads = $threads
 
 [http]
 listen = "127.0.0.1:$http"

@@ -12,9 +12,10 @@ from collections import OrderedDict
 
 raw, out_path, machine, load_start, load_end, duration, rounds, elapsed, when = sys.argv[1:10]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-PATHS = ["gate-on", "gate-off", "pgbouncer-session", "pgbouncer-transaction", "direct"]
+PATHS = ["gate-on", "gate-on-mt", "gate-off", "pgbouncer-session", "pgbouncer-transaction", "direct"]
 LABEL = {
     "gate-on": "tenantgate gate on",
+    "gate-on-mt": "gate on, thread per CPU",
     "gate-off": "tenantgate gate off",
     "pgbouncer-session": "PgBouncer session",
     "pgbouncer-transaction": "PgBouncer txn",
@@ -102,7 +103,8 @@ with open(out_path, "w") as f:
     f.write(f"Machine: {machine}.\n\n")
     f.write(f"Concurrent load at start: {load_start}\n\nat end: {load_end}\n\n")
     f.write("TPS columns are the median over rounds; ratio columns are the median of the per-round ratios "
-            "(on = tenantgate gate on, off = gate off). Goal (issue 3): gate on ≥ PgBouncer, judged against "
+            "(on = tenantgate gate on, off = gate off, both with the run's worker_threads; \"thread per CPU\" is gate on with "
+            "tenantgate's default of one runtime thread per CPU). Goal (issue 3): gate on ≥ PgBouncer, judged against "
             "each PgBouncer mode of the cell; \"within noise\" is 97–100%."
             + (" Proxy CPU µs/tx: CPU time (user + system, all threads) the tenantgate or PgBouncer process used during the run, "
                "divided by the transactions pgbench completed; median over rounds. It does not depend on how the 2 cores were "

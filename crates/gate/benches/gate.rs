@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
                 m += 1;
                 format!("{SELECT_300} /* {m} */")
             },
-            |sql| pg_query::parse(&sql).is_ok(),
+            |sql| pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT).is_ok(),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -9,7 +9,7 @@ use pg_query::NodeEnum;
 
 use crate::settings::{self, TimeoutSet};
 use crate::walk::{self, Facts};
-use crate::{nesting, rules, stack, Denial, GateConfig};
+use crate::{nesting, parse, rules, stack, Denial, GateConfig};
 
 /// What the gate knows about one allowed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub(crate) fn analyze(sql: &str, cfg: &GateConfig) -> Analysis {
         return refused(Vec::new(), Denial::too_complex());
     }
     // Parse, walk and drop the tree on a stack deep enough for it (see `stack`).
-    stack::run(sql.len(), || match pg_query::parse(sql) {
-        Ok(parsed) => classify_all(&parsed.protobuf, cfg),
+    stack::run(sql.len(), || match parse::parse(sql) {
+        Ok(parsed) => classify_all(&parsed, cfg),
         Err(err) => refused(Vec::new(), Denial::syntax(&parse_error_message(err))),
     })
     .unwrap_or_else(|| refused(Vec::new(), Denial::internal()))

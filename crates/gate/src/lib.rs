@@ -24,6 +24,7 @@ mod analyze;
 mod cache;
 mod denial;
 mod nesting;
+mod parse;
 mod rules;
 mod settings;
 mod shape;
@@ -163,7 +164,7 @@ const UNPARSABLE_FINGERPRINT: &str = "0000000000000000";
 /// Stable fingerprint of a statement for audit logs (pg_query fingerprint, 16 hex digits); never
 /// contains literals. SQL that does not parse gets `0000000000000000`.
 pub fn fingerprint(sql: &str) -> String {
-    stack::run(sql.len(), || pg_query::fingerprint(sql).ok().map(|f| f.hex))
+    stack::run(sql.len(), || pg_query::fingerprint(sql, pg_query::ParserOptions::DEFAULT, pg_query::FingerprintOptions::DEFAULT).ok().map(|f| f.hex))
         .flatten()
         .unwrap_or_else(|| UNPARSABLE_FINGERPRINT.to_owned())
 }

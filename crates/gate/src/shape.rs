@@ -20,22 +20,22 @@ pub(crate) fn key(sql: &str) -> Option<String> {
     if b.contains(&b'\\') {
         return None;
     }
+    // The key is `sql` with each literal swapped for its placeholder: text between literals
+    // is copied in one piece, from `copied` up to the literal's start.
     let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
     let mut replaced = false;
-    let mut first_word: Option<String> = None;
+    let mut first_word: Option<&str> = None;
     let mut ended = false; // a `;` was seen: only whitespace and comments may follow
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         // Comments are copied verbatim; quotes inside them are not literals.
         if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            let end = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p);
-            out.push_str(&sql[i..end]);
-            i = end;
+            i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p);
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let start = i;
             let mut depth = 0usize;
             loop {
                 if i + 1 >= b.len() {
@@ -54,11 +54,9 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                     i += 1;
                 }
             }
-            out.push_str(&sql[start..i]);
             continue;
         }
         if c.is_ascii_whitespace() {
-            out.push(c as char);
             i += 1;
             continue;
         }
@@ -68,11 +66,11 @@ pub(crate) fn key(sql: &str) -> Option<String> {
         match c {
             b';' => {
                 ended = true;
-                out.push(';');
                 i += 1;
             }
             b'\'' => {
                 // A string constant; '' is an escaped quote. No backslashes exist (checked above).
+                out.push_str(&sql[copied..i]);
                 i += 1;
                 loop {
                     match b.get(i) {
@@ -86,11 +84,11 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                     }
                 }
                 out.push_str("$S");
+                copied = i;
                 replaced = true;
             }
             b'"' => {
-                // A quoted identifier, copied; "" is an escaped quote.
-                let start = i;
+                // A quoted identifier, kept; "" is an escaped quote.
                 i += 1;
                 loop {
                     match b.get(i) {
@@ -103,19 +101,16 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                         Some(_) => i += 1,
                     }
                 }
-                out.push_str(&sql[start..i]);
-                first_word.get_or_insert_with(String::new);
+                first_word.get_or_insert("");
             }
             b'$' => {
                 // Only `$n` parameters; anything else may be dollar quoting.
-                let start = i;
                 i += 1;
                 let digits = b[i..].iter().take_while(|x| x.is_ascii_digit()).count();
                 if digits == 0 {
                     return None;
                 }
                 i += digits;
-                out.push_str(&sql[start..i]);
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
@@ -125,13 +120,10 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                     }
                     i += 1;
                 }
-                let word = &sql[start..i];
-                if first_word.is_none() {
-                    first_word = Some(word.to_ascii_lowercase());
-                }
-                out.push_str(word);
+                first_word.get_or_insert(&sql[start..i]);
             }
             _ if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
+                out.push_str(&sql[copied..i]);
                 let mut float = false;
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
@@ -157,15 +149,14 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                     }
                 }
                 out.push_str(if float { "$F" } else { "$I" });
+                copied = i;
                 replaced = true;
             }
-            _ => {
-                out.push(c as char);
-                i += 1;
-            }
+            _ => i += 1,
         }
     }
-    let dml = first_word.as_deref().is_some_and(|w| DML.contains(&w));
+    out.push_str(&sql[copied..]);
+    let dml = first_word.is_some_and(|w| DML.iter().any(|d| d.eq_ignore_ascii_case(w)));
     (dml && replaced).then_some(out)
 }
 

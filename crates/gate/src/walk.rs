@@ -359,7 +359,7 @@ mod tests {
     use super::*;
 
     fn facts_of(sql: &str) -> Facts {
-        let parsed = pg_query::parse(sql).expect("test SQL parses");
+        let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).expect("test SQL parses");
         let stmt = parsed.protobuf.stmts[0]
             .stmt
             .as_ref()

@@ -56,6 +56,10 @@ pub struct GatewayConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Threads that run `tenantgate serve` (wire and HTTP). 0 = one per CPU. Where the
+    /// gateway shares a few cores with PostgreSQL and the clients, fewer threads spend less
+    /// on waking each other (bench/RESULTS.md, "worker threads").
+    pub worker_threads: usize,
 }
 
 /// Per-tenant limits, enforced on every backend connection and capped by the gate.
@@ -106,6 +110,7 @@ impl Default for GatewayConfig {
             route_ttl_ms: 30_000,
             tls_cert: None,
             tls_key: None,
+            worker_threads: 0,
         }
     }
 }
@@ -133,6 +138,9 @@ impl GatewayConfig {
         }
         if self.pool_max_per_tenant == 0 || self.server_budget == 0 || self.server_budgets.values().any(|v| *v == 0) {
             return bad("gateway.pool_max_per_tenant and gateway.server_budget(s) must be at least 1".into());
+        }
+        if self.worker_threads > 1024 {
+            return bad(format!("gateway.worker_threads = {} is too many; use 0 (one per CPU) or a number up to 1024", self.worker_threads));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("set both gateway.tls_cert and gateway.tls_key, or neither".into());

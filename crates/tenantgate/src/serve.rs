@@ -5,6 +5,22 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tg_control::config::Config;
 
+use crate::cli::{Cli, Command};
+
+/// How many runtime threads `serve` asks for: `--worker-threads`, else `gateway.worker_threads`
+/// from the config; `None` (also for 0, and for other commands) means one per CPU. A config
+/// that cannot be read is left for `run` to report.
+pub fn worker_threads(cli: &Cli) -> Option<usize> {
+    let Command::Serve { worker_threads, .. } = &cli.command else {
+        return None;
+    };
+    let n = worker_threads.or_else(|| {
+        let cfg = Config::load(&cli.config).ok()?;
+        tg_proxy::config::GatewayConfig::from_table(&cfg.gateway).ok().map(|g| g.worker_threads)
+    })?;
+    (n > 0).then_some(n)
+}
+
 pub async fn run(cfg: &Config, listen: Option<String>) -> Result<ExitCode> {
     let gateway = tg_proxy::Gateway::from_config(cfg).await?;
     let listener = gateway.bind(listen.as_deref()).await?;

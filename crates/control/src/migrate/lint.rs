@@ -97,7 +97,7 @@ fn parse(sql: &str) -> Result<Vec<pg_query::protobuf::RawStmt>, String> {
     if sql.contains('\0') {
         return Err("the file contains a NUL byte".to_string());
     }
-    match std::panic::catch_unwind(|| pg_query::parse(sql)) {
+    match std::panic::catch_unwind(|| pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)) {
         Ok(Ok(parsed)) => Ok(parsed.protobuf.stmts),
         Ok(Err(e)) => Err(parse_error_message(e)),
         Err(_) => Err("the SQL parser failed on this file".to_string()),

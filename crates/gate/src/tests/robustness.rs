@@ -205,13 +205,19 @@ fn deep_nesting_never_crashes() {
 
 #[test]
 fn the_largest_inline_input_fits_a_test_threads_stack() {
-    // Test threads have 2 MiB of stack, like tokio's workers: the deepest statement that is
+    // Test threads have 2 MiB of stack, like tokio's workers: the deepest statements that are
     // still parsed inline (see `stack`) must fit, in a debug build too.
-    let sql = format!("SELECT {}", vec!["a"; 252].join("+"));
-    assert!(sql.len() <= 512);
-    assert!(gate()
-        .check(&sql, Scope::ReadOnly, &Limits::default())
-        .is_ok());
+    let max = crate::stack::INLINE_MAX_LEN;
+    let fill = |unit: &str, fixed: usize| (max - fixed) / unit.len();
+    for sql in [
+        format!("SELECT {}", vec!["a"; fill("a+", 8)].join("+")),
+        format!("SELECT {}1{}", "(SELECT ".repeat(fill("(SELECT )", 8)), ")".repeat(fill("(SELECT )", 8))),
+        format!("SELECT {}1{}", "abs(".repeat(fill("abs()", 8)), ")".repeat(fill("abs()", 8))),
+        format!("SELECT {}1{}", "ARRAY[".repeat(fill("ARRAY[]", 8)), "]".repeat(fill("ARRAY[]", 8))),
+    ] {
+        assert!(sql.len() <= max, "{}", sql.len());
+        assert!(gate().check(&sql, Scope::ReadOnly, &Limits::default()).is_ok(), "{sql}");
+    }
 }
 
 #[test]

@@ -89,9 +89,27 @@ impl BackendWriter {
 impl BackendReader {
     /// Read one whole message. Keeps parameters and transaction status current.
     pub async fn recv(&mut self) -> Result<RawMessage, PoolError> {
+        self.recv_with(|m| RawMessage { tag: m[0], bytes: Bytes::copy_from_slice(m) }).await
+    }
+
+    /// Read one whole message and lend its raw bytes (tag, length, body) to `f`, without
+    /// copying it out of the read buffer: the forwarding path copies each message once, into
+    /// its output. Keeps parameters and transaction status current, like [`Self::recv`].
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PoolError> {
         loop {
-            if let Some(m) = self.next_buffered()? {
-                return Ok(m);
+            if let Some(len) = self.buffered_len()? {
+                let m = &self.buf[..len];
+                match m[0] {
+                    b'Z' => self.txn_status = m.get(5).copied().unwrap_or(b'?'),
+                    b'S' => {
+                        let body = self.buf[5..len].to_vec();
+                        self.note_parameter(&body);
+                    }
+                    _ => {}
+                }
+                let r = f(&self.buf[..len]);
+                self.buf.advance(len);
+                return Ok(r);
             }
             let n = self.stream.read_buf(&mut self.buf).await.map_err(PoolError::io)?;
             if n == 0 {
@@ -100,8 +118,9 @@ impl BackendReader {
         }
     }
 
-    /// A whole message already buffered, if any.
-    pub fn next_buffered(&mut self) -> Result<Option<RawMessage>, PoolError> {
+    /// The length (tag included) of the whole message at the front of the buffer, if one is
+    /// there; otherwise makes room for the rest of it.
+    fn buffered_len(&mut self) -> Result<Option<usize>, PoolError> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
@@ -113,14 +132,7 @@ impl BackendReader {
             self.buf.reserve(len + 1 - self.buf.len());
             return Ok(None);
         }
-        let bytes = self.buf.split_to(len + 1).freeze();
-        let m = RawMessage { tag: bytes[0], bytes };
-        match m.tag {
-            b'Z' => self.txn_status = m.body().first().copied().unwrap_or(b'?'),
-            b'S' => self.note_parameter(m.body()),
-            _ => {}
-        }
-        Ok(Some(m))
+        Ok(Some(len + 1))
     }
 
     /// Is a whole message waiting in the buffer?

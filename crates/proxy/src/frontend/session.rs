@@ -18,13 +18,13 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use tg_control::keys::{ActiveKey, KeyScope};
 use tg_gate::{Denial, Scope};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 
 use super::scram;
@@ -338,6 +338,9 @@ struct Flow {
     /// ReadyForQuery messages received.
     ready_seen: AtomicU64,
     pending: Mutex<VecDeque<PendingDenial>>,
+    /// Whether `pending` is non-empty, so the common case does not take its lock per message.
+    /// Both directions run on one task, so this never races with the queue it mirrors.
+    has_pending: AtomicBool,
     marker_seq: AtomicU64,
     marker_tag: String,
 }
@@ -362,8 +365,7 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
     let Ready { route, key, mut backend } = ready;
     let Some(target) = backend.cancel_target() else { return };
     let cancel_key = shared.cancels.register(target);
-    let mut sub = shared.router.subscribe(&route, &key.id);
-    let mut shutdown = shared.shutdown.clone();
+    let mut stop = watch_for_stop(shared, &route, &key.id);
 
     // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
     let mut out = BytesMut::new();
@@ -384,6 +386,7 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
         syncs_sent: AtomicU64::new(0),
         ready_seen: AtomicU64::new(0),
         pending: Mutex::new(VecDeque::new()),
+        has_pending: AtomicBool::new(false),
         marker_seq: AtomicU64::new(0),
         marker_tag: format!("tenantgate_denied_{:08x}", u32::from_be_bytes(marker_nonce)),
     };
@@ -403,13 +406,16 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
     let end = {
         let Ok((br, bw)) = backend.io() else { return };
         tokio::select! {
+            biased;
             e = client_to_backend(&ctx, &mut cr, buf, bw) => e,
             e = backend_to_client(&ctx, br, &mut cw) => e,
-            reason = sub.ended() => End::Revoked(reason),
-            _ = shutdown.wait_for(|s| *s) => End::Shutdown,
+            stopped = &mut stop.rx => match stopped {
+                Ok(Stop::Revoked(reason)) => End::Revoked(reason),
+                Ok(Stop::Shutdown) | Err(_) => End::Shutdown,
+            },
         }
     };
-    drop(sub);
+    drop(stop);
     drop(cancel_key);
     let idle = flow.syncs_sent.load(Ordering::SeqCst) == flow.ready_seen.load(Ordering::SeqCst)
         && backend.transaction_status() == b'I';
@@ -449,6 +455,41 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
     }
 }
 
+/// Why a session must end from outside: its key or tenant changed, or the gateway stops.
+enum Stop {
+    Revoked(EndReason),
+    Shutdown,
+}
+
+/// The session's stop signal. A separate task waits on the router's events and the shutdown
+/// flag, so the forwarding loop, which wakes for every message, polls one cheap oneshot
+/// instead of a broadcast receiver and a watch (each takes a lock when polled).
+struct StopWatch {
+    rx: tokio::sync::oneshot::Receiver<Stop>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StopWatch {
+    fn drop(&mut self) {
+        // Dropping the task drops its router subscription.
+        self.task.abort();
+    }
+}
+
+fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
+    let mut sub = shared.router.subscribe(route, key_id);
+    let mut shutdown = shared.shutdown.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let stop = tokio::select! {
+            reason = sub.ended() => Stop::Revoked(reason),
+            _ = shutdown.wait_for(|s| *s) => Stop::Shutdown,
+        };
+        let _ = tx.send(stop);
+    });
+    StopWatch { rx, task }
+}
+
 struct Ctx<'a> {
     shared: &'a Shared,
     route: &'a Route,
@@ -471,6 +512,7 @@ impl Ctx<'_> {
             rule: denial.rule,
         });
         self.flow.pending().push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
+        self.flow.has_pending.store(true, Ordering::Relaxed);
         marker
     }
 }
@@ -578,36 +620,39 @@ async fn client_to_backend(ctx: &Ctx<'_>, cr: &mut ReadHalf<ClientStream>, mut b
 }
 
 /// Backend → client: forward, counting ReadyForQuery and swapping marker errors for denials.
-async fn backend_to_client(ctx: &Ctx<'_>, br: &mut BackendReader, cw: &mut WriteHalf<ClientStream>) -> End {
+async fn backend_to_client<W: AsyncWrite + Unpin>(ctx: &Ctx<'_>, br: &mut BackendReader, cw: &mut W) -> End {
     let mut out = BytesMut::with_capacity(8192);
     loop {
-        let m = match br.recv().await {
-            Ok(m) => m,
-            Err(e) => {
-                if !out.is_empty() {
-                    let _ = cw.write_all(&out).await;
-                    let _ = cw.flush().await;
+        let forwarded = br
+            .recv_with(|m| match m[0] {
+                b'E' if ctx.flow.has_pending.load(Ordering::Relaxed) => {
+                    let fields = error_fields(m.get(5..).unwrap_or(&[]));
+                    let mut pending = ctx.flow.pending();
+                    let hit = pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
+                    match hit.and_then(|i| pending.remove(i)) {
+                        Some(p) => messages::error_response(&mut out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
+                        None => out.extend_from_slice(m),
+                    }
+                    ctx.flow.has_pending.store(!pending.is_empty(), Ordering::Relaxed);
                 }
-                return End::Backend(e);
-            }
-        };
-        let has_pending = !ctx.flow.pending().is_empty();
-        match m.tag {
-            b'E' if has_pending => {
-                let fields = error_fields(m.body());
-                let mut pending = ctx.flow.pending();
-                let hit = pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
-                match hit.and_then(|i| pending.remove(i)) {
-                    Some(p) => messages::error_response(&mut out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
-                    None => out.extend_from_slice(&m.bytes),
+                b'Z' => {
+                    let n = ctx.flow.ready_seen.fetch_add(1, Ordering::SeqCst) + 1;
+                    if ctx.flow.has_pending.load(Ordering::Relaxed) {
+                        let mut pending = ctx.flow.pending();
+                        pending.retain(|p| p.by_sync > n);
+                        ctx.flow.has_pending.store(!pending.is_empty(), Ordering::Relaxed);
+                    }
+                    out.extend_from_slice(m);
                 }
+                _ => out.extend_from_slice(m),
+            })
+            .await;
+        if let Err(e) = forwarded {
+            if !out.is_empty() {
+                let _ = cw.write_all(&out).await;
+                let _ = cw.flush().await;
             }
-            b'Z' => {
-                let n = ctx.flow.ready_seen.fetch_add(1, Ordering::SeqCst) + 1;
-                ctx.flow.pending().retain(|p| p.by_sync > n);
-                out.extend_from_slice(&m.bytes);
-            }
-            _ => out.extend_from_slice(&m.bytes),
+            return End::Backend(e);
         }
         if !br.has_buffered_message() || out.len() >= FLUSH_AT {
             if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
