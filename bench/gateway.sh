@@ -12,7 +12,7 @@
 # alike); a cell reports the median TPS of each path and the median of the per-round
 # ratios.
 #
-# Usage: bench/gateway.sh      (about 17 minutes with the defaults)
+# Usage: bench/gateway.sh      (about 20 minutes with the defaults; MODES=simple DB_TENANT_CLIENTS="" about 10)
 #   ROUNDS=3              rounds per cell
 #   DURATION=5            seconds per pgbench run
 #   MODES="simple prepared"  pgbench -M protocols for the pooled tenant (PgBouncer 1.18 in

@@ -109,6 +109,9 @@ gate = $gate
 pool_max_per_tenant = 40
 server_budget = 120
 worker_threads = $threads
+# Give idle backends back soon after each run: three gateways and two PgBouncers holding 32
+# idle connections each would leave the direct path no slot of max_connections = 200.
+pool_idle_timeout_ms = 2000
 
 [http]
 listen = "127.0.0.1:$http"

@@ -13,6 +13,19 @@
 /// Keywords a shareable statement may start with.
 const DML: &[&str] = &["select", "insert", "update", "delete", "with", "values", "table"];
 
+/// Bytes that continue an identifier or keyword (`$` is handled apart), as a table: the key
+/// is computed for every statement with inlined values, so this loop is on the hot path.
+const IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        c += 1;
+    }
+    t
+};
+
 /// The shape key of `sql`, or `None` when the text is not a candidate for sharing (see the
 /// module docs) or holds no literal to replace.
 pub(crate) fn key(sql: &str) -> Option<String> {
@@ -114,11 +127,9 @@ pub(crate) fn key(sql: &str) -> Option<String> {
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80 || b[i] == b'$') {
-                    if b[i] == b'$' {
-                        return None; // identifiers with `$` border on dollar quoting: not worth the risk
-                    }
-                    i += 1;
+                i += b[i..].iter().position(|&x| !IDENT[x as usize]).unwrap_or(b.len() - i);
+                if b.get(i) == Some(&b'$') {
+                    return None; // identifiers with `$` border on dollar quoting: not worth the risk
                 }
                 first_word.get_or_insert(&sql[start..i]);
             }
