@@ -191,12 +191,14 @@ mod tests {
         let c = GatewayConfig::from_table(&toml::Table::new()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:6432");
         assert!(c.gate && c.strict_catalog);
+        assert_eq!(c.worker_threads, 0);
         let t: toml::Table = toml::from_str(
-            "listen = \"127.0.0.1:7000\"\ngate = false\nserver_budget = 3\n[tenant_limits.acme]\nstatement_timeout_ms = 5\n",
+            "listen = \"127.0.0.1:7000\"\ngate = false\nserver_budget = 3\nworker_threads = 1\n[tenant_limits.acme]\nstatement_timeout_ms = 5\n",
         )
         .unwrap();
         let c = GatewayConfig::from_table(&t).unwrap();
         assert!(!c.gate);
+        assert_eq!(c.worker_threads, 1);
         assert_eq!(c.budget_for("x"), 3);
         assert_eq!(c.limits_for("acme").statement_timeout_ms, 5);
         assert_eq!(c.limits_for("acme").idle_in_transaction_timeout_ms, 300_000);
@@ -204,7 +206,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_bad_values() {
-        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0"] {
+        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0", "worker_threads = 5000", "worker_threads = -1"] {
             let t: toml::Table = toml::from_str(bad).unwrap();
             assert!(GatewayConfig::from_table(&t).is_err(), "{bad}");
         }
