@@ -42,6 +42,18 @@ fn bench(c: &mut Criterion) {
         )
     });
 
+    // The example app's own point read (bench/pgbench/select_only.sql), ~150 characters.
+    c.bench_function("check/new_select_app_150", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                format!("SELECT order_id, status, table_no, total, placed_at FROM orders WHERE order_id = ('00000000-0000-4000-9000-' || lpad($1::text, 12, '0'))::uuid /* {n} */")
+            },
+            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
     c.bench_function("check/new_select_short", |b| {
         b.iter_batched(
             || {
