@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Deployment, Tenant};
@@ -56,24 +56,8 @@ impl Server {
             f.join("es256.jwks.json").display()
         );
         std::fs::write(&config, toml).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("TENANTGATE_CONFIG", &config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tenantgate serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("HTTP API listening on") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("HTTP API {name} did not start"));
+        let (child, line) =
+            common::gateway::spawn_serve(&config, "HTTP API listening on").unwrap_or_else(|| panic!("HTTP API {name} did not start"));
         let addr = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).expect("address");
         Server { child, base: format!("http://{addr}"), config }
     }

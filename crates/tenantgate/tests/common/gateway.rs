@@ -29,6 +29,37 @@ impl Drop for Gateway {
     }
 }
 
+/// Start `tenantgate serve --listen 127.0.0.1:0` with `config` and wait (up to 60 s) for the
+/// first stdout line containing `wanted`: `Some((child, line))`, or `None` (the child killed)
+/// if it never came. The rest of stdout is drained so `serve` never blocks on it.
+pub fn spawn_serve(config: &std::path::Path, wanted: &'static str) -> Option<(Child, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TENANTGATE_CONFIG", config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tenantgate serve");
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.contains(wanted) {
+                sent = tx.send(line).is_ok();
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => Some((child, line)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
 impl Gateway {
     /// Start a gateway with `[gateway]` settings `toml` (listen is chosen by the OS).
     pub fn start(d: &Deployment, name: &str, toml: &str) -> Gateway {
@@ -36,23 +67,7 @@ impl Gateway {
         let config = d.dir.path().join(format!("gateway-{name}.toml"));
         // The HTTP API that `serve` also starts gets a free port too (tests run in parallel).
         std::fs::write(&config, format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\n\n[gateway]\n{toml}\n")).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("TENANTGATE_CONFIG", &config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tenantgate serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = r.read_line(&mut line);
-            let _ = tx.send(line);
-            for _ in r.lines() {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let (child, line) = spawn_serve(&config, "listening on ").unwrap_or_else(|| panic!("gateway {name} did not start"));
         let port = line
             .split("listening on ")
             .nth(1)
