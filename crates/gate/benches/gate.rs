@@ -30,67 +30,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| gate.check(black_box(SELECT_300), Scope::ReadOnly, &limits))
     });
 
+    // Each of these checks a text the gate has not seen: `text(n)` for a fresh n every time.
     let mut n = 0u64;
-    c.bench_function("check/new_select_300", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                format!("{SELECT_300} /* {n} */")
-            },
-            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    let mut check_new = |name: &str, text: &dyn Fn(u64) -> String| {
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    text(n)
+                },
+                |sql| gate.check(&sql, Scope::ReadOnly, &limits),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    };
 
+    check_new("check/new_select_300", &|n| format!("{SELECT_300} /* {n} */"));
     // The example app's own point read (bench/pgbench/select_only.sql), ~150 characters.
-    c.bench_function("check/new_select_app_150", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                format!("SELECT order_id, status, table_no, total, placed_at FROM orders WHERE order_id = ('00000000-0000-4000-9000-' || lpad($1::text, 12, '0'))::uuid /* {n} */")
-            },
-            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
-            criterion::BatchSize::SmallInput,
-        )
-    });
-
-    c.bench_function("check/new_select_short", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                format!("SELECT * FROM orders WHERE id = $1 /* {n} */")
-            },
-            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    check_new("check/new_select_app_150", &|n| format!("SELECT order_id, status, table_no, total, placed_at FROM orders WHERE order_id = ('00000000-0000-4000-9000-' || lpad($1::text, 12, '0'))::uuid /* {n} */"));
+    check_new("check/new_select_short", &|n| format!("SELECT * FROM orders WHERE id = $1 /* {n} */"));
 
     // New text, known shape: inlined values (simple query protocol) hit the shape cache.
     let shaped = |n: u64| format!("SELECT o.order_id, o.total FROM orders o JOIN branches b USING (tenant_id, branch_id) WHERE o.table_no = {n} AND b.country = 'IT' AND o.status = 'open{n}' ORDER BY o.placed_at DESC LIMIT 20");
     assert!(gate.check(&shaped(0), Scope::ReadOnly, &limits).is_ok());
-    c.bench_function("check/new_values_known_shape", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                shaped(n)
-            },
-            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    check_new("check/new_values_known_shape", &shaped);
 
     // Longer than 512 bytes: lexer pass for the nesting guard, parse on a helper thread.
     let select_2k = [SELECT_300; 6].join(" UNION ALL ");
-    c.bench_function("check/new_select_2k", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                format!("{select_2k} /* {n} */")
-            },
-            |sql| gate.check(&sql, Scope::ReadOnly, &limits),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    check_new("check/new_select_2k", &|n| format!("{select_2k} /* {n} */"));
 
     // The library call alone, for comparison: the gate's own work is the difference.
     let mut m = 0u64;

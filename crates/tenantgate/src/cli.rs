@@ -25,9 +25,9 @@ pub enum Command {
         /// Listen address (default: gateway.listen from the config, 127.0.0.1:6432); port 0 picks a free port
         #[arg(long)]
         listen: Option<String>,
-        /// Runtime threads (default: gateway.worker_threads from the config; 0 = one per CPU)
-        #[arg(long)]
-        worker_threads: Option<usize>,
+        /// Runtime threads, 0 to 1024 (default: gateway.worker_threads from the config; 0 = one per CPU)
+        #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
+        worker_threads: Option<u16>,
     },
     /// Manage database servers
     #[command(subcommand)]

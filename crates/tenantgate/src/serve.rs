@@ -14,7 +14,7 @@ pub fn worker_threads(cli: &Cli) -> Option<usize> {
     let Command::Serve { worker_threads, .. } = &cli.command else {
         return None;
     };
-    let n = worker_threads.or_else(|| {
+    let n = worker_threads.map(usize::from).or_else(|| {
         let cfg = Config::load(&cli.config).ok()?;
         tg_proxy::config::GatewayConfig::from_table(&cfg.gateway).ok().map(|g| g.worker_threads)
     })?;

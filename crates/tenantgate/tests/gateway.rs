@@ -37,6 +37,20 @@ fn step(name: &str, started: Instant) {
 }
 
 #[test]
+fn serve_refuses_a_bad_worker_thread_count() {
+    // Checked before any config is read: one thread per CPU is 0, the cap is 1024.
+    for (arg, says) in [("5000", "5000 is not in 0..=1024"), ("many", "invalid digit"), ("1.5", "invalid digit")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+            .args(["serve", "--worker-threads", arg])
+            .env("TENANTGATE_CONFIG", "/nonexistent/tenantgate.toml")
+            .output()
+            .expect("run tenantgate");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("--worker-threads") && stderr.contains(says), "{arg}: {stderr}");
+    }
+}
+
+#[test]
 fn gateway_end_to_end() {
     let started = Instant::now();
     let d = Deployment::start();

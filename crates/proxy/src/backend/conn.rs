@@ -89,27 +89,32 @@ impl BackendWriter {
 impl BackendReader {
     /// Read one whole message. Keeps parameters and transaction status current.
     pub async fn recv(&mut self) -> Result<RawMessage, PoolError> {
-        self.recv_with(|m| RawMessage { tag: m[0], bytes: Bytes::copy_from_slice(m) }).await
+        let len = self.next_message().await?;
+        let bytes = self.buf.split_to(len).freeze();
+        Ok(RawMessage { tag: bytes[0], bytes })
     }
 
-    /// Read one whole message and lend its raw bytes (tag, length, body) to `f`, without
-    /// copying it out of the read buffer: the forwarding path copies each message once, into
-    /// its output. Keeps parameters and transaction status current, like [`Self::recv`].
+    /// Read one whole message and lend its raw bytes (tag, length, body) to `f` instead of
+    /// handing out a `Bytes` of it: the forwarding path copies each message once, into its
+    /// output. Keeps parameters and transaction status current, like [`Self::recv`].
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PoolError> {
+        let len = self.next_message().await?;
+        let r = f(&self.buf[..len]);
+        self.buf.advance(len);
+        Ok(r)
+    }
+
+    /// Read until a whole message is at the front of the buffer, note what it changes
+    /// (transaction status, a server parameter) and return its length, tag included.
+    async fn next_message(&mut self) -> Result<usize, PoolError> {
         loop {
             if let Some(len) = self.buffered_len()? {
-                let m = &self.buf[..len];
-                match m[0] {
-                    b'Z' => self.txn_status = m.get(5).copied().unwrap_or(b'?'),
-                    b'S' => {
-                        let body = self.buf[5..len].to_vec();
-                        self.note_parameter(&body);
-                    }
+                match self.buf[0] {
+                    b'Z' => self.txn_status = self.buf.get(5).copied().unwrap_or(b'?'),
+                    b'S' => note_parameter(&mut self.params, &self.buf[5..len]),
                     _ => {}
                 }
-                let r = f(&self.buf[..len]);
-                self.buf.advance(len);
-                return Ok(r);
+                return Ok(len);
             }
             let n = self.stream.read_buf(&mut self.buf).await.map_err(PoolError::io)?;
             if n == 0 {
@@ -149,18 +154,6 @@ impl BackendReader {
         self.buf.len()
     }
 
-    fn note_parameter(&mut self, body: &[u8]) {
-        let mut b = body;
-        let (Some(name), Some(value)) = (crate::net::codec::take_cstr(&mut b), crate::net::codec::take_cstr(&mut b)) else {
-            return;
-        };
-        let (name, value) = (String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned());
-        match self.params.iter_mut().find(|(n, _)| *n == name) {
-            Some(p) => p.1 = value,
-            None => self.params.push((name, value)),
-        }
-    }
-
     pub fn params(&self) -> &[(String, String)] {
         &self.params
     }
@@ -181,6 +174,19 @@ impl BackendReader {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
             Err(_) => true,
         }
+    }
+}
+
+/// Record a ParameterStatus body (name, value) in `params`, replacing an earlier value.
+fn note_parameter(params: &mut Vec<(String, String)>, body: &[u8]) {
+    let mut b = body;
+    let (Some(name), Some(value)) = (crate::net::codec::take_cstr(&mut b), crate::net::codec::take_cstr(&mut b)) else {
+        return;
+    };
+    let (name, value) = (String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned());
+    match params.iter_mut().find(|(n, _)| *n == name) {
+        Some(p) => p.1 = value,
+        None => params.push((name, value)),
     }
 }
 
