@@ -29,6 +29,7 @@ mod rules;
 mod settings;
 mod shape;
 mod stack;
+mod transcode;
 mod walk;
 
 #[cfg(test)]

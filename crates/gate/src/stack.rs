@@ -1,7 +1,7 @@
 //! Runs parser work on a stack deep enough for its input, and turns panics into `None`.
 //!
-//! Parsing recurses once per nesting level of the statement: libpg_query's protobuf output in C,
-//! then prost's decode, the tree walk and the tree's drop in Rust. Measured in a release build,
+//! Parsing recurses once per nesting level of the statement: libpg_query's parser and JSON
+//! output in C, then `transcode`, prost's decode, the tree walk and the tree's drop in Rust. Measured in a release build,
 //! a left-deep chain such as `a+a+a+…` (one level per two bytes of SQL, the densest nesting
 //! found) takes about 2.2 KiB of stack per level, 1.1 KiB per input byte: a 2 KiB statement
 //! would already need 2 MiB, and a stack overflow aborts the whole process. Since the nesting
@@ -19,13 +19,14 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Inputs up to this length run on the caller's stack: at most 256 levels, about 570 KiB in
-/// a release build. Debug builds (the test suite) spend about eight times more stack per
-/// level (measured with pg_query 18: 8.4 KiB per byte of `a+a+…`, in prost's decode), so they
-/// parse inline only up to 128 bytes (about 1.1 MiB).
-pub(crate) const INLINE_MAX_LEN: usize = if cfg!(debug_assertions) { 128 } else { 512 };
-/// Stack reserved per input byte on the helper thread (1.1 KiB measured in a release build,
-/// see above; 8.4 KiB in a debug build).
-const STACK_PER_BYTE: usize = if cfg!(debug_assertions) { 16 << 10 } else { 2 << 10 };
+/// a release build. Debug builds (the test suite) spend about fourteen times more stack per
+/// level (measured on pg_query 18's parse of `a+a+…` on threads of decreasing stack size:
+/// 15.3 KiB per input byte, nearly all in prost's decode, against 1.1 KiB in a release
+/// build), so they parse inline only up to 64 bytes (about 1 MiB).
+pub(crate) const INLINE_MAX_LEN: usize = if cfg!(debug_assertions) { 64 } else { 512 };
+/// Stack reserved per input byte on the helper thread: about twice what was measured (see
+/// above).
+const STACK_PER_BYTE: usize = if cfg!(debug_assertions) { 32 << 10 } else { 2 << 10 };
 /// Stack reserved on the helper thread on top of the per-byte share.
 const STACK_BASE: usize = 1 << 20;
 
