@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use bytes::BytesMut;
 use tg_control::keys::{ActiveKey, KeyScope};
 use tg_gate::{Denial, Scope};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::scram;
@@ -34,7 +34,7 @@ use crate::audit::AuditEvent;
 use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
 use crate::net::codec::{self, decode_frame, decode_startup, Frame, FrameError, FrameLimits, Startup};
 use crate::net::messages::{self, error_fields, Severity};
-use crate::net::ClientStream;
+use crate::net::{ClientReader, ClientStream};
 use crate::router::{EndReason, Route, RouteError};
 
 /// Limits while authenticating: nothing legitimate is bigger.
@@ -103,7 +103,7 @@ async fn write_fatal<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, f: &Fatal) {
 /// a FATAL to this client only.
 pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let mut stream: ClientStream = Box::new(tcp);
+    let mut stream = ClientStream::Plain(tcp);
     let mut buf = BytesMut::with_capacity(8192);
     let auth_timeout = crate::config::GatewayConfig::ms(shared.cfg.auth_timeout_ms);
     let started = tokio::time::timeout(auth_timeout, startup_phase(&shared, &mut stream, &mut buf, peer)).await;
@@ -181,9 +181,11 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
                 Some(acceptor) => {
                     stream.write_all(b"S").await?;
                     stream.flush().await?;
-                    let plain = std::mem::replace(stream, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+                    let Some(plain) = stream.take_tcp() else {
+                        return Err(Fatal::new("08P01", "SSL request on an encrypted connection").into());
+                    };
                     let tls = acceptor.accept(plain).await?;
-                    *stream = Box::new(tls);
+                    *stream = ClientStream::Tls(Box::new(tls));
                     encrypted = true;
                 }
                 None => {
@@ -402,7 +404,7 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
         frame_limits: FrameLimits { max_message: shared.cfg.max_message_bytes, max_copy: shared.cfg.max_copy_message_bytes },
         flow: &flow,
     };
-    let (mut cr, mut cw) = tokio::io::split(stream);
+    let (mut cr, mut cw) = stream.split();
     let end = {
         let Ok((br, bw)) = backend.io() else { return };
         tokio::select! {
@@ -518,7 +520,7 @@ impl Ctx<'_> {
 }
 
 /// Client → backend: frame, gate, forward.
-async fn client_to_backend(ctx: &Ctx<'_>, cr: &mut ReadHalf<ClientStream>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
+async fn client_to_backend(ctx: &Ctx<'_>, cr: &mut ClientReader<'_>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
     let gate = &ctx.shared.gate;
     let mut out = BytesMut::with_capacity(8192);
     loop {

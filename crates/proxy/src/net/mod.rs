@@ -7,10 +7,6 @@
 pub mod codec;
 pub mod messages;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+mod stream;
 
-/// A client connection: plain TCP or TLS over TCP.
-pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
-
-pub type ClientStream = Box<dyn ClientIo>;
+pub use stream::{ClientReader, ClientStream, ClientWriter};
