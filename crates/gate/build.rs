@@ -310,7 +310,7 @@ fn generate(messages: &Messages, enums: &Enums) -> String {
         let _ = writeln!(s, "        {id} => {name:?},");
     }
     s.push_str("        _ => \"?\",\n    }\n}\n\n");
-    s.push_str("/// Fields by JSON key, per message (see `lookup`).\nstatic FIELDS: [Table<Field>; ");
+    s.push_str("/// Fields by JSON key, per message (see `Table::get`).\nstatic FIELDS: [Table<Field>; ");
     let _ = writeln!(s, "{}] = [", msg_id.len());
     for name in msg_id.keys() {
         let fields = &messages[*name];
@@ -346,7 +346,7 @@ fn generate(messages: &Messages, enums: &Enums) -> String {
         s.push_str("    ]},\n");
     }
     s.push_str("];\n\n");
-    s.push_str("/// Enum values by name, per enum (see `lookup`).\nstatic ENUMS: [Table<i32>; ");
+    s.push_str("/// Enum values by name, per enum (see `Table::get`).\nstatic ENUMS: [Table<i32>; ");
     let _ = writeln!(s, "{}] = [", enum_id.len());
     for name in enum_id.keys() {
         let values = &enums[*name];

@@ -3,6 +3,10 @@
 
 use std::hint::black_box;
 
+/// As in the tenantgate binary, which is where the gate runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use tg_gate::{fingerprint, Gate, GateConfig, Limits, Scope};
 

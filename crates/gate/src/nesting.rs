@@ -3,9 +3,9 @@
 //! libpg_query hands its parse tree over as protobuf. Up to pg_query 6, protobuf-c packed each
 //! nested message by copying everything packed below it, so parsing cost time quadratic in the
 //! tree's depth (measured: `SELECT a+a+…` with 9,000 terms took 150 ms, 50,000 terms 2.4 s).
-//! pg_query 18 serializes with upb, which is linear, and refuses trees deeper than 10,000
-//! messages; but every level still costs stack in the parser, the encoder, prost's decode and
-//! the walk, and one statement from one tenant must not pin a gateway core or exhaust a stack.
+//! The gate now reads libpg_query's JSON output (see `parse`), which is linear; but every level
+//! still costs stack in the parser, the JSON writer, the conversion, prost's decode and the walk,
+//! and one statement from one tenant must not pin a gateway core or exhaust a stack.
 //!
 //! So statements longer than [`CHECK_MIN_LEN`] are first run through PostgreSQL's lexer (fast
 //! and flat) and refused with rule `too-complex` when the estimate exceeds [`MAX_NESTING`].

@@ -10,6 +10,11 @@
 //! mapping for that schema (keys are the fields' JSON names, enums are written by name, oneof
 //! members appear as plain keys), which is all this module relies on.
 //!
+//! The reader is hand-written rather than serde_json driven by a visitor (tried first): it only
+//! needs the JSON libpg_query writes (no whitespace, keys without escapes), borrows keys, and
+//! copies strings straight into the output; that took the conversion from about 16 µs to 8 µs
+//! for the benchmark's 300-character SELECT.
+//!
 //! Owns that mapping and nothing else. It must never guess: a key, enum name or value that the
 //! schema does not describe fails the whole conversion (and the gate refuses the statement),
 //! and a test (`parse::tests`) checks that the decoded tree equals the one libpg_query's own
@@ -97,7 +102,8 @@ impl fmt::Display for Error {
 /// it decodes the result (as it did for libpg_query's own protobuf), so a string literal with
 /// bytes that are not UTF-8 fails there, the same way as before.
 pub(crate) fn json_to_protobuf(json: &[u8]) -> Result<Vec<u8>, Error> {
-    // The protobuf is smaller than the JSON (shorter keys, binary numbers), so this never grows.
+    // The protobuf is smaller than the JSON (tags instead of quoted keys, binary numbers), so
+    // this rarely grows (only a one-letter key holding a negative number encodes longer).
     let mut r = Reader { json, at: 0, out: Vec::with_capacity(json.len()) };
     r.message(schema::PARSE_RESULT)?;
     if r.at != json.len() {

@@ -40,7 +40,11 @@ pub fn spawn_serve(config: &std::path::Path, wanted: &'static str) -> Option<(Ch
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn tenantgate serve");
-    let stdout = child.stdout.take()?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
