@@ -221,6 +221,11 @@ impl<'j> Reader<'j> {
                 self.expect(b'[')?;
                 if !self.eat(b']') {
                     loop {
+                        if self.json.get(self.at) == Some(&b'n') {
+                            // libpg_query writes `{}` for an empty list element, never null:
+                            // dropping the element would change the tree, so refuse.
+                            return Err(self.error("null element in an array"));
+                        }
                         self.value(field)?;
                         if self.eat(b']') {
                             break;
@@ -403,6 +408,7 @@ mod tests {
             (r#"{"version":1.5}"#, "not a valid value for integer field 1"),
             (r#"{"stmts":[{"stmt":{"SelectStmt":{"op":"NOT_AN_OP"}}}]}"#, "is not a value of the enum"),
             (r#"{"stmts":{}}"#, "expected `[`"),
+            (r#"{"stmts":[null]}"#, "null element in an array"),
             (r#"{"version":1} x"#, "trailing characters"),
             (r#"{"version":1"#, "expected `,`"),
             (r#"{"stmts":[{"stmt":{"String":{"sval":"abc}}}]}"#, "unterminated string"),
