@@ -11,8 +11,9 @@
 //!   own types, so everything downstream is unchanged;
 //! - it skips `ParseResult::new`.
 //!
-//! A test checks that the result equals `pg_query::parse`'s tree, and its errors equal
-//! `pg_query::parse`'s errors, over SQL that covers every placement of the gate's rules.
+//! Tests check that the result equals `pg_query::parse`'s tree, and its errors equal
+//! `pg_query::parse`'s errors, for every statement of PostgreSQL's own SQL scripts and a list
+//! of literal kinds and DML constructs.
 //!
 //! Owns the FFI boundary and nothing else. It must never keep a pointer into libpg_query's
 //! result after freeing it, and must free every result exactly once.
