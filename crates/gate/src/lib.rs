@@ -35,6 +35,20 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+/// For the fuzz targets (`fuzz/`, feature `fuzzing`) only.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    /// Whether the gate's parse (libpg_query's JSON converted to protobuf, see `parse`) gives
+    /// the same tree, or the same error, as `pg_query::parse`.
+    pub fn same_tree_as_pg_query(sql: &str) -> bool {
+        let ours = crate::parse::parse(sql).map_err(|e| e.to_string());
+        let theirs = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+            .map(|p| p.protobuf)
+            .map_err(|e| e.to_string());
+        ours == theirs
+    }
+}
+
 pub use denial::Denial;
 
 use analyze::Analysis;
