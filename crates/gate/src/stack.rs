@@ -1,11 +1,11 @@
 //! Runs parser work on a stack deep enough for its input, and turns panics into `None`.
 //!
 //! Parsing recurses once per nesting level of the statement: libpg_query's parser and JSON
-//! output in C, then `transcode`, prost's decode, the tree walk and the tree's drop in Rust. Measured in a release build,
-//! a left-deep chain such as `a+a+a+…` (one level per two bytes of SQL, the densest nesting
-//! found) takes about 2.2 KiB of stack per level, 1.1 KiB per input byte: a 2 KiB statement
-//! would already need 2 MiB, and a stack overflow aborts the whole process. Since the nesting
-//! depth is bounded by the input length:
+//! output in C, then `transcode`, prost's decode, the tree walk and the tree's drop in Rust.
+//! Measured in a release build, a left-deep chain such as `a+a+a+…` (one level per two bytes
+//! of SQL, the densest nesting found) takes about 2.2 KiB of stack per level, 1.1 KiB per
+//! input byte: a 2 KiB statement would already need 2 MiB, and a stack overflow aborts the
+//! whole process. Since the nesting depth is bounded by the input length:
 //! - short inputs (at most [`INLINE_MAX_LEN`] bytes, under 600 KiB of stack) run inline, on the
 //!   caller's stack, which must have that much to spare (a tokio worker's 2 MiB does);
 //! - longer ones run on a helper thread whose stack is sized from the input length with a
