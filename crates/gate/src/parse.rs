@@ -52,42 +52,40 @@ extern "C" {
 /// `Conversion` for a NUL byte). `InvalidJson` or `Decode` would mean libpg_query's output did
 /// not fit `proto/pg_query.proto`; the gate refuses such a statement.
 pub(crate) fn parse(sql: &str) -> Result<ParseResult, pg_query::Error> {
+    with_json(sql, |json| match json {
+        None => Ok(ParseResult::default()),
+        Some(json) => match crate::transcode::json_to_protobuf(json) {
+            Ok(bytes) => ParseResult::decode(bytes.as_slice()).map_err(pg_query::Error::Decode),
+            Err(err) => Err(pg_query::Error::InvalidJson(err.to_string())),
+        },
+    })?
+}
+
+/// Runs libpg_query's parser on `sql` and hands `read` its JSON (`None` when libpg_query
+/// returned no tree). PostgreSQL's refusal becomes `pg_query::Error::Parse`.
+fn with_json<T>(sql: &str, read: impl FnOnce(Option<&[u8]>) -> T) -> Result<T, pg_query::Error> {
     let input = CString::new(sql)?;
     // SAFETY: `input` is a valid NUL-terminated string that outlives the call; libpg_query
-    // does not keep it. The result is freed below, once, after everything read from it was
-    // converted into owned values (the error message into a String, the JSON into protobuf
-    // bytes and those into the decoded tree).
+    // does not keep it. The JSON is only lent to `read`, and the result is freed below, once,
+    // after `read` returned (the error message is copied into a String first).
     unsafe {
         let result = pg_query_parse(input.as_ptr());
-        let parsed = if !result.error.is_null() {
-            let message = CStr::from_ptr((*result.error).message).to_string_lossy().into_owned();
-            Err(pg_query::Error::Parse(message))
+        let out = if !result.error.is_null() {
+            Err(pg_query::Error::Parse(CStr::from_ptr((*result.error).message).to_string_lossy().into_owned()))
         } else if result.parse_tree.is_null() {
-            Ok(ParseResult::default())
+            Ok(read(None))
         } else {
-            let json = CStr::from_ptr(result.parse_tree).to_bytes();
-            match crate::transcode::json_to_protobuf(json) {
-                Ok(bytes) => ParseResult::decode(bytes.as_slice()).map_err(pg_query::Error::Decode),
-                Err(err) => Err(pg_query::Error::InvalidJson(err.to_string())),
-            }
+            Ok(read(Some(CStr::from_ptr(result.parse_tree).to_bytes())))
         };
         pg_query_free_parse_result(result);
-        parsed
+        out
     }
 }
 
 /// libpg_query's JSON for `sql` (tests of `transcode`); `None` if it does not parse.
 #[cfg(test)]
 pub(crate) fn json(sql: &str) -> Option<Vec<u8>> {
-    let input = CString::new(sql).ok()?;
-    // SAFETY: as in `parse`; the JSON is copied before the result is freed.
-    unsafe {
-        let result = pg_query_parse(input.as_ptr());
-        let json = (result.error.is_null() && !result.parse_tree.is_null())
-            .then(|| CStr::from_ptr(result.parse_tree).to_bytes().to_vec());
-        pg_query_free_parse_result(result);
-        json
-    }
+    with_json(sql, |json| json.map(<[u8]>::to_vec)).ok().flatten()
 }
 
 #[cfg(test)]
