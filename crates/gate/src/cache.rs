@@ -11,6 +11,7 @@
 //! allowed, a single statement, setting no capped parameter. So a statement that inlines
 //! its values costs one parse for its first value and a lexer pass for every other.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -18,6 +19,14 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
 use crate::analyze::Analysis;
+
+thread_local! {
+    /// Where this thread builds shape keys, so a lookup does not allocate.
+    static SHAPE_BUF: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A shape buffer grown past this by a long statement is given back after use.
+const SHAPE_BUF_KEEP: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct TextWeight;
@@ -52,8 +61,24 @@ impl AnalysisCache {
         if let Some(hit) = entries.get(sql) {
             return hit;
         }
-        let shape = crate::shape::key(sql);
-        if let Some(hit) = shape.as_deref().and_then(|k| shapes.get(k)) {
+        // The shape key is built in a buffer this thread reuses, and owned only to be stored.
+        let mut shape = None;
+        let shape_hit = SHAPE_BUF.with_borrow_mut(|buf| {
+            let hit = if crate::shape::key_into(sql, buf) {
+                let hit = shapes.get(buf.as_str());
+                if hit.is_none() {
+                    shape = Some(buf.clone());
+                }
+                hit
+            } else {
+                None
+            };
+            if buf.capacity() > SHAPE_BUF_KEEP {
+                *buf = String::new();
+            }
+            hit
+        });
+        if let Some(hit) = shape_hit {
             return hit;
         }
         let Ok(analysis) =

@@ -135,41 +135,15 @@ mod tests {
     /// the same tree, or the same error, as `pg_query::parse`.
     #[test]
     fn same_tree_and_errors_as_pg_query_on_postgresql_own_sql() {
-        let share = std::process::Command::new("pg_config")
-            .arg("--sharedir")
-            .output()
-            .ok()
-            .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-            .filter(|dir| dir.join("system_views.sql").exists())
-            .unwrap_or_else(|| "/usr/share/postgresql/15".into());
-        let mut files: Vec<_> = [share.clone(), share.join("extension")]
-            .iter()
-            .filter_map(|dir| std::fs::read_dir(dir).ok())
-            .flatten()
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
-            .collect();
-        files.sort();
-        assert!(
-            files.len() > 20,
-            "PostgreSQL's SQL scripts not found in {} (install postgresql-15, as `make test` does)",
-            share.display()
-        );
         let (mut trees, mut errors) = (0, 0);
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("PostgreSQL's scripts are UTF-8");
-            // psql meta-commands (`\echo … \quit`) are not SQL.
-            let text: String = text.lines().filter(|l| !l.starts_with('\\')).map(|l| format!("{l}\n")).collect();
-            let statements = pg_query::split_with_scanner(&text).expect("the scanner splits PostgreSQL's scripts");
-            for sql in statements {
-                let ours = parse(sql).map_err(|e| e.to_string());
-                let theirs = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map(|p| p.protobuf).map_err(|e| e.to_string());
-                assert_eq!(ours, theirs, "{}: {sql}", file.display());
-                if ours.is_ok() {
-                    trees += 1;
-                } else {
-                    errors += 1;
-                }
+        for (file, sql) in crate::tests::corpus::postgres_scripts() {
+            let ours = parse(&sql).map_err(|e| e.to_string());
+            let theirs = pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT).map(|p| p.protobuf).map_err(|e| e.to_string());
+            assert_eq!(ours, theirs, "{}: {sql}", file.display());
+            if ours.is_ok() {
+                trees += 1;
+            } else {
+                errors += 1;
             }
         }
         assert!(trees > 3_000, "only {trees} statements parsed ({errors} errors)");

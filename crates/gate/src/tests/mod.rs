@@ -1,6 +1,7 @@
 //! Behaviour tests for the gate, one module per concern, with shared helpers.
 
 mod cache;
+pub(crate) mod corpus;
 mod read_only;
 mod robustness;
 mod rules;
