@@ -8,16 +8,20 @@
 #   bench/pgbench/read_write.sql   BEGIN; insert an order + 2 order_items; update; select; COMMIT
 # This machine's pgbench TPS varies by up to 2x between consecutive runs of a few
 # seconds (see the control-plane section of bench/RESULTS.md), so each (script, clients)
-# cell runs ROUNDS rounds, each round the five paths back to back (so drift hits them
-# alike); a cell reports the median TPS of each path and the median of the per-round
-# ratios.
+# cell runs ROUNDS rounds, each round the paths back to back (so drift hits them alike), in
+# an order rotated by one each round; a cell reports the median TPS of each path and the
+# median of the per-round ratios.
 #
-# Usage: bench/gateway.sh      (about 20 minutes with the defaults; MODES=simple DB_TENANT_CLIENTS="" about 10)
+# Usage: bench/gateway.sh      (about 21 minutes with the defaults; MODES=simple DB_TENANT_CLIENTS="" about 15)
 #   ROUNDS=3              rounds per cell
 #   DURATION=5            seconds per pgbench run
+#   WARMUP=1              seconds of unmeasured pgbench, same clients, right before each run
 #   MODES="simple prepared"  pgbench -M protocols for the pooled tenant (PgBouncer 1.18 in
 #                         transaction mode cannot do named prepared statements: skipped there)
 #   CLIENTS="1 8 32"
+#   SCRIPTS="select_only read_write"
+#   PATHS=""              a subset of the paths below to run (empty: all of them), e.g.
+#                         PATHS="gate-on pgbouncer-session pgbouncer-transaction"
 #   DB_TENANT_CLIENTS=8   the database-placement tenant (brasserie-berlin, eu-1) runs -M simple
 #                         at these client counts; empty skips it
 #   OUT_NAME=name         results file name (default gateway-<date>)
@@ -30,6 +34,9 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/tg-gw-bench}
 DURATION=${DURATION:-5}
+export WARMUP=${WARMUP:-1}
+SCRIPTS=${SCRIPTS:-"select_only read_write"}
+PATHS=${PATHS:-}
 ROUNDS=${ROUNDS:-3}
 MODES=${MODES:-"simple prepared"}
 CLIENTS=${CLIENTS:-"1 8 32"}
@@ -78,6 +85,12 @@ run_one() {
   esac
   local j=$(( c < 2 ? c : 2 ))
   out="$BENCH_DIR/pgbench-$slug-$mode-$script-$c-$round-$path.out"
+  # Warm-up, not measured: the same clients for WARMUP s, so every path starts its measured
+  # run on backends it already holds. Without it the paths pay for new backends differently:
+  # the gateway opens them while clients log in (outside pgbench's TPS), PgBouncer on the
+  # first query, one at a time (inside it).
+  [ "$WARMUP" -gt 0 ] && PGPASSWORD="$pw" pgbench -n -h "$host" -p "$port" -U "$user" -c "$c" -j "$j" -T "$WARMUP" -M "$mode" \
+    -f "bench/pgbench/$script.sql" "$db" > /dev/null 2>&1 || true
   [ -n "$pid" ] && t0=$(dp_cpu_ticks "$pid")
   PGPASSWORD="$pw" pgbench -n -h "$host" -p "$port" -U "$user" -c "$c" -j "$j" -T "$DURATION" -M "$mode" \
     -f "bench/pgbench/$script.sql" "$db" > "$out" 2>&1 || true
@@ -93,24 +106,39 @@ run_one() {
   printf '%-16s %-9s %-12s c=%-3s r%s %-22s tps=%s cpu/tx=%sus %s\n' "$slug" "$mode" "$script" "$c" "$round" "$path" "${tps:-0}" "$cpu" "$err" >&2
 }
 
+# rotated ROUND PATH...: the paths, starting at position (ROUND - 1) mod their count, so
+# over the rounds every path runs in every position (no path always runs first, right after
+# another path's load, or always last).
+rotated() {
+  local r=$1; shift
+  local a=("$@")
+  local k=$(( (r - 1) % ${#a[@]} ))
+  echo "${a[@]:k}" "${a[@]:0:k}"
+}
+
 paths_for() {  # MODE
-  if [ "$1" = prepared ]; then echo "gate-on gate-on-mt gate-off pgbouncer-session direct"
-  else echo "gate-on gate-on-mt gate-off pgbouncer-session pgbouncer-transaction direct"; fi
+  local all
+  if [ "$1" = prepared ]; then all="gate-on gate-on-mt gate-off pgbouncer-session direct"
+  else all="gate-on gate-on-mt gate-off pgbouncer-session pgbouncer-transaction direct"; fi
+  [ -z "$PATHS" ] && { echo "$all"; return; }
+  local p out=""
+  for p in $all; do case " $PATHS " in *" $p "*) out="$out $p";; esac; done
+  echo "$out"
 }
 
 for mode in $MODES; do
-  for script in select_only read_write; do
+  for script in $SCRIPTS; do
     for c in $CLIENTS; do
       for r in $(seq 1 "$ROUNDS"); do
-        for path in $(paths_for "$mode"); do run_one "$POOLED" "$mode" "$script" "$c" "$r" "$path"; done
+        for path in $(rotated "$r" $(paths_for "$mode")); do run_one "$POOLED" "$mode" "$script" "$c" "$r" "$path"; done
       done
     done
   done
 done
 for c in $DB_TENANT_CLIENTS; do
-  for script in select_only read_write; do
+  for script in $SCRIPTS; do
     for r in $(seq 1 "$ROUNDS"); do
-      for path in $(paths_for simple); do run_one "$DBT" simple "$script" "$c" "$r" "$path"; done
+      for path in $(rotated "$r" $(paths_for simple)); do run_one "$DBT" simple "$script" "$c" "$r" "$path"; done
     done
   done
 done

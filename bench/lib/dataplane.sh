@@ -158,6 +158,9 @@ max_client_conn = 200
 default_pool_size = 40
 max_db_connections = 40
 server_reset_query = DISCARD ALL
+; The gateways' pool_idle_timeout_ms (2 s, see dp_serve): the same idle policy for both, so
+; neither path runs on warm backends while the other opens new ones.
+server_idle_timeout = 2
 logfile = $d/pgbouncer.log
 pidfile = $d/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits
