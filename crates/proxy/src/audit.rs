@@ -4,8 +4,11 @@
 //!
 //! Owns the queue and the background writer. Sessions never wait on the catalog: events go
 //! through a bounded channel and are dropped (with a warning) if the writer falls behind.
+//! Each event is also counted for `/metrics` (`tenantgate_wire_*_total`), labelled only by its
+//! outcome, rule or reason, all fixed sets.
 //! It must never record a secret, a statement's text or a parameter value: only fingerprints,
-//! rule ids, key ids and addresses.
+//! rule ids, key ids and addresses; and it must never put a tenant, key or address in a
+//! metric label.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,9 +72,27 @@ impl Auditor {
     }
 
     pub fn record(&self, e: AuditEvent) {
+        count(&e);
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(e) {
             tracing::warn!("audit queue full; an audit event was dropped");
         }
+    }
+}
+
+/// Names and help of the wire gateway's counters, for the exporter's `# HELP` lines.
+pub fn describe_metrics() {
+    metrics::describe_counter!("tenantgate_wire_connections_total", "Wire-protocol connection attempts, by outcome (ok, auth-failed, suspended, …)");
+    metrics::describe_counter!("tenantgate_wire_denials_total", "Statements the SQL gate refused on the wire protocol, by rule");
+    metrics::describe_counter!("tenantgate_wire_sessions_ended_total", "Open wire sessions ended from outside, by reason (key-revoked, suspended, moved, gone)");
+}
+
+/// Counts an event for `/metrics`; without an installed recorder this does nothing.
+fn count(e: &AuditEvent) {
+    match e {
+        AuditEvent::Connection { outcome, .. } => metrics::counter!("tenantgate_wire_connections_total", "outcome" => *outcome).increment(1),
+        AuditEvent::Denied { rule, .. } => metrics::counter!("tenantgate_wire_denials_total", "rule" => *rule).increment(1),
+        AuditEvent::Ended { reason, .. } => metrics::counter!("tenantgate_wire_sessions_ended_total", "reason" => *reason).increment(1),
+        AuditEvent::KeyUsed { .. } => {}
     }
 }
 

@@ -99,6 +99,8 @@ fn gateway_end_to_end() {
     step("tls", started);
     audit_records_connections_and_denials(&d, &tenants);
     step("audit", started);
+    wire_events_are_counted_in_metrics(&d, &tenants);
+    step("metrics", started);
 }
 
 /// psql through the gateway: own rows, writes, a multi-statement simple query, COPY both
@@ -763,4 +765,47 @@ fn audit_records_connections_and_denials(d: &Deployment, tenants: &[T]) {
     assert!(!rows.contains("SET ROLE") && !rows.contains("pg_sleep"), "statement text reached the audit log");
     let used = d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.api_keys WHERE last_used_at IS NOT NULL");
     assert!(used.parse::<i64>().unwrap_or(0) >= tenants.len() as i64, "last_used_at is recorded: {used}");
+}
+
+/// The wire gateway's connection outcomes and denials reach `/metrics` of the same `serve`,
+/// labelled by outcome and rule only: no tenant, key or statement.
+fn wire_events_are_counted_in_metrics(d: &Deployment, tenants: &[T]) {
+    let (gw, http) = Gateway::start_with_http(d, "metrics", "");
+    let x = &tenants[0];
+    let (ok, out) = gw.psql(&x.t.slug, &x.key, "SELECT 1;");
+    assert!(ok, "{out}");
+    let (ok, out) = gw.psql_c(&x.t.slug, &x.key, "SET ROLE postgres");
+    assert!(!ok && out.contains("rule set-role"), "{out}");
+    let (ok, _) = gw.psql(&x.t.slug, "tgk_00000000_not-a-key", "SELECT 1;");
+    assert!(!ok, "a wrong key must not log in");
+
+    let body = http_get(http, "/metrics");
+    let value = |series: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{body}"))
+    };
+    assert!(value("tenantgate_wire_connections_total{outcome=\"ok\"}") >= 2.0, "two logins succeeded");
+    assert!(value("tenantgate_wire_connections_total{outcome=\"auth-failed\"}") >= 1.0);
+    assert!(value("tenantgate_wire_denials_total{rule=\"set-role\"}") >= 1.0);
+    assert!(body.contains("# HELP tenantgate_wire_denials_total"), "described");
+    for line in body.lines().filter(|l| l.starts_with("tenantgate_wire_")) {
+        for t in tenants {
+            assert!(!line.contains(&t.t.slug) && !line.contains(&t.t.key), "a tenant in a wire metric label: {line}");
+        }
+    }
+    for t in tenants {
+        assert!(!body.contains(&t.key) && !body.contains(&t.canary), "a key or canary reached /metrics");
+    }
+}
+
+/// GET `path` from the HTTP API on 127.0.0.1:`port`; the response body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP API");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{path}: {out}");
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }

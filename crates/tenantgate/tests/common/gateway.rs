@@ -67,10 +67,23 @@ pub fn spawn_serve(config: &std::path::Path, wanted: &'static str) -> Option<(Ch
 impl Gateway {
     /// Start a gateway with `[gateway]` settings `toml` (listen is chosen by the OS).
     pub fn start(d: &Deployment, name: &str, toml: &str) -> Gateway {
+        // The HTTP API that `serve` also starts gets a free port too (tests run in parallel).
+        Gateway::launch(d, name, toml, "127.0.0.1:0")
+    }
+
+    /// Like [`Gateway::start`], with the HTTP API on a port chosen here, returned beside it.
+    pub fn start_with_http(d: &Deployment, name: &str, toml: &str) -> (Gateway, u16) {
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port for the HTTP API");
+        (Gateway::launch(d, name, toml, &format!("127.0.0.1:{http}")), http)
+    }
+
+    fn launch(d: &Deployment, name: &str, toml: &str, http_listen: &str) -> Gateway {
         let base = std::fs::read_to_string(&d.config).expect("config");
         let config = d.dir.path().join(format!("gateway-{name}.toml"));
-        // The HTTP API that `serve` also starts gets a free port too (tests run in parallel).
-        std::fs::write(&config, format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\n\n[gateway]\n{toml}\n")).expect("write config");
+        std::fs::write(&config, format!("{base}\n[http]\nlisten = \"{http_listen}\"\n\n[gateway]\n{toml}\n")).expect("write config");
         let (child, line) = spawn_serve(&config, "listening on ").unwrap_or_else(|| panic!("gateway {name} did not start"));
         let port = line
             .split("listening on ")
