@@ -779,7 +779,14 @@ fn wire_events_are_counted_in_metrics(d: &Deployment, tenants: &[T]) {
     let (ok, _) = gw.psql(&x.t.slug, "tgk_00000000_not-a-key", "SELECT 1;");
     assert!(!ok, "a wrong key must not log in");
 
-    let body = http_get(http, "/metrics");
+    let body = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .get(&format!("http://127.0.0.1:{http}/metrics"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+        .into_string()
+        .expect("the /metrics body is text");
     let value = |series: &str| -> f64 {
         body.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
@@ -797,15 +804,4 @@ fn wire_events_are_counted_in_metrics(d: &Deployment, tenants: &[T]) {
     for t in tenants {
         assert!(!body.contains(&t.key) && !body.contains(&t.canary), "a key or canary reached /metrics");
     }
-}
-
-/// GET `path` from the HTTP API on 127.0.0.1:`port`; the response body.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP API");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{path}: {out}");
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }
