@@ -60,6 +60,12 @@ pub struct GatewayConfig {
     /// gateway shares a few cores with PostgreSQL and the clients, fewer threads spend less
     /// on waking each other (bench/RESULTS.md, "worker threads").
     pub worker_threads: usize,
+    /// Forward authenticated plain-TCP sessions on the relay's epoll threads instead of a
+    /// tokio task each (TLS sessions always stay on their task). Off is for comparison and
+    /// as a fallback; both run the same forwarding rules.
+    pub relay: bool,
+    /// Relay threads. 0 = as many as `worker_threads` (one per CPU when that is 0).
+    pub relay_threads: usize,
 }
 
 /// Per-tenant limits, enforced on every backend connection and capped by the gate.
@@ -111,6 +117,8 @@ impl Default for GatewayConfig {
             tls_cert: None,
             tls_key: None,
             worker_threads: 0,
+            relay: true,
+            relay_threads: 0,
         }
     }
 }
@@ -142,6 +150,9 @@ impl GatewayConfig {
         if self.worker_threads > 1024 {
             return bad(format!("gateway.worker_threads = {} is too many; use 0 (one per CPU) or a number up to 1024", self.worker_threads));
         }
+        if self.relay_threads > 1024 {
+            return bad(format!("gateway.relay_threads = {} is too many; use 0 (as many as worker_threads) or a number up to 1024", self.relay_threads));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("set both gateway.tls_cert and gateway.tls_key, or neither".into());
         }
@@ -156,6 +167,15 @@ impl GatewayConfig {
             }
         }
         Ok(())
+    }
+
+    /// How many relay threads to start (`relay_threads`, resolved).
+    pub fn relay_thread_count(&self) -> usize {
+        match (self.relay_threads, self.worker_threads) {
+            (0, 0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            (0, w) => w,
+            (r, _) => r,
+        }
     }
 
     /// The limits of tenant `slug`.

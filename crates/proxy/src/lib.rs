@@ -11,6 +11,7 @@
 //! - [`config`]: the `[gateway]` table of tenantgate.toml;
 //! - [`net`]: frontend message framing and the few backend messages the gateway writes;
 //! - [`frontend`]: client sessions, SCRAM, startup parameters, cancel keys;
+//! - [`relay`]: epoll threads that forward authenticated plain-TCP sessions;
 //! - [`router`]: cached routing from the catalog, invalidated by NOTIFY and polling;
 //! - [`backend`]: backend connections and pools;
 //! - [`audit`]: connection and denial audit into the catalog, off the session's path;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod frontend;
 pub mod net;
+pub mod relay;
 pub mod router;
 pub mod tls;
 
@@ -100,7 +102,14 @@ impl Gateway {
         let mut decoy_secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut decoy_secret);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let relay = match cfg.relay {
+            true => Some(relay::Relay::start(cfg.relay_thread_count()).map_err(|e| {
+                GatewayError::Config(format!("cannot start the relay threads: {e}; set gateway.relay = false to forward on tokio tasks"))
+            })?),
+            false => None,
+        };
         let shared = Arc::new(frontend::Shared {
+            relay,
             cfg,
             router,
             pools,

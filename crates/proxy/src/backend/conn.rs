@@ -60,9 +60,12 @@ impl CancelTarget {
     }
 }
 
-/// The reading half of a backend connection.
-pub struct BackendReader {
-    stream: OwnedReadHalf,
+/// What a backend's reader knows beyond its socket: bytes read but not yet consumed, the
+/// server's parameters and the transaction status. Kept apart from the socket so that the
+/// [`crate::relay`] threads can frame backend messages with the same bookkeeping while they
+/// own the socket.
+#[derive(Debug)]
+pub struct ReaderState {
     buf: BytesMut,
     /// Current server parameters (ParameterStatus), in arrival order of first report.
     params: Vec<(String, String)>,
@@ -70,57 +73,38 @@ pub struct BackendReader {
     txn_status: u8,
 }
 
-/// The writing half of a backend connection.
-pub struct BackendWriter {
-    stream: OwnedWriteHalf,
-}
-
-impl BackendWriter {
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
-        self.stream.write_all(bytes).await.map_err(PoolError::io)
+impl ReaderState {
+    fn new() -> ReaderState {
+        ReaderState { buf: BytesMut::with_capacity(8192), params: Vec::new(), txn_status: b'I' }
     }
 
-    /// Write without waiting; for a best-effort Terminate on close.
-    pub fn try_send(&self, bytes: &[u8]) {
-        let _ = self.stream.try_write(bytes);
-    }
-}
-
-impl BackendReader {
-    /// Read one whole message. Keeps parameters and transaction status current.
-    pub async fn recv(&mut self) -> Result<RawMessage, PoolError> {
-        let len = self.next_message().await?;
-        let bytes = self.buf.split_to(len).freeze();
-        Ok(RawMessage { tag: bytes[0], bytes })
-    }
-
-    /// Read one whole message and lend its raw bytes (tag, length, body) to `f` instead of
-    /// handing out a `Bytes` of it: the forwarding path copies each message once, into its
-    /// output. Keeps parameters and transaction status current, like [`Self::recv`].
-    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PoolError> {
-        let len = self.next_message().await?;
-        let r = f(&self.buf[..len]);
-        self.buf.advance(len);
-        Ok(r)
-    }
-
-    /// Read until a whole message is at the front of the buffer, note what it changes
-    /// (transaction status, a server parameter) and return its length, tag included.
-    async fn next_message(&mut self) -> Result<usize, PoolError> {
-        loop {
-            if let Some(len) = self.buffered_len()? {
-                match self.buf[0] {
-                    b'Z' => self.txn_status = self.buf.get(5).copied().unwrap_or(b'?'),
-                    b'S' => note_parameter(&mut self.params, &self.buf[5..len]),
-                    _ => {}
-                }
-                return Ok(len);
-            }
-            let n = self.stream.read_buf(&mut self.buf).await.map_err(PoolError::io)?;
-            if n == 0 {
-                return Err(PoolError::Closed);
-            }
+    /// The length (tag included) of the whole message at the front of the buffer, after
+    /// noting what it changes (transaction status, a server parameter); `None` if the buffer
+    /// holds no whole message yet, in which case room is made for the rest of it. Call
+    /// [`Self::consume`] with the length once the message has been handled.
+    pub fn next_message(&mut self) -> Result<Option<usize>, PoolError> {
+        let Some(len) = self.buffered_len()? else { return Ok(None) };
+        match self.buf[0] {
+            b'Z' => self.txn_status = self.buf.get(5).copied().unwrap_or(b'?'),
+            b'S' => note_parameter(&mut self.params, &self.buf[5..len]),
+            _ => {}
         }
+        Ok(Some(len))
+    }
+
+    /// The first `len` buffered bytes (a message whose length [`Self::next_message`] gave).
+    pub fn message(&self, len: usize) -> &[u8] {
+        &self.buf[..len]
+    }
+
+    /// Drop the first `len` buffered bytes.
+    pub fn consume(&mut self, len: usize) {
+        self.buf.advance(len);
+    }
+
+    /// The buffer to read more bytes into.
+    pub fn buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 
     /// The length (tag included) of the whole message at the front of the buffer, if one is
@@ -148,24 +132,84 @@ impl BackendReader {
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         self.buf.len() > len
     }
+}
+
+/// The reading half of a backend connection.
+pub struct BackendReader {
+    stream: OwnedReadHalf,
+    state: ReaderState,
+}
+
+/// The writing half of a backend connection.
+pub struct BackendWriter {
+    stream: OwnedWriteHalf,
+}
+
+impl BackendWriter {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
+        self.stream.write_all(bytes).await.map_err(PoolError::io)
+    }
+
+    /// Write without waiting; for a best-effort Terminate on close.
+    pub fn try_send(&self, bytes: &[u8]) {
+        let _ = self.stream.try_write(bytes);
+    }
+}
+
+impl BackendReader {
+    /// Read one whole message. Keeps parameters and transaction status current.
+    pub async fn recv(&mut self) -> Result<RawMessage, PoolError> {
+        let len = self.next_message().await?;
+        let bytes = self.state.buf.split_to(len).freeze();
+        Ok(RawMessage { tag: bytes[0], bytes })
+    }
+
+    /// Read one whole message and lend its raw bytes (tag, length, body) to `f` instead of
+    /// handing out a `Bytes` of it: the forwarding path copies each message once, into its
+    /// output. Keeps parameters and transaction status current, like [`Self::recv`].
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PoolError> {
+        let len = self.next_message().await?;
+        let r = f(self.state.message(len));
+        self.state.consume(len);
+        Ok(r)
+    }
+
+    /// Read until a whole message is at the front of the buffer, note what it changes
+    /// (transaction status, a server parameter) and return its length, tag included.
+    async fn next_message(&mut self) -> Result<usize, PoolError> {
+        loop {
+            if let Some(len) = self.state.next_message()? {
+                return Ok(len);
+            }
+            let n = self.stream.read_buf(&mut self.state.buf).await.map_err(PoolError::io)?;
+            if n == 0 {
+                return Err(PoolError::Closed);
+            }
+        }
+    }
+
+    /// Is a whole message waiting in the buffer?
+    pub fn has_buffered_message(&self) -> bool {
+        self.state.has_buffered_message()
+    }
 
     /// Bytes buffered but not yet returned.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.state.buf.len()
     }
 
     pub fn params(&self) -> &[(String, String)] {
-        &self.params
+        &self.state.params
     }
 
     pub fn transaction_status(&self) -> u8 {
-        self.txn_status
+        self.state.txn_status
     }
 
     /// Has the server sent anything (a FATAL, EOF) while we were not reading? Used on idle
     /// connections before reuse; never blocks.
     pub fn is_stale(&mut self) -> bool {
-        if !self.buf.is_empty() {
+        if !self.state.buf.is_empty() {
             return true;
         }
         let mut probe = [0u8; 1];
@@ -198,6 +242,13 @@ pub struct BackendConn {
     pub role: String,
 }
 
+/// What a backend connection keeps while a relay thread owns its socket and reader state.
+#[derive(Debug)]
+pub struct Parked {
+    cancel: CancelTarget,
+    role: String,
+}
+
 /// What to log in with.
 pub struct ConnectParams<'a> {
     pub host: &'a str,
@@ -217,7 +268,7 @@ impl BackendConn {
             let _ = stream.set_nodelay(true);
             let (r, w) = stream.into_split();
             let mut conn = BackendConn {
-                reader: BackendReader { stream: r, buf: BytesMut::with_capacity(8192), params: Vec::new(), txn_status: b'I' },
+                reader: BackendReader { stream: r, state: ReaderState::new() },
                 writer: BackendWriter { stream: w },
                 cancel: CancelTarget { host: p.host.to_string(), port: p.port, pid: 0, secret: 0 },
                 role: p.login.role.clone(),
@@ -348,6 +399,30 @@ impl BackendConn {
             None if self.reader.transaction_status() == b'I' => Ok(()),
             None => Err(PoolError::Protocol("the backend stayed in a transaction after DISCARD ALL".into())),
         }
+    }
+
+    /// Take the socket out of tokio, for a [`crate::relay`] thread to drive; the reader's
+    /// buffer and bookkeeping go with it, the rest stays in [`Parked`]. Put it back with
+    /// [`Self::attach`].
+    pub fn detach(self) -> Result<(std::net::TcpStream, ReaderState, Parked), PoolError> {
+        let BackendConn { reader, writer, cancel, role } = self;
+        let state = reader.state;
+        let tcp = reader.stream.reunite(writer.stream).map_err(|e| PoolError::Protocol(format!("backend halves do not match: {e}")))?;
+        let std = tcp.into_std().map_err(PoolError::io)?;
+        Ok((std, state, Parked { cancel, role }))
+    }
+
+    /// A connection again from a detached socket and its state. Must run inside the tokio
+    /// runtime.
+    pub fn attach(std: std::net::TcpStream, state: ReaderState, parked: Parked) -> Result<BackendConn, PoolError> {
+        std.set_nonblocking(true).map_err(PoolError::io)?;
+        let (r, w) = TcpStream::from_std(std).map_err(PoolError::io)?.into_split();
+        Ok(BackendConn {
+            reader: BackendReader { stream: r, state },
+            writer: BackendWriter { stream: w },
+            cancel: parked.cancel,
+            role: parked.role,
+        })
     }
 
     /// Close politely (Terminate) without waiting.

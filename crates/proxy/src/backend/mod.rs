@@ -8,7 +8,7 @@
 pub mod conn;
 pub mod pool;
 
-pub use conn::{BackendReader, BackendWriter, CancelTarget, RawMessage};
+pub use conn::{BackendReader, BackendWriter, CancelTarget, Parked, RawMessage, ReaderState};
 pub use pool::{Backend, PoolStats, Pools};
 
 /// Why a backend connection could not be had or used.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tg_control::keys::KeyScope;
 use tokio::sync::Notify;
 
-use super::conn::{BackendConn, BackendReader, BackendWriter, CancelTarget, ConnectParams, RawMessage};
+use super::conn::{BackendConn, BackendReader, BackendWriter, CancelTarget, ConnectParams, Parked, RawMessage, ReaderState};
 use super::PoolError;
 use crate::config::GatewayConfig;
 use crate::router::Route;
@@ -148,7 +148,7 @@ impl Pools {
                         drop(idle); // closed by the server meanwhile (e.g. the tenant was suspended)
                         continue;
                     }
-                    return Ok(Backend { conn: Some(idle.conn), slot: Some(idle.slot), pools: self.clone() });
+                    return Ok(Backend { conn: Some(idle.conn), parked: None, slot: Some(idle.slot), pools: self.clone() });
                 }
                 Action::Connect(slot, victim) => {
                     if let Some(v) = victim {
@@ -165,7 +165,7 @@ impl Pools {
                         connect_timeout: GatewayConfig::ms(cfg.connect_timeout_ms),
                     })
                     .await?;
-                    return Ok(Backend { conn: Some(conn), slot: Some(slot), pools: self.clone() });
+                    return Ok(Backend { conn: Some(conn), parked: None, slot: Some(slot), pools: self.clone() });
                 }
                 Action::Wait(why) => {
                     let now = Instant::now();
@@ -290,6 +290,8 @@ async fn reap_task(inner: std::sync::Weak<Inner>) {
 /// then pooled); dropping it instead closes the connection.
 pub struct Backend {
     conn: Option<BackendConn>,
+    /// The rest of the connection while a relay thread has its socket ([`Backend::detach`]).
+    parked: Option<Parked>,
     slot: Option<Slot>,
     pools: Pools,
 }
@@ -313,6 +315,22 @@ impl Backend {
     pub fn io(&mut self) -> Result<(&mut BackendReader, &mut BackendWriter), PoolError> {
         let c = self.conn()?;
         Ok((&mut c.reader, &mut c.writer))
+    }
+
+    /// Hand the socket to a [`crate::relay`] thread. Until [`Self::attach`] gives it back,
+    /// the connection keeps its budget slot and every other method sees it closed.
+    pub fn detach(&mut self) -> Result<(std::net::TcpStream, ReaderState), PoolError> {
+        let conn = self.conn.take().ok_or(PoolError::Closed)?;
+        let (std, state, parked) = conn.detach()?;
+        self.parked = Some(parked);
+        Ok((std, state))
+    }
+
+    /// Take the socket back from a relay thread. Must run inside the tokio runtime.
+    pub fn attach(&mut self, std: std::net::TcpStream, state: ReaderState) -> Result<(), PoolError> {
+        let parked = self.parked.take().ok_or(PoolError::Closed)?;
+        self.conn = Some(BackendConn::attach(std, state, parked)?);
+        Ok(())
     }
 
     /// The server's current ParameterStatus values.

@@ -7,6 +7,7 @@
 //! and never forwards a statement the gate refused.
 
 pub mod cancel;
+pub mod flow;
 pub mod scram;
 pub mod session;
 pub mod startup;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Per-process secret for decoy SCRAM salts of unknown tenants.
     pub decoy_secret: [u8; 32],
+    /// The relay threads for plain-TCP sessions; `None` when `gateway.relay = false`.
+    pub relay: Option<crate::relay::Relay<flow::Flow>>,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

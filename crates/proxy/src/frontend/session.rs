@@ -1,32 +1,27 @@
 //! One client session, from the first byte to the last: startup (TLS, cancel, protocol
 //! version, parameters), SCRAM authentication with a tenant API key, backend checkout, then
-//! forwarding in both directions with every SQL-carrying message passed through the gate.
+//! forwarding in both directions with every SQL-carrying message passed through the gate,
+//! and the end (final bytes, FATAL, backend reset and return to its pool).
 //!
-//! Owns the session's protocol state. The data path runs one way: auth → gate → router →
-//! pool. Messages are forwarded as raw bytes; the only backend messages it reads are
-//! ReadyForQuery (to count round trips) and ErrorResponse (to put a gate denial in its place).
-//!
-//! How a denial keeps PostgreSQL's semantics: a denied Query, Parse or FunctionCall is
-//! replaced by a message that makes the backend itself fail at the same point with a unique
-//! marker (`tenantgate_denied_…`, a syntax error). The backend then does what PostgreSQL does
-//! after any error (aborts the transaction block, skips extended-protocol messages until Sync,
-//! sends ReadyForQuery with the right status), and the marker's ErrorResponse is replaced by
-//! the gate's 42501 on the way back. Ordering stays exact under pipelining.
+//! Owns the session's life. The data path runs one way: auth → gate → router → pool. The
+//! forwarding rules (gate, denial markers) are the [`Flow`]'s; this module picks the loop
+//! that runs them: a plain-TCP session is handed to a [`crate::relay`] thread, a TLS session
+//! (or any, with `gateway.relay = false`) forwards on its own task. Either way the session
+//! ends here.
 //!
 //! It must never: forward a message the gate refused, forward anything before
 //! authentication succeeded, reveal whether a tenant exists, or log SQL or secrets.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tg_control::keys::{ActiveKey, KeyScope};
-use tg_gate::{Denial, Scope};
+use tg_gate::Scope;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::flow::Flow;
 use super::scram;
 use super::startup;
 use super::Shared;
@@ -34,23 +29,23 @@ use crate::audit::AuditEvent;
 use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
 use crate::net::codec::{self, decode_frame, decode_startup, Frame, FrameError, FrameLimits, Startup};
 use crate::net::messages::{self, error_fields, Severity};
-use crate::net::{ClientReader, ClientStream};
+use crate::net::{ClientReader, ClientStream, FLUSH_AT};
+use crate::relay::{Ended, FromClient, Job, Outcome, Refused, Relay};
 use crate::router::{EndReason, Route, RouteError};
 
 /// Limits while authenticating: nothing legitimate is bigger.
 const AUTH_LIMITS: FrameLimits = FrameLimits { max_message: 8192, max_copy: 8192 };
-const FLUSH_AT: usize = 64 * 1024;
 
 /// A reason to end the session with a message to the client.
 #[derive(Debug)]
-struct Fatal {
+pub struct Fatal {
     code: String,
     message: String,
     hint: Option<String>,
 }
 
 impl Fatal {
-    fn new(code: &str, message: impl Into<String>) -> Fatal {
+    pub fn new(code: &str, message: impl Into<String>) -> Fatal {
         Fatal { code: code.into(), message: message.into(), hint: None }
     }
     fn hint(mut self, h: &str) -> Fatal {
@@ -325,34 +320,6 @@ async fn apply_settings(backend: &mut Backend, settings: &[(String, String)]) ->
     }
 }
 
-/// A gate denial waiting for its marker error to come back from the backend.
-struct PendingDenial {
-    marker: String,
-    /// ReadyForQuery number by which the marker's error must have arrived.
-    by_sync: u64,
-    denial: Denial,
-}
-
-/// State shared by the two directions of one session (same task; atomics keep it `Send`).
-struct Flow {
-    /// Sync points sent to the backend (Query, Sync, FunctionCall).
-    syncs_sent: AtomicU64,
-    /// ReadyForQuery messages received.
-    ready_seen: AtomicU64,
-    pending: Mutex<VecDeque<PendingDenial>>,
-    /// Whether `pending` is non-empty, so the common case does not take its lock per message.
-    /// Both directions run on one task, so this never races with the queue it mirrors.
-    has_pending: AtomicBool,
-    marker_seq: AtomicU64,
-    marker_tag: String,
-}
-
-impl Flow {
-    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingDenial>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 enum End {
     /// The client said Terminate or closed cleanly between messages.
     Client,
@@ -363,11 +330,12 @@ enum End {
     Shutdown,
 }
 
-async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut, ready: Ready) {
+async fn forward_phase(shared: &Arc<Shared>, stream: ClientStream, buf: BytesMut, ready: Ready) {
     let Ready { route, key, mut backend } = ready;
     let Some(target) = backend.cancel_target() else { return };
     let cancel_key = shared.cancels.register(target);
     let mut stop = watch_for_stop(shared, &route, &key.id);
+    let mut stream = stream;
 
     // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
     let mut out = BytesMut::new();
@@ -382,45 +350,19 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
         return;
     }
 
-    let mut marker_nonce = [0u8; 4];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut marker_nonce);
-    let flow = Flow {
-        syncs_sent: AtomicU64::new(0),
-        ready_seen: AtomicU64::new(0),
-        pending: Mutex::new(VecDeque::new()),
-        has_pending: AtomicBool::new(false),
-        marker_seq: AtomicU64::new(0),
-        marker_tag: format!("tenantgate_denied_{:08x}", u32::from_be_bytes(marker_nonce)),
+    let scope = match key.scope {
+        KeyScope::ReadWrite => Scope::ReadWrite,
+        KeyScope::ReadOnly => Scope::ReadOnly,
     };
-    let ctx = Ctx {
-        shared,
-        route: &route,
-        key: &key,
-        scope: match key.scope {
-            KeyScope::ReadWrite => Scope::ReadWrite,
-            KeyScope::ReadOnly => Scope::ReadOnly,
-        },
-        limits: shared.cfg.limits_for(&route.slug).gate_limits(),
-        frame_limits: FrameLimits { max_message: shared.cfg.max_message_bytes, max_copy: shared.cfg.max_copy_message_bytes },
-        flow: &flow,
-    };
-    let (mut cr, mut cw) = stream.split();
-    let end = {
-        let Ok((br, bw)) = backend.io() else { return };
-        tokio::select! {
-            biased;
-            e = client_to_backend(&ctx, &mut cr, buf, bw) => e,
-            e = backend_to_client(&ctx, br, &mut cw) => e,
-            stopped = &mut stop.rx => match stopped {
-                Ok(Stop::Revoked(reason)) => End::Revoked(reason),
-                Ok(Stop::Shutdown) | Err(_) => End::Shutdown,
-            },
-        }
+    let limits = shared.cfg.limits_for(&route.slug).gate_limits();
+    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits);
+    let (end, mut stream, answered) = match (stream, &shared.relay) {
+        (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop).await,
+        (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop).await,
     };
     drop(stop);
     drop(cancel_key);
-    let idle = flow.syncs_sent.load(Ordering::SeqCst) == flow.ready_seen.load(Ordering::SeqCst)
-        && backend.transaction_status() == b'I';
+    let idle = answered && backend.transaction_status() == b'I';
     match end {
         End::Client => {
             if idle {
@@ -428,14 +370,14 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
             }
         }
         End::ClientError(f) => {
-            write_fatal(&mut cw, &f).await;
+            write_fatal(&mut stream, &f).await;
             if idle {
                 backend.release().await;
             }
         }
         End::Backend(e) => {
             if !matches!(e, PoolError::Closed) {
-                write_fatal(&mut cw, &pool_fatal(&e)).await;
+                write_fatal(&mut stream, &pool_fatal(&e)).await;
             }
         }
         End::Revoked(reason) => {
@@ -449,11 +391,121 @@ async fn forward_phase(shared: &Shared, mut stream: ClientStream, buf: BytesMut,
                     EndReason::Gone => "gone",
                 },
             });
-            write_fatal(&mut cw, &Fatal::new("57P01", reason.message())).await;
+            write_fatal(&mut stream, &Fatal::new("57P01", reason.message())).await;
         }
         End::Shutdown => {
-            write_fatal(&mut cw, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
+            write_fatal(&mut stream, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
         }
+    }
+}
+
+fn stopped(s: Result<Stop, tokio::sync::oneshot::error::RecvError>) -> End {
+    match s {
+        Ok(Stop::Revoked(reason)) => End::Revoked(reason),
+        Ok(Stop::Shutdown) | Err(_) => End::Shutdown,
+    }
+}
+
+fn incomplete() -> Fatal {
+    Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it")
+}
+
+/// Forward on this task: both directions as futures of one `select!`. For TLS clients, and
+/// for all clients when the relay is off. Returns how it ended, the client stream, and
+/// whether every sync point sent to the backend was answered.
+async fn in_task(mut stream: ClientStream, buf: BytesMut, backend: &mut Backend, flow: Flow, stop: &mut StopWatch) -> (End, ClientStream, bool) {
+    let end = {
+        let (mut cr, mut cw) = stream.split();
+        match backend.io() {
+            Err(e) => End::Backend(e),
+            Ok((br, bw)) => tokio::select! {
+                biased;
+                e = client_to_backend(&flow, &mut cr, buf, bw) => e,
+                e = backend_to_client(&flow, br, &mut cw) => e,
+                s = &mut stop.rx => stopped(s),
+            },
+        }
+    };
+    (end, stream, flow.answered())
+}
+
+/// Forward on a relay thread: hand it both sockets and wait for them to come back. If the
+/// relay is gone, forward on this task instead.
+async fn relayed(
+    relay: &Relay<Flow>,
+    tcp: TcpStream,
+    buf: BytesMut,
+    backend: &mut Backend,
+    flow: Flow,
+    stop: &mut StopWatch,
+) -> (End, ClientStream, bool) {
+    let client = match tcp.into_std() {
+        Ok(c) => c,
+        Err(_) => return (End::Client, ClientStream::Detached, false),
+    };
+    let (backend_tcp, backend_state) = match backend.detach() {
+        Ok(b) => b,
+        Err(e) => return (End::Backend(e), reattach_client(client), false),
+    };
+    let job = Job { client, client_buf: buf, backend: backend_tcp, backend_state, forwarder: flow };
+    let mut ticket = match relay.submit(job) {
+        Ok(t) => t,
+        Err(Refused(job)) => {
+            let Job { client, client_buf, backend: backend_tcp, backend_state, forwarder } = *job;
+            let stream = reattach_client(client);
+            if let Err(e) = backend.attach(backend_tcp, backend_state) {
+                return (End::Backend(e), stream, false);
+            }
+            return in_task(stream, client_buf, backend, forwarder, stop).await;
+        }
+    };
+    let mut why = None;
+    let outcome = tokio::select! {
+        o = &mut ticket.outcome => o,
+        s = &mut stop.rx => {
+            why = Some(stopped(s));
+            ticket.stop();
+            (&mut ticket.outcome).await
+        }
+    };
+    ticket.settled();
+    let Ok(o) = outcome else {
+        // The relay thread is gone and the sockets with it.
+        return (End::Backend(PoolError::Closed), ClientStream::Detached, false);
+    };
+    let Outcome { ended, client, to_client, backend: backend_tcp, backend_state, to_backend, forwarder, .. } = o;
+    let mut stream = reattach_client(client);
+    if let Err(e) = backend.attach(backend_tcp, backend_state) {
+        return (End::Backend(e), stream, false);
+    }
+    let end = match ended {
+        Ended::Terminated => {
+            if !to_backend.is_empty() {
+                if let Err(e) = backend.send(&to_backend).await {
+                    return (End::Backend(e), stream, false);
+                }
+            }
+            End::Client
+        }
+        Ended::ClientClosed { partial: false } => End::Client,
+        Ended::ClientClosed { partial: true } => End::ClientError(incomplete()),
+        Ended::Fault(f) => End::ClientError(f),
+        Ended::Backend(e) => {
+            if !to_client.is_empty() {
+                let _ = stream.write_all(&to_client).await;
+                let _ = stream.flush().await;
+            }
+            End::Backend(e)
+        }
+        Ended::Stopped => why.unwrap_or(End::Shutdown),
+    };
+    (end, stream, forwarder.answered())
+}
+
+fn reattach_client(client: std::net::TcpStream) -> ClientStream {
+    match TcpStream::from_std(client) {
+        Ok(tcp) => ClientStream::Plain(tcp),
+        Err(_) => ClientStream::Detached,
     }
 }
 
@@ -492,163 +544,43 @@ fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
     StopWatch { rx, task }
 }
 
-struct Ctx<'a> {
-    shared: &'a Shared,
-    route: &'a Route,
-    key: &'a ActiveKey,
-    scope: Scope,
-    limits: tg_gate::Limits,
-    frame_limits: FrameLimits,
-    flow: &'a Flow,
-}
-
-impl Ctx<'_> {
-    /// Record a denial and return the marker to send in the statement's place.
-    fn deny(&self, sql: Option<&str>, denial: Denial, by_sync: u64) -> String {
-        let n = self.flow.marker_seq.fetch_add(1, Ordering::SeqCst);
-        let marker = format!("{}_{n}", self.flow.marker_tag);
-        self.shared.auditor.record(AuditEvent::Denied {
-            tenant: self.route.tenant.to_string(),
-            key_id: self.key.id.clone(),
-            fingerprint: sql.map(tg_gate::fingerprint).unwrap_or_else(|| "fastpath".into()),
-            rule: denial.rule,
-        });
-        self.flow.pending().push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
-        self.flow.has_pending.store(true, Ordering::Relaxed);
-        marker
-    }
-}
-
-/// Client → backend: frame, gate, forward.
-async fn client_to_backend(ctx: &Ctx<'_>, cr: &mut ClientReader<'_>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
-    let gate = &ctx.shared.gate;
+/// Client → backend: read, frame and gate (the [`Flow`]), forward.
+async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
     let mut out = BytesMut::with_capacity(8192);
     loop {
         loop {
-            let frame = match decode_frame(&mut buf, &ctx.frame_limits) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => return End::ClientError(e.into()),
+            let step = match flow.client_frames(&mut buf, &mut out) {
+                // Like the relay, send nothing of a batch that ends in a protocol error.
+                FromClient::Fault(f) => return End::ClientError(f),
+                step => step,
             };
-            match frame.tag {
-                b'X' => {
-                    if !out.is_empty() {
-                        if let Err(e) = bw.send(&out).await {
-                            return End::Backend(e);
-                        }
-                    }
-                    return End::Client;
-                }
-                b'Q' => {
-                    let sql = match codec::parse_query(frame.body()) {
-                        Ok(s) => s,
-                        Err(e) => return End::ClientError(e.into()),
-                    };
-                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
-                    match gate.check(sql, ctx.scope, &ctx.limits) {
-                        Ok(_) => out.extend_from_slice(&frame.raw),
-                        Err(d) => {
-                            let marker = ctx.deny(Some(sql), d, sync);
-                            messages::query(&mut out, &marker);
-                        }
-                    }
-                    ctx.flow.syncs_sent.store(sync, Ordering::SeqCst);
-                }
-                b'P' => {
-                    let p = match codec::parse_parse(frame.body()) {
-                        Ok(p) => p,
-                        Err(e) => return End::ClientError(e.into()),
-                    };
-                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
-                    match gate.check(p.query, ctx.scope, &ctx.limits) {
-                        Ok(_) => out.extend_from_slice(&frame.raw),
-                        Err(d) => {
-                            let marker = ctx.deny(Some(p.query), d, sync);
-                            messages::parse(&mut out, p.name, &marker);
-                        }
-                    }
-                }
-                b'F' => {
-                    let sync = ctx.flow.syncs_sent.load(Ordering::SeqCst) + 1;
-                    if gate.config().enabled {
-                        let d = Denial {
-                            rule: "fastpath",
-                            sqlstate: "42501",
-                            message: "tenantgate: function calls over the fast-path protocol are not allowed (rule fastpath): \
-                                      they bypass statement checks; call the function in a SELECT"
-                                .into(),
-                        };
-                        let marker = ctx.deny(None, d, sync);
-                        messages::query(&mut out, &marker);
-                    } else {
-                        out.extend_from_slice(&frame.raw);
-                    }
-                    ctx.flow.syncs_sent.store(sync, Ordering::SeqCst);
-                }
-                b'S' => {
-                    out.extend_from_slice(&frame.raw);
-                    ctx.flow.syncs_sent.fetch_add(1, Ordering::SeqCst);
-                }
-                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
-                other => {
-                    return End::ClientError(Fatal::new(
-                        "08P01",
-                        format!("invalid frontend message type {:?} ({other})", other as char),
-                    ))
-                }
-            }
-            if out.len() >= FLUSH_AT {
+            if !out.is_empty() {
                 if let Err(e) = bw.send(&out).await {
                     return End::Backend(e);
                 }
                 out.clear();
             }
-        }
-        if !out.is_empty() {
-            if let Err(e) = bw.send(&out).await {
-                return End::Backend(e);
+            match step {
+                FromClient::Drained => break,
+                FromClient::Full => {}
+                FromClient::Terminate | FromClient::Fault(_) => return End::Client,
             }
-            out.clear();
         }
         match cr.read_buf(&mut buf).await {
             Ok(0) if buf.is_empty() => return End::Client,
-            Ok(0) => {
-                return End::ClientError(Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it"))
-            }
+            Ok(0) => return End::ClientError(incomplete()),
             Ok(_) => {}
             Err(_) => return End::Client,
         }
     }
 }
 
-/// Backend → client: forward, counting ReadyForQuery and swapping marker errors for denials.
-async fn backend_to_client<W: AsyncWrite + Unpin>(ctx: &Ctx<'_>, br: &mut BackendReader, cw: &mut W) -> End {
+/// Backend → client: forward, through the [`Flow`] (ReadyForQuery counted, marker errors
+/// swapped for denials).
+async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &mut BackendReader, cw: &mut W) -> End {
     let mut out = BytesMut::with_capacity(8192);
     loop {
-        let forwarded = br
-            .recv_with(|m| match m[0] {
-                b'E' if ctx.flow.has_pending.load(Ordering::Relaxed) => {
-                    let fields = error_fields(m.get(5..).unwrap_or(&[]));
-                    let mut pending = ctx.flow.pending();
-                    let hit = pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
-                    match hit.and_then(|i| pending.remove(i)) {
-                        Some(p) => messages::error_response(&mut out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
-                        None => out.extend_from_slice(m),
-                    }
-                    ctx.flow.has_pending.store(!pending.is_empty(), Ordering::Relaxed);
-                }
-                b'Z' => {
-                    let n = ctx.flow.ready_seen.fetch_add(1, Ordering::SeqCst) + 1;
-                    if ctx.flow.has_pending.load(Ordering::Relaxed) {
-                        let mut pending = ctx.flow.pending();
-                        pending.retain(|p| p.by_sync > n);
-                        ctx.flow.has_pending.store(!pending.is_empty(), Ordering::Relaxed);
-                    }
-                    out.extend_from_slice(m);
-                }
-                _ => out.extend_from_slice(m),
-            })
-            .await;
+        let forwarded = br.recv_with(|m| flow.backend_message(m, &mut out)).await;
         if let Err(e) = forwarded {
             if !out.is_empty() {
                 let _ = cw.write_all(&out).await;

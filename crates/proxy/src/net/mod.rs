@@ -10,3 +10,7 @@ pub mod messages;
 mod stream;
 
 pub use stream::{ClientReader, ClientStream, ClientWriter};
+
+/// Forwarded output is written once it reaches this size, even with more input waiting, and
+/// no more is read from the other side until it has been written.
+pub const FLUSH_AT: usize = 64 * 1024;

@@ -1,0 +1,238 @@
+//! The forwarding rules of one authenticated session, without I/O: which client messages go
+//! to the backend (every SQL-carrying one through the gate), what is sent in a denied
+//! statement's place, and which backend error is swapped for the gate's 42501 on the way back.
+//!
+//! Both forwarding loops run these rules: the session's own tokio task (TLS clients) and the
+//! [`crate::relay`] threads (plain TCP clients), so a statement is judged the same way
+//! whichever loop carries it.
+//!
+//! How a denial keeps PostgreSQL's semantics: a denied Query, Parse or FunctionCall is
+//! replaced by a message that makes the backend itself fail at the same point with a unique
+//! marker (`tenantgate_denied_…`, a syntax error). The backend then does what PostgreSQL does
+//! after any error (aborts the transaction block, skips extended-protocol messages until Sync,
+//! sends ReadyForQuery with the right status), and the marker's ErrorResponse is replaced by
+//! the gate's 42501 on the way back. Ordering stays exact under pipelining.
+//!
+//! Owns the session's denial bookkeeping (sync points sent, ReadyForQuery seen, markers
+//! pending). It never does I/O, never blocks, never lets a refused message through, and
+//! never records SQL text (only its fingerprint, in the audit).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use tg_gate::{Denial, Scope};
+
+use super::session::Fatal;
+use super::Shared;
+use crate::audit::AuditEvent;
+use crate::net::codec::{self, decode_frame, FrameLimits};
+use crate::net::messages::{self, error_fields, Severity};
+use crate::net::FLUSH_AT;
+use crate::relay::{Forwarder, FromClient};
+
+/// A gate denial waiting for its marker error to come back from the backend.
+struct PendingDenial {
+    marker: String,
+    /// ReadyForQuery number by which the marker's error must have arrived.
+    by_sync: u64,
+    denial: Denial,
+}
+
+/// What changes as messages pass.
+#[derive(Default)]
+struct State {
+    /// Sync points sent to the backend (Query, Sync, FunctionCall).
+    syncs_sent: u64,
+    /// ReadyForQuery messages received.
+    ready_seen: u64,
+    pending: VecDeque<PendingDenial>,
+    marker_seq: u64,
+}
+
+/// One session's forwarding rules and bookkeeping.
+///
+/// The state sits behind a mutex because the tokio loop runs its two directions as two
+/// futures of one task; neither holds the lock across an await, so it is never contended.
+/// The relay owns the flow outright and reaches the state without locking.
+pub struct Flow {
+    rules: Rules,
+    state: Mutex<State>,
+}
+
+/// What does not change during a session.
+struct Rules {
+    shared: Arc<Shared>,
+    tenant: String,
+    key_id: String,
+    scope: Scope,
+    limits: tg_gate::Limits,
+    frame_limits: FrameLimits,
+    marker_tag: String,
+}
+
+impl Flow {
+    pub fn new(shared: Arc<Shared>, tenant: String, key_id: String, scope: Scope, limits: tg_gate::Limits) -> Flow {
+        let mut nonce = [0u8; 4];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let frame_limits = FrameLimits { max_message: shared.cfg.max_message_bytes, max_copy: shared.cfg.max_copy_message_bytes };
+        let marker_tag = format!("tenantgate_denied_{:08x}", u32::from_be_bytes(nonce));
+        Flow {
+            rules: Rules { shared, tenant, key_id, scope, limits, frame_limits, marker_tag },
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Has every sync point sent to the backend been answered with ReadyForQuery?
+    pub fn answered(&self) -> bool {
+        let st = self.lock();
+        st.syncs_sent == st.ready_seen
+    }
+
+    /// Take whole frames from `input`, gate them and append what goes to the backend to
+    /// `out`. Stops when no whole frame is left, when `out` reaches [`FLUSH_AT`], at a
+    /// Terminate (what came before it is in `out`) or at a protocol error.
+    pub fn client_frames(&self, input: &mut BytesMut, out: &mut BytesMut) -> FromClient<Fatal> {
+        let mut st = self.lock();
+        self.rules.client_frames(&mut st, input, out)
+    }
+
+    /// Handle one whole backend message (tag, length, body): append what goes to the client
+    /// to `out`.
+    pub fn backend_message(&self, m: &[u8], out: &mut BytesMut) {
+        let mut st = self.lock();
+        self.rules.backend_message(&mut st, m, out)
+    }
+}
+
+impl Rules {
+    fn client_frames(&self, st: &mut State, input: &mut BytesMut, out: &mut BytesMut) -> FromClient<Fatal> {
+        let gate = &self.shared.gate;
+        loop {
+            let frame = match decode_frame(input, &self.frame_limits) {
+                Ok(Some(f)) => f,
+                Ok(None) => return FromClient::Drained,
+                Err(e) => return FromClient::Fault(e.into()),
+            };
+            match frame.tag {
+                b'X' => return FromClient::Terminate,
+                b'Q' => {
+                    let sql = match codec::parse_query(frame.body()) {
+                        Ok(s) => s,
+                        Err(e) => return FromClient::Fault(e.into()),
+                    };
+                    let sync = st.syncs_sent + 1;
+                    match gate.check(sql, self.scope, &self.limits) {
+                        Ok(_) => out.extend_from_slice(&frame.raw),
+                        Err(d) => {
+                            let marker = self.deny(st, Some(sql), d, sync);
+                            messages::query(out, &marker);
+                        }
+                    }
+                    st.syncs_sent = sync;
+                }
+                b'P' => {
+                    let p = match codec::parse_parse(frame.body()) {
+                        Ok(p) => p,
+                        Err(e) => return FromClient::Fault(e.into()),
+                    };
+                    let sync = st.syncs_sent + 1;
+                    match gate.check(p.query, self.scope, &self.limits) {
+                        Ok(_) => out.extend_from_slice(&frame.raw),
+                        Err(d) => {
+                            let marker = self.deny(st, Some(p.query), d, sync);
+                            messages::parse(out, p.name, &marker);
+                        }
+                    }
+                }
+                b'F' => {
+                    let sync = st.syncs_sent + 1;
+                    if gate.config().enabled {
+                        let d = Denial {
+                            rule: "fastpath",
+                            sqlstate: "42501",
+                            message: "tenantgate: function calls over the fast-path protocol are not allowed (rule fastpath): \
+                                      they bypass statement checks; call the function in a SELECT"
+                                .into(),
+                        };
+                        let marker = self.deny(st, None, d, sync);
+                        messages::query(out, &marker);
+                    } else {
+                        out.extend_from_slice(&frame.raw);
+                    }
+                    st.syncs_sent = sync;
+                }
+                b'S' => {
+                    out.extend_from_slice(&frame.raw);
+                    st.syncs_sent += 1;
+                }
+                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
+                other => {
+                    return FromClient::Fault(Fatal::new(
+                        "08P01",
+                        format!("invalid frontend message type {:?} ({other})", other as char),
+                    ))
+                }
+            }
+            if out.len() >= FLUSH_AT {
+                return FromClient::Full;
+            }
+        }
+    }
+
+    fn backend_message(&self, st: &mut State, m: &[u8], out: &mut BytesMut) {
+        match m[0] {
+            b'E' if !st.pending.is_empty() => {
+                let fields = error_fields(m.get(5..).unwrap_or(&[]));
+                let hit = st.pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
+                match hit.and_then(|i| st.pending.remove(i)) {
+                    Some(p) => messages::error_response(out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
+                    None => out.extend_from_slice(m),
+                }
+            }
+            b'Z' => {
+                st.ready_seen += 1;
+                if !st.pending.is_empty() {
+                    let n = st.ready_seen;
+                    st.pending.retain(|p| p.by_sync > n);
+                }
+                out.extend_from_slice(m);
+            }
+            _ => out.extend_from_slice(m),
+        }
+    }
+
+    /// Record a denial and return the marker to send in the statement's place.
+    fn deny(&self, st: &mut State, sql: Option<&str>, denial: Denial, by_sync: u64) -> String {
+        let n = st.marker_seq;
+        st.marker_seq += 1;
+        let marker = format!("{}_{n}", self.marker_tag);
+        self.shared.auditor.record(AuditEvent::Denied {
+            tenant: self.tenant.clone(),
+            key_id: self.key_id.clone(),
+            fingerprint: sql.map(tg_gate::fingerprint).unwrap_or_else(|| "fastpath".into()),
+            rule: denial.rule,
+        });
+        st.pending.push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
+        marker
+    }
+}
+
+/// The relay owns the flow, so it reaches the state without locking.
+impl Forwarder for Flow {
+    type Fault = Fatal;
+
+    fn on_client(&mut self, input: &mut BytesMut, to_backend: &mut BytesMut) -> FromClient<Fatal> {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.rules.client_frames(st, input, to_backend)
+    }
+
+    fn on_backend(&mut self, m: &[u8], to_client: &mut BytesMut) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.rules.backend_message(st, m, to_client)
+    }
+}
