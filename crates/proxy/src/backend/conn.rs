@@ -73,8 +73,15 @@ pub struct ReaderState {
     txn_status: u8,
 }
 
+impl Default for ReaderState {
+    fn default() -> Self {
+        ReaderState::new()
+    }
+}
+
 impl ReaderState {
-    fn new() -> ReaderState {
+    /// A fresh reader: nothing buffered, no parameters yet, idle.
+    pub fn new() -> ReaderState {
         ReaderState { buf: BytesMut::with_capacity(8192), params: Vec::new(), txn_status: b'I' }
     }
 
@@ -100,6 +107,11 @@ impl ReaderState {
     /// Drop the first `len` buffered bytes.
     pub fn consume(&mut self, len: usize) {
         self.buf.advance(len);
+    }
+
+    /// `b'I'`, `b'T'` or `b'E'`, from the last ReadyForQuery.
+    pub fn transaction_status(&self) -> u8 {
+        self.txn_status
     }
 
     /// The buffer to read more bytes into.
@@ -203,7 +215,7 @@ impl BackendReader {
     }
 
     pub fn transaction_status(&self) -> u8 {
-        self.state.txn_status
+        self.state.transaction_status()
     }
 
     /// Has the server sent anything (a FATAL, EOF) while we were not reading? Used on idle

@@ -166,3 +166,6 @@ impl<F: Forwarder> Drop for Relay<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -194,6 +194,8 @@ impl<F: Forwarder> Session<F> {
     fn register(registry: &Registry, st: Start<F>) -> Option<(usize, Session<F>)> {
         let Start { id, job, done } = st;
         let Job { client, client_buf, backend, backend_state, forwarder } = *job;
+        // mio needs non-blocking sockets (tokio's are already).
+        let nonblocking = client.set_nonblocking(true).and_then(|_| backend.set_nonblocking(true));
         let mut s = Session {
             client: TcpStream::from_std(client),
             backend: TcpStream::from_std(backend),
@@ -208,8 +210,8 @@ impl<F: Forwarder> Session<F> {
             done,
         };
         let both = Interest::READABLE | Interest::WRITABLE;
-        let r = registry
-            .register(&mut s.client, Token(id << 1 | CLIENT), both)
+        let r = nonblocking
+            .and_then(|_| registry.register(&mut s.client, Token(id << 1 | CLIENT), both))
             .and_then(|_| registry.register(&mut s.backend, Token(id << 1 | BACKEND), both));
         match r {
             Ok(()) => Some((id, s)),
