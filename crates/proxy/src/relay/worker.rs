@@ -2,7 +2,9 @@
 //! was given, and the per-session pump that moves bytes between them.
 //!
 //! Sockets are edge-triggered, so each side remembers whether it may still be readable or
-//! writable; a side is only waited on after a read or write came back short or blocked. A
+//! writable; a side is only waited on after a read or write came back short or blocked, and
+//! a side that reported end of stream stays readable until a read returns it (a short read
+//! leaves the end of stream unread, and no further edge announces it). A
 //! session that still has work after [`PUMP_ROUNDS`] rounds yields to the others and is
 //! pumped again in the next turn of the loop, so one busy session (a long COPY) cannot
 //! starve the rest of the thread. Never blocks except in `poll`.
@@ -108,6 +110,11 @@ fn run<F: Forwarder>(mut poll: Poll, rx: mpsc::Receiver<Command<F>>) {
             }
             let (id, side) = (t >> 1, t & 1);
             if let Some(s) = sessions.get_mut(&id) {
+                if ev.is_read_closed() || ev.is_error() {
+                    // Sticky: a short read does not consume an end of stream, and no new
+                    // edge follows it.
+                    s.closed[side] = true;
+                }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     s.readable[side] = true;
                 }
@@ -186,6 +193,9 @@ struct Session<F: Forwarder> {
     /// May the side (CLIENT, BACKEND) have bytes to read / room to write?
     readable: [bool; 2],
     writable: [bool; 2],
+    /// Has the side reported end of stream or an error? Then it stays readable until a read
+    /// returns it.
+    closed: [bool; 2],
     done: tokio::sync::oneshot::Sender<Outcome<F>>,
 }
 
@@ -207,6 +217,7 @@ impl<F: Forwarder> Session<F> {
             // Bytes may have arrived before registration: try both sides once.
             readable: [true, true],
             writable: [true, true],
+            closed: [false, false],
             done,
         };
         let both = Interest::READABLE | Interest::WRITABLE;
@@ -253,7 +264,7 @@ impl<F: Forwarder> Session<F> {
                 match read_in(&mut self.backend, scratch, self.state.buf_mut()) {
                     Ok(Got::Bytes { short }) => {
                         moved = true;
-                        self.readable[BACKEND] = !short;
+                        self.readable[BACKEND] = !short || self.closed[BACKEND];
                     }
                     Ok(Got::Eof) => return Pump::Ended(Ended::Backend(PoolError::Closed)),
                     Ok(Got::Blocked) => self.readable[BACKEND] = false,
@@ -286,7 +297,7 @@ impl<F: Forwarder> Session<F> {
                 match read_in(&mut self.client, scratch, &mut self.client_buf) {
                     Ok(Got::Bytes { short }) => {
                         moved = true;
-                        self.readable[CLIENT] = !short;
+                        self.readable[CLIENT] = !short || self.closed[CLIENT];
                     }
                     Ok(Got::Eof) | Err(_) => {
                         return Pump::Ended(Ended::ClientClosed { partial: !self.client_buf.is_empty() })
