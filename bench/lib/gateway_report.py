@@ -6,11 +6,13 @@ and the median over rounds of the per-round ratios (gate on / X), which is what 
 judged on: one disturbed run moves it much less than a ratio of medians.
 """
 import csv
-import math
 import statistics
 import os
 import sys
 from collections import OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats import geo_ci  # noqa: E402
 
 raw, out_path, machine, load_start, load_end, duration, rounds, elapsed, when = sys.argv[1:10]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
@@ -51,22 +53,10 @@ def ratio(by_round, a, b):
     return (f"{statistics.median(rs) * 100:.0f}%", statistics.median(rs)) if rs else ("–", None)
 
 
-# Two-sided 95% Student t quantiles by degrees of freedom (rounds - 1).
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
-       11: 2.20, 12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 19: 2.09, 24: 2.06, 29: 2.05}
-
-
 def ratio_ci(by_round, a, b):
-    """95% confidence interval of the geometric mean of the per-round ratios a/b (t interval
-    on their logarithms), or None with fewer than 3 rounds."""
-    logs = [math.log(d[a] / d[b]) for d in by_round.values() if d.get(a) and d.get(b)]
-    if len(logs) < 3:
-        return None
-    df = len(logs) - 1
-    t = T95.get(df) or T95[max(k for k in T95 if k <= df)]
-    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
-    mean = statistics.fmean(logs)
-    return math.exp(mean - half), math.exp(mean + half)
+    """95% confidence interval of the geometric mean of the per-round ratios a/b, or None
+    with fewer than 3 rounds."""
+    return geo_ci([d[a] / d[b] for d in by_round.values() if d.get(a) and d.get(b)])
 
 
 goal_cells, goal_met, misses = 0, 0, []

@@ -222,11 +222,21 @@ mod tests {
         assert_eq!(c.budget_for("x"), 3);
         assert_eq!(c.limits_for("acme").statement_timeout_ms, 5);
         assert_eq!(c.limits_for("acme").idle_in_transaction_timeout_ms, 300_000);
+        // The relay: on by default, as many threads as the runtime unless set.
+        assert!(c.relay);
+        assert_eq!(c.relay_thread_count(), 1);
+        let t: toml::Table = toml::from_str("relay = false
+relay_threads = 3
+worker_threads = 1
+").unwrap();
+        let c = GatewayConfig::from_table(&t).unwrap();
+        assert!(!c.relay);
+        assert_eq!(c.relay_thread_count(), 3);
     }
 
     #[test]
     fn refuses_unknown_and_bad_values() {
-        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0", "worker_threads = 5000", "worker_threads = -1"] {
+        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0", "worker_threads = 5000", "worker_threads = -1", "relay_threads = 5000", "relay = 1"] {
             let t: toml::Table = toml::from_str(bad).unwrap();
             assert!(GatewayConfig::from_table(&t).is_err(), "{bad}");
         }

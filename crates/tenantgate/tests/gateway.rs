@@ -67,9 +67,11 @@ fn gateway_end_to_end() {
     step("deployment", started);
 
     let on = Gateway::start(&d, "on", "[gateway.tenant_limits.gw-db-eu]\nstatement_timeout_ms = 1000\n");
-    // The gate-off gateway also runs on one thread (tokio's current-thread scheduler), so
-    // both runtimes `serve` can choose carry the whole suite's traffic.
-    let off = Gateway::start(&d, "off", "gate = false\nworker_threads = 1");
+    // The gate-off gateway also runs on one thread (tokio's current-thread scheduler) and
+    // forwards every session on its own task (`relay = false`), so both runtimes and both
+    // forwarding loops `serve` can choose carry the psql, canary and read-only traffic; the
+    // gate-on gateway forwards its plain-TCP sessions on the relay threads.
+    let off = Gateway::start(&d, "off", "gate = false\nworker_threads = 1\nrelay = false");
     step("gateways", started);
 
     psql_reads_writes_copies_and_describes(&d, &on, &off, &tenants);

@@ -1,6 +1,7 @@
 //! The client side of the wire gateway: one task per client connection ([`session`]), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
-//! ([`startup`]) and cancel-key mapping ([`cancel`]).
+//! ([`startup`]), cancel-key mapping ([`cancel`]) and the forwarding rules ([`flow`]), which
+//! the session's task or a [`crate::relay`] thread runs once the session is authenticated.
 //!
 //! Owns everything a client can see. It never opens a backend connection itself (it asks
 //! [`crate::backend::Pools`]), never reads the catalog itself (it asks [`crate::router::Router`]),

@@ -330,12 +330,11 @@ enum End {
     Shutdown,
 }
 
-async fn forward_phase(shared: &Arc<Shared>, stream: ClientStream, buf: BytesMut, ready: Ready) {
+async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream, buf: BytesMut, ready: Ready) {
     let Ready { route, key, mut backend } = ready;
     let Some(target) = backend.cancel_target() else { return };
     let cancel_key = shared.cancels.register(target);
     let mut stop = watch_for_stop(shared, &route, &key.id);
-    let mut stream = stream;
 
     // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
     let mut out = BytesMut::new();
