@@ -80,6 +80,17 @@ fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
     v
 }
 
+/// What already reached `peer` (a session is over, so nothing more is on the way), followed
+/// by what the relay handed back unsent.
+fn delivered_then(peer: &mut TcpStream, unsent: &[u8]) -> Vec<u8> {
+    peer.set_nonblocking(true).unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = peer.read(&mut got).unwrap_or(0);
+    got.truncate(n);
+    got.extend_from_slice(unsent);
+    got
+}
+
 fn outcome(mut t: Ticket<Pass>) -> Outcome<Pass> {
     t.settled();
     let rx = std::mem::replace(&mut t.outcome, tokio::sync::oneshot::channel().1);
@@ -194,12 +205,7 @@ fn terminate_gives_back_what_preceded_it_unsent() {
     let o = outcome(ticket);
     assert!(matches!(o.ended, Ended::Terminated), "{:?}", o.ended);
     // What came before Terminate is either delivered or handed back, never lost or doubled.
-    b.set_nonblocking(true).unwrap();
-    let mut delivered = vec![0u8; 64];
-    let n = b.read(&mut delivered).unwrap_or(0);
-    let mut all = delivered[..n].to_vec();
-    all.extend_from_slice(&o.to_backend);
-    assert_eq!(all, q);
+    assert_eq!(delivered_then(&mut b, &o.to_backend), q);
 }
 
 #[test]
@@ -242,12 +248,7 @@ fn backend_eof_hands_back_what_it_sent_last() {
     let o = outcome(ticket);
     assert!(matches!(o.ended, Ended::Backend(crate::backend::PoolError::Closed)), "{:?}", o.ended);
     // The FATAL reached the client or came back unsent.
-    c.set_nonblocking(true).unwrap();
-    let mut got = vec![0u8; 256];
-    let n = c.read(&mut got).unwrap_or(0);
-    let mut all = got[..n].to_vec();
-    all.extend_from_slice(&o.to_client);
-    assert_eq!(all, fatal);
+    assert_eq!(delivered_then(&mut c, &o.to_client), fatal);
 }
 
 #[test]
