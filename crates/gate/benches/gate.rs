@@ -28,10 +28,10 @@ fn bench(c: &mut Criterion) {
         max_statement_timeout_ms: Some(30_000),
         max_idle_in_transaction_ms: Some(60_000),
     };
-    assert!(gate.check(SELECT_300, Scope::ReadOnly, &limits).is_ok());
+    assert!(gate.check("t", SELECT_300, Scope::ReadOnly, &limits).is_ok());
 
     c.bench_function("check/cached_select_300", |b| {
-        b.iter(|| gate.check(black_box(SELECT_300), Scope::ReadOnly, &limits))
+        b.iter(|| gate.check("t", black_box(SELECT_300), Scope::ReadOnly, &limits))
     });
 
     // Each of these checks a text the gate has not seen: `text(n)` for a fresh n every time.
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
                     n += 1;
                     text(n)
                 },
-                |sql| gate.check(&sql, Scope::ReadOnly, &limits),
+                |sql| gate.check("t", &sql, Scope::ReadOnly, &limits),
                 criterion::BatchSize::SmallInput,
             )
         });
@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
 
     // New text, known shape: inlined values (simple query protocol) hit the shape cache.
     let shaped = |n: u64| format!("SELECT o.order_id, o.total FROM orders o JOIN branches b USING (tenant_id, branch_id) WHERE o.table_no = {n} AND b.country = 'IT' AND o.status = 'open{n}' ORDER BY o.placed_at DESC LIMIT 20");
-    assert!(gate.check(&shaped(0), Scope::ReadOnly, &limits).is_ok());
+    assert!(gate.check("t", &shaped(0), Scope::ReadOnly, &limits).is_ok());
     check_new("check/new_values_known_shape", &shaped);
 
     // Longer than 512 bytes: lexer pass for the nesting guard, parse on a helper thread.

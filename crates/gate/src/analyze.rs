@@ -27,6 +27,9 @@ pub(crate) struct Analysis {
     pub statements: Vec<Statement>,
     /// Why the statement after `statements` is refused, if one is.
     pub denial: Option<Denial>,
+    /// A rule decided on a literal's value (see `rules::cast`): this analysis holds for this
+    /// text only, never for others of its shape.
+    pub reads_literals: bool,
 }
 
 /// Parses `sql` and classifies every statement in it.
@@ -54,11 +57,13 @@ fn refused(statements: Vec<Statement>, denial: Denial) -> Analysis {
     Analysis {
         statements,
         denial: Some(denial),
+        reads_literals: false,
     }
 }
 
 fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
     let mut statements = Vec::with_capacity(parsed.stmts.len());
+    let mut reads_literals = false;
     for raw in &parsed.stmts {
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
             continue;
@@ -66,7 +71,7 @@ fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
         let Some(facts) = walk::facts(node) else {
             return refused(statements, Denial::internal());
         };
-        match classify(node, &facts, cfg) {
+        match classify(node, &facts, cfg, &mut reads_literals) {
             Ok(statement) => statements.push(statement),
             Err(denial) => return refused(statements, denial),
         }
@@ -74,13 +79,15 @@ fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
     Analysis {
         statements,
         denial: None,
+        reads_literals,
     }
 }
 
 /// Classifies one top-level statement: its kind first, then every name in its tree.
-fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig) -> Result<Statement, Denial> {
+fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig, reads_literals: &mut bool) -> Result<Statement, Denial> {
     let mut statement = kind(node, cfg)?;
     check_names(facts, cfg)?;
+    check_casts(facts, cfg, reads_literals)?;
     statement.writes = statement.writes.or_else(|| write_of(facts));
     Ok(statement)
 }
@@ -281,6 +288,26 @@ fn check_names(facts: &Facts, cfg: &GateConfig) -> Result<(), Denial> {
                 format_args!("reading {name}"),
                 finding.why,
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every cast to a `reg*` type (strict catalog mode): see `rules::cast`.
+fn check_casts(facts: &Facts, cfg: &GateConfig, reads_literals: &mut bool) -> Result<(), Denial> {
+    for c in &facts.casts {
+        let Some(last) = c.type_name.last() else { continue };
+        match rules::cast(last, c.array, c.arg_is_constant, c.arg_string.as_deref(), cfg.strict_catalog) {
+            None => {}
+            Some(rules::CastFinding::AllowedForThisValue) => *reads_literals = true,
+            Some(rules::CastFinding::Refused(finding)) => {
+                let what = if c.arg_string.is_some() && !c.array { "a constant" } else { "a value" };
+                return Err(Denial::policy(
+                    finding.rule,
+                    format_args!("casting {what} to {}{}", last.to_ascii_lowercase(), if c.array { "[]" } else { "" }),
+                    "an object identifier type names objects of every schema; only a string constant naming an object may be cast to regclass, regtype and the like",
+                ));
+            }
         }
     }
     Ok(())

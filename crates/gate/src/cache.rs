@@ -6,10 +6,18 @@
 //! (about `capacity` KiB of text at most) however long the statements are. Concurrent misses on
 //! the same text analyze it once.
 //!
-//! A second map is keyed by statement *shape* (see `shape`): literals replaced by
+//! A second map is keyed by tenant and statement *shape* (see `shape`): literals replaced by
 //! placeholders. Only analyses that cannot depend on a literal's value are stored there:
-//! allowed, a single statement, setting no capped parameter. So a statement that inlines
-//! its values costs one parse for its first value and a lexer pass for every other.
+//! allowed, a single statement, setting no capped parameter, no rule that read a literal.
+//! So a statement that inlines its values costs one parse for its first value and a lexer
+//! pass for every other.
+//!
+//! Why the two maps are scoped differently: an analysis stored by exact text is a pure
+//! function of that text and the gate's config, so sharing it across tenants is the same as
+//! computing it again. A shape entry stands for *other* texts, on the strength of the shape
+//! lexer agreeing with PostgreSQL's scanner; that is proven by test, and keying shapes by
+//! tenant is the defence in depth for the day a disagreement slips through: one tenant could
+//! then only fool the gate about its own statements, never seed a verdict for another's.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -49,9 +57,10 @@ impl AnalysisCache {
         AnalysisCache { entries: make(), shapes: make() }
     }
 
-    /// The cached analysis of `sql`, or `analyze()`'s, which is then cached.
+    /// The cached analysis of `sql` for `tenant`, or `analyze()`'s, which is then cached.
     pub(crate) fn get_or_analyze(
         &self,
+        tenant: &str,
         sql: &str,
         analyze: impl FnOnce() -> Analysis,
     ) -> Arc<Analysis> {
@@ -64,7 +73,10 @@ impl AnalysisCache {
         // The shape key is built in a buffer this thread reuses, and owned only to be stored.
         let mut shape = None;
         let shape_hit = SHAPE_BUF.with_borrow_mut(|buf| {
-            let hit = if crate::shape::key_into(sql, buf) {
+            buf.clear();
+            buf.push_str(tenant);
+            buf.push('\0'); // slugs hold no NUL, so no tenant's prefix is another's
+            let hit = if crate::shape::append_key(sql, buf) {
                 let hit = shapes.get(buf.as_str());
                 if hit.is_none() {
                     shape = Some(buf.clone());
@@ -91,11 +103,11 @@ impl AnalysisCache {
         analysis
     }
 
-    /// Whether an analysis with this shape is cached.
+    /// Whether an analysis with this shape is cached for `tenant`.
     #[cfg(test)]
-    pub(crate) fn has_shape_of(&self, sql: &str) -> bool {
+    pub(crate) fn has_shape_of(&self, tenant: &str, sql: &str) -> bool {
         match (crate::shape::key(sql), &self.shapes) {
-            (Some(k), Some(shapes)) => shapes.contains_key(&k),
+            (Some(k), Some(shapes)) => shapes.contains_key(&format!("{tenant}\0{k}")),
             _ => false,
         }
     }
@@ -116,8 +128,12 @@ impl AnalysisCache {
 }
 
 /// May this analysis stand for every statement of its shape? Only if nothing in it can
-/// depend on a literal's value: it was allowed, it is one statement, and it sets no capped
-/// parameter (whose value the tenant's limits are checked against).
+/// depend on a literal's value: it was allowed, it is one statement, it sets no capped
+/// parameter (whose value the tenant's limits are checked against), and no rule looked at a
+/// literal's value (such as a `'…'::regclass` cast, refused for a numeric OID).
 fn shareable(a: &Analysis) -> bool {
-    a.denial.is_none() && a.statements.len() == 1 && a.statements.iter().all(|s| s.timeout.is_none())
+    a.denial.is_none()
+        && !a.reads_literals
+        && a.statements.len() == 1
+        && a.statements.iter().all(|s| s.timeout.is_none())
 }

@@ -18,7 +18,9 @@
 //!   ids; policy messages hold identifiers only (syntax messages quote the parser).
 //!
 //! Analyses are cached by statement text (see `cache`); scope and limits are applied after the
-//! lookup, so a repeated statement costs a hash lookup and a little logic.
+//! lookup, so a repeated statement costs a hash lookup and a little logic. Analyses shared by
+//! statement *shape* (inlined values) are kept apart per tenant: what one tenant's statement
+//! seeded never decides another tenant's.
 
 mod analyze;
 mod cache;
@@ -50,6 +52,7 @@ pub mod fuzzing {
 }
 
 pub use denial::Denial;
+pub use settings::is_utf8_name;
 
 use analyze::Analysis;
 use cache::AnalysisCache;
@@ -127,11 +130,12 @@ impl Gate {
     }
 
     /// Check one query string (may hold several statements; each is checked, and the first
-    /// refused one decides the denial).
+    /// refused one decides the denial) for `tenant` (its slug: the partition of the shape
+    /// cache, so that a shape one tenant seeded never decides another tenant's statement).
     ///
     /// With the gate disabled this returns `Verdict { statements: 0, read_only: false }` at once:
     /// nothing was parsed, so nothing is claimed.
-    pub fn check(&self, sql: &str, scope: Scope, limits: &Limits) -> Result<Verdict, Denial> {
+    pub fn check(&self, tenant: &str, sql: &str, scope: Scope, limits: &Limits) -> Result<Verdict, Denial> {
         if !self.cfg.enabled {
             return Ok(Verdict {
                 statements: 0,
@@ -140,7 +144,7 @@ impl Gate {
         }
         let analysis = self
             .cache
-            .get_or_analyze(sql, || analyze::analyze(sql, &self.cfg));
+            .get_or_analyze(tenant, sql, || analyze::analyze(sql, &self.cfg));
         apply(&analysis, scope, limits)
     }
 }

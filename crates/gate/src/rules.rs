@@ -113,10 +113,60 @@ const CATALOG_FUNCTION_EXACT: &[&str] = &[
     "pg_lock_status",
     "pg_prepared_xact",
     "pg_get_replication_slots",
+
+    // Given an OID, these name the object, or print its definition, whatever schema (so
+    // whichever tenant) it is in; over generated integers they list them all.
+    "pg_describe_object",
+    "pg_identify_object",
+    "pg_identify_object_as_address",
+    "pg_get_object_address",
+    "pg_get_indexdef",
+    "pg_get_viewdef",
+    "pg_get_ruledef",
+    "pg_get_triggerdef",
+    "pg_get_constraintdef",
+    "pg_get_functiondef",
+    "pg_get_function_arguments",
+    "pg_get_function_identity_arguments",
+    "pg_get_function_result",
+    "pg_get_function_arg_default",
+    "pg_get_expr",
+    "pg_get_partkeydef",
+    "pg_get_statisticsobjdef",
+    "pg_get_statisticsobjdef_columns",
+    "pg_get_statisticsobjdef_expressions",
+    "pg_filenode_relation",
+    "pg_relation_filenode",
+    "pg_relation_filepath",
+    "format_type",
+    "obj_description",
+    "col_description",
+    "shobj_description",
+    // Confirms that a role (a tenant's key) exists, by name.
+    "pg_has_role",
 ];
 
-/// Functions behind the statistics views, refused in strict catalog mode (prefixes).
-const CATALOG_FUNCTION_PREFIX: &[&str] = &["pg_stat_get_", "pg_stat_statements"];
+/// Functions behind the statistics views, refused in strict catalog mode (prefixes), and the
+/// `reg*` lookups: `to_regrole('<key>')` confirms that a key exists, and the `reg*` types
+/// called as functions (`regclass(16384)`) name any object by OID.
+const CATALOG_FUNCTION_PREFIX: &[&str] = &["pg_stat_get_", "pg_stat_statements", "to_reg"];
+
+/// The object-identifier types whose output names an object of any schema. A cast to one of
+/// them (`g::regclass` over generated integers) lists other tenants' relations, types, roles
+/// and schemas; see [`cast`].
+const REG_TYPES: &[&str] = &[
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+    "regrole",
+    "regnamespace",
+];
 
 /// Relations refused in strict catalog mode (exact names).
 const CATALOG_RELATION_EXACT: &[&str] = &[
@@ -149,6 +199,21 @@ const CATALOG_RELATION_EXACT: &[&str] = &[
     "pg_sequences",
     "pg_policies",
     "pg_policy",
+    // Columns, constraints and the other per-relation catalogs list every schema's
+    // relations (so other schema tenants' tables and their definitions).
+    "pg_attribute",
+    "pg_attrdef",
+    "pg_constraint",
+    "pg_index",
+    "pg_inherits",
+    "pg_depend",
+    "pg_description",
+    "pg_trigger",
+    "pg_rewrite",
+    "pg_sequence",
+    "pg_partitioned_table",
+    "pg_statistic_ext",
+    "pg_statistic_ext_data",
 ];
 
 /// Relations refused in strict catalog mode (prefixes). `pg_stat_` does not match `pg_stats`,
@@ -182,11 +247,37 @@ pub(crate) fn function(name: &str, strict_catalog: bool) -> Option<Finding> {
         Some(DYNAMIC_SQL)
     } else if listed(name, DANGEROUS_EXACT, DANGEROUS_PREFIX) {
         Some(DANGEROUS)
-    } else if strict_catalog && listed(name, CATALOG_FUNCTION_EXACT, CATALOG_FUNCTION_PREFIX) {
+    } else if strict_catalog && (listed(name, CATALOG_FUNCTION_EXACT, CATALOG_FUNCTION_PREFIX) || REG_TYPES.contains(&name)) {
         Some(CATALOG)
     } else {
         None
     }
+}
+
+/// What a cast to a `reg*` type reveals, in strict catalog mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CastFinding {
+    /// Refused: it can name other tenants' objects.
+    Refused(Finding),
+    /// Allowed, but only because of the constant's value (a name, not an OID): the analysis
+    /// must not be shared with other values of the same shape.
+    AllowedForThisValue,
+}
+
+/// The rule a cast to `type_name` (last part, as the parser produced it) breaks, if any.
+/// `regrole` and `regnamespace` are refused whatever the value (`'<key>'::regrole` confirms
+/// a key exists); the other `reg*` types only take a string constant that names an object,
+/// not an OID (`'16384'::regclass` prints any relation's name), and no array of them.
+pub(crate) fn cast(type_name: &str, array: bool, arg_is_constant: bool, arg_string: Option<&str>, strict_catalog: bool) -> Option<CastFinding> {
+    let lower = type_name.to_ascii_lowercase();
+    if !strict_catalog || !REG_TYPES.contains(&lower.as_str()) {
+        return None;
+    }
+    let names_an_object = arg_is_constant
+        && !array
+        && !matches!(lower.as_str(), "regrole" | "regnamespace")
+        && arg_string.is_some_and(|v| !v.trim().is_empty() && !v.bytes().all(|b| b.is_ascii_digit()));
+    Some(if names_an_object { CastFinding::AllowedForThisValue } else { CastFinding::Refused(CATALOG) })
 }
 
 /// The rule reading relation `name` (unqualified, as the parser produced it) breaks, if any.
@@ -214,10 +305,12 @@ mod tests {
         assert_eq!(function("pg_sleep", true), None);
         assert_eq!(function("current_setting", true), None);
         assert_eq!(relation("pg_stats", true), None);
-        assert_eq!(relation("pg_statistic_ext", true), None);
         assert_eq!(relation("pg_prepared_statements", true), None);
-        assert_eq!(relation("pg_attribute", true), None);
         assert_eq!(relation("pg_settings", true), None);
+        assert_eq!(function("regexp_replace", true), None);
+        assert_eq!(function("regr_slope", true), None);
+        assert_eq!(function("regclass", true), Some(CATALOG));
+        assert_eq!(function("to_regrole", true), Some(CATALOG));
     }
 
     #[test]

@@ -83,6 +83,62 @@ pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
     "enable_*",
 ];
 
+/// Settings that change how PostgreSQL lexes or decodes the text of a statement, with the
+/// only value the gate reads SQL with. The gate parses as PostgreSQL does with these values
+/// (libpg_query's defaults, UTF-8 text); a session at any other value would read the same
+/// bytes differently, so a SET to another value is refused whatever the allow-list says.
+/// - `standard_conforming_strings = off`: a backslash escapes a quote in `'…'`;
+/// - `backslash_quote`: whether `\'` may stand for a quote;
+/// - `client_encoding`: in SJIS, BIG5, GBK, GB18030 and UHC the byte 0x5c (`\`) can be the
+///   second byte of a character, so the server converts away a backslash the gate saw, or
+///   the other way round.
+pub(crate) const PINNED: &[(&str, &str)] = &[
+    ("standard_conforming_strings", "on"),
+    ("backslash_quote", "safe_encoding"),
+    ("client_encoding", "UTF8"),
+];
+
+/// Whether `name` is a spelling PostgreSQL accepts for the UTF8 encoding: it compares
+/// encoding names ignoring case and every character that is not a letter or digit
+/// (`clean_encoding_name`), so `UTF8`, `utf-8`, `'utf-8'` (asyncpg sends the quotes) and
+/// `Unicode` all mean UTF8.
+pub fn is_utf8_name(name: &str) -> bool {
+    let clean: std::string::String = name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    clean == "utf8" || clean == "unicode"
+}
+
+/// Whether `value` is a spelling of boolean true PostgreSQL accepts (`parse_bool`).
+fn is_true(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    matches!(v.as_str(), "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "on" | "1")
+}
+
+/// Whether `value` is the pinned value of the pinned setting `name` (lower case).
+pub(crate) fn is_pinned_value(name: &str, value: &str) -> bool {
+    match name {
+        "standard_conforming_strings" => is_true(value),
+        "backslash_quote" => value.trim().eq_ignore_ascii_case("safe_encoding"),
+        "client_encoding" => is_utf8_name(value),
+        _ => true,
+    }
+}
+
+/// Refuses a SET of a pinned setting (see [`PINNED`]) to anything but its pinned value.
+/// `values` are the SET's arguments as text (`None` for one that is not a constant).
+pub(crate) fn check_pinned(name: &str, values: &[Option<&str>]) -> Result<(), Denial> {
+    let Some((_, pinned)) = PINNED.iter().find(|(n, _)| *n == name) else {
+        return Ok(());
+    };
+    match values {
+        [Some(v)] if is_pinned_value(name, v) => Ok(()),
+        _ => Err(Denial::policy(
+            "pinned-setting",
+            format_args!("SET {name} to anything but {pinned}"),
+            "it changes how the server reads the text of a statement, and the gate reads it with this value only",
+        )),
+    }
+}
+
 const WHY_IDENTITY: &str = "a session's identity is fixed by its credentials";
 
 /// Classifies a `SET`/`RESET`/`SET TRANSACTION` statement: `Ok(Some(_))` when it sets a capped
@@ -130,6 +186,11 @@ pub(crate) fn classify(
             ))
         }
         _ => {}
+    }
+    if kind == VariableSetKind::VarSetValue {
+        let values: Vec<Option<std::string::String>> = stmt.args.iter().map(constant_text).collect();
+        let values: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
+        check_pinned(&name, &values)?;
     }
     if !is_allowed(&name, allowed) {
         return Err(not_allowed(verb, &name));
@@ -203,6 +264,17 @@ fn constant(node: &pg_query::protobuf::Node) -> Option<&a_const::Val> {
     }
 }
 
+/// A SET argument as PostgreSQL would see its text: a string, a number or a boolean.
+fn constant_text(node: &pg_query::protobuf::Node) -> Option<std::string::String> {
+    Some(match constant(node)? {
+        a_const::Val::Sval(s) => s.sval.clone(),
+        a_const::Val::Ival(i) => i.ival.to_string(),
+        a_const::Val::Fval(f) => f.fval.clone(),
+        a_const::Val::Boolval(b) => (if b.boolval { "on" } else { "off" }).to_owned(),
+        a_const::Val::Bsval(_) => return None,
+    })
+}
+
 /// Whether a `row_security` value means on (PostgreSQL's boolean spellings, any prefix case).
 fn is_on(node: &pg_query::protobuf::Node) -> bool {
     match constant(node) {
@@ -255,7 +327,29 @@ pub(crate) fn parse_millis(value: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_millis;
+    use super::{is_pinned_value, is_utf8_name, parse_millis};
+
+    #[test]
+    fn utf8_has_every_spelling_postgres_accepts_and_nothing_else() {
+        for ok in ["UTF8", "utf8", "UTF-8", "utf-8", "'utf-8'", "Unicode", "UTF_8", "\"utf8\""] {
+            assert!(is_utf8_name(ok), "{ok}");
+        }
+        for bad in ["SJIS", "LATIN1", "SQL_ASCII", "utf16", "", "utf", "GB18030", "BIG5"] {
+            assert!(!is_utf8_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pinned_values() {
+        for ok in ["on", "ON", "true", "t", "yes", "1"] {
+            assert!(is_pinned_value("standard_conforming_strings", ok), "{ok}");
+        }
+        for bad in ["off", "false", "0", "no", "o", ""] {
+            assert!(!is_pinned_value("standard_conforming_strings", bad), "{bad}");
+        }
+        assert!(is_pinned_value("backslash_quote", "safe_encoding"));
+        assert!(!is_pinned_value("backslash_quote", "on"));
+    }
 
     #[test]
     fn parses_postgres_time_units() {

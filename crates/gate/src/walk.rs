@@ -7,6 +7,8 @@
 //! a [`serde::Serializer`] that records, without building any output:
 //! - every function call name (`FuncCall.funcname`),
 //! - every relation reference (`RangeVar`),
+//! - every cast (`TypeCast`): the target type's name, whether it is an array, and whether
+//!   the value cast is a string constant (and which), for the `reg*` enumeration rule,
 //! - the first data-modifying statement (`INSERT`/`UPDATE`/`DELETE`/`MERGE`) anywhere,
 //! - whether any `FOR UPDATE`/`FOR SHARE` locking clause occurs.
 //!
@@ -23,6 +25,19 @@ pub(crate) struct Relation {
     pub name: String,
 }
 
+/// A cast (`x::t`, `CAST(x AS t)`, `t 'x'`).
+#[derive(Debug, Default)]
+pub(crate) struct Cast {
+    /// The target type's name parts, e.g. `["pg_catalog", "regclass"]`.
+    pub type_name: Vec<String>,
+    /// The target is an array type (`regclass[]`).
+    pub array: bool,
+    /// The value cast is a constant (of any kind, NULL included).
+    pub arg_is_constant: bool,
+    /// The value cast, when it is a string constant.
+    pub arg_string: Option<String>,
+}
+
 /// What one statement's tree contains.
 #[derive(Debug, Default)]
 pub(crate) struct Facts {
@@ -30,6 +45,7 @@ pub(crate) struct Facts {
     /// (unquoted identifiers already folded to lower case by the parser).
     pub functions: Vec<Vec<String>>,
     pub relations: Vec<Relation>,
+    pub casts: Vec<Cast>,
     /// The first data-modifying statement kind found anywhere, top level included.
     pub modifying: Option<&'static str>,
     /// A `FOR UPDATE`/`FOR NO KEY UPDATE`/`FOR SHARE`/`FOR KEY SHARE` clause occurs.
@@ -98,6 +114,17 @@ impl Walker {
                         parts.push(v.to_owned())
                     });
                 }
+                if n >= 4 {
+                    let outer = &self.frames[n - 4];
+                    // TypeCast > TypeName.names > Node > String: the cast's target type.
+                    if outer.name == "TypeCast" && outer.field == "type_name" && call.name == "TypeName" && call.field == "names" {
+                        set(&mut self.facts.casts, outer.slot, |c| c.type_name.push(v.to_owned()));
+                    }
+                    // TypeCast.arg > Node > A_Const.val > String: a string constant cast.
+                    if outer.name == "TypeCast" && outer.field == "arg" && node.name == "AConst" && call.name == "Node" {
+                        set(&mut self.facts.casts, outer.slot, |c| c.arg_string = Some(v.to_owned()));
+                    }
+                }
             }
             _ => {}
         }
@@ -107,6 +134,18 @@ impl Walker {
         let slot = match name {
             "RangeVar" => push(&mut self.facts.relations, Relation::default()),
             "FuncCall" => push(&mut self.facts.functions, Vec::new()),
+            "TypeCast" => push(&mut self.facts.casts, Cast::default()),
+            "Node" => {
+                // An array bound of a cast's target type: TypeCast.type_name > TypeName.array_bounds.
+                let n = self.frames.len();
+                if n >= 2 {
+                    let (cast, type_name) = (&self.frames[n - 2], &self.frames[n - 1]);
+                    if cast.name == "TypeCast" && cast.field == "type_name" && type_name.name == "TypeName" && type_name.field == "array_bounds" {
+                        set(&mut self.facts.casts, cast.slot, |c| c.array = true);
+                    }
+                }
+                0
+            }
             "LockingClause" => {
                 self.facts.locking = true;
                 0
@@ -121,6 +160,14 @@ impl Walker {
     }
 
     fn node_variant(&mut self, variant: &'static str) {
+        // The value of a cast: TypeCast.arg > Node > (this variant).
+        let n = self.frames.len();
+        if variant == "AConst" && n >= 2 {
+            let cast = &self.frames[n - 2];
+            if cast.name == "TypeCast" && cast.field == "arg" && self.frames[n - 1].name == "Node" {
+                set(&mut self.facts.casts, cast.slot, |c| c.arg_is_constant = true);
+            }
+        }
         let kind = match variant {
             "InsertStmt" => "INSERT",
             "UpdateStmt" => "UPDATE",
@@ -400,6 +447,18 @@ mod tests {
         );
         assert_eq!(f.modifying, None);
         assert!(!f.locking);
+    }
+
+    #[test]
+    fn finds_casts_their_types_and_constant_values() {
+        let f = facts_of("SELECT 'orders'::regclass, g::oid::pg_catalog.regrole, CAST(7 AS regtype), '{1}'::regclass[] FROM t");
+        let seen: Vec<(String, bool, bool, Option<&str>)> =
+            f.casts.iter().map(|c| (c.type_name.join("."), c.array, c.arg_is_constant, c.arg_string.as_deref())).collect();
+        assert!(seen.contains(&("regclass".into(), false, true, Some("orders"))), "{seen:?}");
+        assert!(seen.contains(&("pg_catalog.regrole".into(), false, false, None)), "{seen:?}");
+        assert!(seen.contains(&("oid".into(), false, false, None)), "{seen:?}");
+        assert!(seen.contains(&("regtype".into(), false, true, None)), "{seen:?}");
+        assert!(seen.contains(&("regclass".into(), true, true, Some("{1}"))), "{seen:?}");
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub async fn run_sql(
     })?;
     let params = text_params(&req.params)?;
     let limits = st.sql_limits(&principal.tenant);
-    let verdict = st.data.gate.check(&req.sql, principal.gate_scope(), &limits.gate_limits()).map_err(|d| {
+    let verdict = st.data.gate.check(&principal.tenant, &req.sql, principal.gate_scope(), &limits.gate_limits()).map_err(|d| {
         metrics::denial(d.rule);
         Problem::denial(&d)
     })?;

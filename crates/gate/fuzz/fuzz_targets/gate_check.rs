@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let gate = GATE.get_or_init(|| Gate::new(GateConfig { cache_capacity: 256, ..GateConfig::default() }));
     let limits = Limits { max_statement_timeout_ms: Some(30_000), max_idle_in_transaction_ms: Some(60_000) };
     for scope in [Scope::ReadWrite, Scope::ReadOnly] {
-        if let Err(denial) = gate.check(sql, scope, &limits) {
+        if let Err(denial) = gate.check("t", sql, scope, &limits) {
             assert!(denial.message.contains(&format!("(rule {})", denial.rule)), "{denial:?}");
         }
     }

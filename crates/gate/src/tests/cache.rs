@@ -19,8 +19,8 @@ fn same_text_gives_the_same_result_from_one_entry() {
         "SET ROLE x",
         "SELEC 1",
     ] {
-        let first = gate.check(sql, Scope::ReadWrite, &Limits::default());
-        let second = gate.check(sql, Scope::ReadWrite, &Limits::default());
+        let first = gate.check("t", sql, Scope::ReadWrite, &Limits::default());
+        let second = gate.check("t", sql, Scope::ReadWrite, &Limits::default());
         assert_eq!(first, second, "{sql}");
     }
     assert_eq!(
@@ -35,10 +35,10 @@ fn one_entry_serves_every_scope() {
     let gate = gate_with_capacity(100);
     let sql = "DELETE FROM orders WHERE id = $1";
     assert!(gate
-        .check(sql, Scope::ReadWrite, &Limits::default())
+        .check("t", sql, Scope::ReadWrite, &Limits::default())
         .is_ok());
     assert_eq!(
-        gate.check(sql, Scope::ReadOnly, &Limits::default())
+        gate.check("t", sql, Scope::ReadOnly, &Limits::default())
             .map_err(|d| d.rule),
         Err("read-only")
     );
@@ -51,7 +51,7 @@ fn the_cache_does_not_grow_past_capacity() {
     for i in 0..2_000 {
         let sql = format!("SELECT * FROM orders WHERE id = {i}");
         assert!(gate
-            .check(&sql, Scope::ReadWrite, &Limits::default())
+            .check("t", &sql, Scope::ReadWrite, &Limits::default())
             .is_ok());
         assert!(
             gate.cache.len() <= 64,
@@ -68,7 +68,7 @@ fn long_statements_weigh_more() {
     for i in 0..20 {
         let sql = format!("SELECT {i} /* {} */", "x".repeat(40 * 1024));
         assert!(gate
-            .check(&sql, Scope::ReadWrite, &Limits::default())
+            .check("t", &sql, Scope::ReadWrite, &Limits::default())
             .is_ok());
     }
     assert!(
@@ -83,11 +83,11 @@ fn hot_statements_survive_a_stream_of_one_off_statements() {
     let hot = "SELECT * FROM orders WHERE id = $1";
     for i in 0..5_000 {
         if i % 10 == 0 {
-            assert!(gate.check(hot, Scope::ReadOnly, &Limits::default()).is_ok());
+            assert!(gate.check("t", hot, Scope::ReadOnly, &Limits::default()).is_ok());
         }
         let one_off = format!("SELECT * FROM orders WHERE note = 'literal {i}'");
         assert!(gate
-            .check(&one_off, Scope::ReadOnly, &Limits::default())
+            .check("t", &one_off, Scope::ReadOnly, &Limits::default())
             .is_ok());
     }
     assert!(gate.cache.contains(hot));
@@ -97,10 +97,10 @@ fn hot_statements_survive_a_stream_of_one_off_statements() {
 fn capacity_zero_disables_caching() {
     let gate = gate_with_capacity(0);
     assert!(gate
-        .check("SELECT 1", Scope::ReadWrite, &Limits::default())
+        .check("t", "SELECT 1", Scope::ReadWrite, &Limits::default())
         .is_ok());
     assert_eq!(
-        gate.check("SET ROLE x", Scope::ReadWrite, &Limits::default())
+        gate.check("t", "SET ROLE x", Scope::ReadWrite, &Limits::default())
             .map_err(|d| d.rule),
         Err("set-role")
     );
@@ -118,14 +118,13 @@ fn the_gate_is_shared_across_threads() {
             let gate = Arc::clone(&gate);
             std::thread::spawn(move || {
                 for i in 0..300 {
-                    let shared = gate.check(
-                        "SELECT * FROM orders WHERE id = $1",
+                    let shared = gate.check("t", "SELECT * FROM orders WHERE id = $1",
                         Scope::ReadOnly,
                         &Limits::default(),
                     );
                     assert!(shared.is_ok());
                     let own = format!("SELECT {worker}, {i}; SET ROLE x");
-                    let denial = gate.check(&own, Scope::ReadWrite, &Limits::default());
+                    let denial = gate.check("t", &own, Scope::ReadWrite, &Limits::default());
                     assert_eq!(denial.map_err(|d| d.rule), Err("set-role"));
                 }
             })
@@ -139,9 +138,9 @@ fn the_gate_is_shared_across_threads() {
 #[test]
 fn inlined_values_share_one_analysis_by_shape() {
     let gate = gate_with_capacity(100);
-    let ok = |sql: &str| gate.check(sql, Scope::ReadWrite, &Limits::default());
+    let ok = |sql: &str| gate.check("t", sql, Scope::ReadWrite, &Limits::default());
     assert!(ok("SELECT * FROM orders WHERE id = 1 AND note = 'a'").is_ok());
-    assert!(gate.cache.has_shape_of("SELECT * FROM orders WHERE id = 2 AND note = 'b'"));
+    assert!(gate.cache.has_shape_of("t", "SELECT * FROM orders WHERE id = 2 AND note = 'b'"));
     for n in 2..50 {
         assert!(ok(&format!("SELECT * FROM orders WHERE id = {n} AND note = 'v{n}'")).is_ok());
     }
@@ -152,7 +151,7 @@ fn inlined_values_share_one_analysis_by_shape() {
 #[test]
 fn a_shape_never_carries_a_verdict_across_different_code() {
     let gate = gate_with_capacity(100);
-    let rw = |sql: &str| gate.check(sql, Scope::ReadWrite, &Limits::default());
+    let rw = |sql: &str| gate.check("t", sql, Scope::ReadWrite, &Limits::default());
     // Allowed shapes do not let different code through.
     assert!(rw("SELECT 'a', 1").is_ok());
     assert_eq!(rw("SELECT pg_read_file('a'), 1").map_err(|d| d.rule), Err("dangerous-function"));
@@ -164,19 +163,32 @@ fn a_shape_never_carries_a_verdict_across_different_code() {
     assert!(rw("SELECT $$ ' $$, pg_read_file('x')").is_err());
     // Denials are not shared by shape: each text is analyzed (and refused) on its own.
     assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'a'").is_err());
-    assert!(!gate.cache.has_shape_of("SELECT * FROM pg_roles WHERE rolname = 'b'"));
+    assert!(!gate.cache.has_shape_of("t", "SELECT * FROM pg_roles WHERE rolname = 'b'"));
     assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'b'").is_err());
     // Capped settings are never shared: the value is checked against the tenant's limits.
     let limits = Limits { max_statement_timeout_ms: Some(5_000), ..Limits::default() };
-    assert!(gate.check("SET statement_timeout = 1000", Scope::ReadWrite, &limits).is_ok());
-    assert!(gate.check("SET statement_timeout = 0", Scope::ReadWrite, &limits).is_err());
+    assert!(gate.check("t", "SET statement_timeout = 1000", Scope::ReadWrite, &limits).is_ok());
+    assert!(gate.check("t", "SET statement_timeout = 0", Scope::ReadWrite, &limits).is_err());
 }
 
 #[test]
 fn a_write_shape_is_still_refused_to_a_read_only_principal() {
     let gate = gate_with_capacity(100);
-    assert!(gate.check("INSERT INTO orders (id) VALUES (1)", Scope::ReadWrite, &Limits::default()).is_ok());
-    assert!(gate.cache.has_shape_of("INSERT INTO orders (id) VALUES (2)"));
-    let d = gate.check("INSERT INTO orders (id) VALUES (2)", Scope::ReadOnly, &Limits::default());
+    assert!(gate.check("t", "INSERT INTO orders (id) VALUES (1)", Scope::ReadWrite, &Limits::default()).is_ok());
+    assert!(gate.cache.has_shape_of("t", "INSERT INTO orders (id) VALUES (2)"));
+    let d = gate.check("t", "INSERT INTO orders (id) VALUES (2)", Scope::ReadOnly, &Limits::default());
     assert_eq!(d.map_err(|d| d.rule), Err("read-only"));
+}
+
+/// Defence in depth: a shape one tenant seeded never decides another tenant's statement.
+#[test]
+fn shapes_are_kept_apart_per_tenant() {
+    let gate = gate_with_capacity(100);
+    assert!(gate.check("acme", "SELECT * FROM orders WHERE id = 1", Scope::ReadWrite, &Limits::default()).is_ok());
+    assert!(gate.cache.has_shape_of("acme", "SELECT * FROM orders WHERE id = 2"));
+    assert!(!gate.cache.has_shape_of("globex", "SELECT * FROM orders WHERE id = 2"));
+    // A tenant whose slug is a prefix of another's shares nothing with it either.
+    assert!(!gate.cache.has_shape_of("acm", "SELECT * FROM orders WHERE id = 2"));
+    assert!(gate.check("globex", "SELECT * FROM orders WHERE id = 2", Scope::ReadWrite, &Limits::default()).is_ok());
+    assert!(gate.cache.has_shape_of("globex", "SELECT * FROM orders WHERE id = 3"));
 }

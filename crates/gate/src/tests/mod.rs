@@ -2,6 +2,7 @@
 
 mod cache;
 pub(crate) mod corpus;
+mod differential;
 mod read_only;
 mod robustness;
 mod rules;
@@ -16,7 +17,7 @@ fn gate() -> Gate {
 /// Checks `sql` read-write without limits and expects it allowed.
 #[track_caller]
 fn allowed(sql: &str) -> Verdict {
-    match gate().check(sql, Scope::ReadWrite, &Limits::default()) {
+    match gate().check("t", sql, Scope::ReadWrite, &Limits::default()) {
         Ok(verdict) => verdict,
         Err(denial) => panic!("expected {sql:?} to be allowed, got {denial:?}"),
     }
@@ -30,7 +31,7 @@ fn denied(sql: &str, rule: &str) -> Denial {
 
 #[track_caller]
 fn denied_by(gate: &Gate, sql: &str, scope: Scope, limits: &Limits, rule: &str) -> Denial {
-    match gate.check(sql, scope, limits) {
+    match gate.check("t", sql, scope, limits) {
         Ok(verdict) => panic!("expected {sql:?} to be denied by {rule}, got {verdict:?}"),
         Err(denial) => {
             assert_eq!(denial.rule, rule, "{sql:?}: {}", denial.message);

@@ -4,7 +4,7 @@ use super::denied_by;
 use crate::{Gate, GateConfig, Limits, Scope, Verdict};
 
 fn check_ro(sql: &str) -> Result<Verdict, crate::Denial> {
-    Gate::new(GateConfig::default()).check(sql, Scope::ReadOnly, &Limits::default())
+    Gate::new(GateConfig::default()).check("t", sql, Scope::ReadOnly, &Limits::default())
 }
 
 #[test]
@@ -74,8 +74,7 @@ fn the_message_names_what_writes() {
 #[test]
 fn read_write_scope_reports_writes() {
     let gate = Gate::new(GateConfig::default());
-    let verdict = gate.check(
-        "SELECT 1; UPDATE t SET x = 1",
+    let verdict = gate.check("t", "SELECT 1; UPDATE t SET x = 1",
         Scope::ReadWrite,
         &Limits::default(),
     );

@@ -147,7 +147,7 @@ fn check_all_scopes(gate: &Gate, sql: &str) {
         max_idle_in_transaction_ms: Some(1000),
     };
     for scope in [Scope::ReadWrite, Scope::ReadOnly] {
-        if let Err(denial) = gate.check(sql, scope, &limits) {
+        if let Err(denial) = gate.check("t", sql, scope, &limits) {
             assert!(!denial.rule.is_empty() && denial.message.contains(denial.rule));
             assert!(["42501", "42601", "54001", "XX000"].contains(&denial.sqlstate));
         }
@@ -216,7 +216,7 @@ fn the_largest_inline_input_fits_a_test_threads_stack() {
         format!("SELECT {}1{}", "ARRAY[".repeat(fill("ARRAY[]", 8)), "]".repeat(fill("ARRAY[]", 8))),
     ] {
         assert!(sql.len() <= max, "{}", sql.len());
-        assert!(gate().check(&sql, Scope::ReadOnly, &Limits::default()).is_ok(), "{sql}");
+        assert!(gate().check("t", &sql, Scope::ReadOnly, &Limits::default()).is_ok(), "{sql}");
     }
 }
 
@@ -226,14 +226,14 @@ fn long_operator_chains_are_allowed_and_still_checked() {
     let columns: Vec<String> = (0..200).map(|i| format!("c{i}")).collect();
     let sql = format!("SELECT {} FROM orders", columns.join(" || ', ' || "));
     assert!(gate()
-        .check(&sql, Scope::ReadOnly, &Limits::default())
+        .check("t", &sql, Scope::ReadOnly, &Limits::default())
         .is_ok());
 
     let hidden = format!(
         "SELECT {} + length(pg_read_file('x'))",
         vec!["a"; 1_500].join("+")
     );
-    let denial = gate().check(&hidden, Scope::ReadWrite, &Limits::default());
+    let denial = gate().check("t", &hidden, Scope::ReadWrite, &Limits::default());
     assert_eq!(denial.map_err(|d| d.rule), Err("dangerous-function"));
 }
 
@@ -243,7 +243,7 @@ fn pathological_nesting_is_refused_before_parsing() {
     for terms in [5_000, 100_000] {
         let sql = format!("SELECT {}", vec!["a"; terms].join("+"));
         let denial = gate()
-            .check(&sql, Scope::ReadWrite, &Limits::default())
+            .check("t", &sql, Scope::ReadWrite, &Limits::default())
             .err();
         assert_eq!(
             denial.as_ref().map(|d| (d.rule, d.sqlstate)),

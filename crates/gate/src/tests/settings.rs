@@ -87,8 +87,7 @@ fn the_allow_list_is_configurable() {
         ..GateConfig::default()
     });
     assert!(gate
-        .check(
-            "SET work_mem = '64MB'",
+        .check("t", "SET work_mem = '64MB'",
             Scope::ReadWrite,
             &Limits::default()
         )
@@ -116,7 +115,7 @@ fn timeouts_within_the_cap_pass() {
         "SET idle_in_transaction_session_timeout = '1min'",
         "SET idle_in_transaction_session_timeout = 60000",
     ] {
-        assert!(gate.check(sql, Scope::ReadOnly, &capped()).is_ok(), "{sql}");
+        assert!(gate.check("t", sql, Scope::ReadOnly, &capped()).is_ok(), "{sql}");
     }
 }
 
@@ -151,8 +150,7 @@ fn without_a_cap_any_timeout_passes() {
         max_idle_in_transaction_ms: None,
     };
     assert!(gate()
-        .check(
-            "SET idle_in_transaction_session_timeout = 0",
+        .check("t", "SET idle_in_transaction_session_timeout = 0",
             Scope::ReadWrite,
             &only_statement
         )
@@ -165,14 +163,14 @@ fn caps_apply_to_cached_analyses() {
     let gate = gate();
     let sql = "SET statement_timeout = '1h'";
     assert!(gate
-        .check(sql, Scope::ReadWrite, &Limits::default())
+        .check("t", sql, Scope::ReadWrite, &Limits::default())
         .is_ok());
     denied_by(&gate, sql, Scope::ReadWrite, &capped(), "timeout-cap");
     let generous = Limits {
         max_statement_timeout_ms: Some(7_200_000),
         ..Limits::default()
     };
-    assert!(gate.check(sql, Scope::ReadWrite, &generous).is_ok());
+    assert!(gate.check("t", sql, Scope::ReadWrite, &generous).is_ok());
 }
 
 #[test]
@@ -189,4 +187,46 @@ fn cap_messages_name_the_setting_and_cap() {
         "{}",
         denial.message
     );
+}
+
+/// Settings that change how the server lexes or decodes text are pinned at the value the gate
+/// parses with, in every form of SET, whatever the allow-list says.
+#[test]
+fn settings_that_change_lexing_are_pinned() {
+    let everything = Gate::new(GateConfig { allowed_settings: vec!["*".into()], ..GateConfig::default() });
+    for sql in [
+        "SET standard_conforming_strings = off",
+        "SET standard_conforming_strings TO false",
+        "SET SESSION standard_conforming_strings = 'off'",
+        "SET LOCAL standard_conforming_strings = 0",
+        "SET standard_conforming_strings = no",
+        "SET client_encoding = 'SJIS'",
+        "SET client_encoding TO 'sjis'",
+        "SET NAMES 'BIG5'",
+        "SET NAMES 'gbk'",
+        "SET LOCAL client_encoding = 'LATIN1'",
+        "SET client_encoding = 'UTF8', 'SJIS'",
+        "SET backslash_quote = on",
+        "SET backslash_quote = 'on'",
+    ] {
+        denied(sql, "pinned-setting");
+        denied_by(&everything, sql, Scope::ReadWrite, &Limits::default(), "pinned-setting");
+    }
+    for sql in [
+        "SET standard_conforming_strings = on",
+        "SET standard_conforming_strings TO true",
+        "SET LOCAL standard_conforming_strings = 'on'",
+        "SET standard_conforming_strings = 1",
+        "SET client_encoding = 'UTF8'",
+        "SET client_encoding = 'utf-8'",
+        "SET NAMES 'unicode'",
+        "SET client_encoding TO DEFAULT",
+        "RESET client_encoding",
+        "RESET standard_conforming_strings",
+    ] {
+        allowed(sql);
+    }
+    // backslash_quote is not on the default allow-list, even at its pinned value.
+    denied("SET backslash_quote = safe_encoding", "setting-not-allowed");
+    assert!(everything.check("t", "SET backslash_quote = safe_encoding", Scope::ReadWrite, &Limits::default()).is_ok());
 }

@@ -305,6 +305,10 @@ impl BackendConn {
             ("database", p.database),
             ("application_name", "tenantgate"),
             ("client_encoding", "UTF8"),
+            // The settings the gate pins (tg_gate's PINNED) start at their pinned values
+            // whatever the server's configuration, so RESET and RESET ALL return to them.
+            ("standard_conforming_strings", "on"),
+            ("backslash_quote", "safe_encoding"),
         ];
         if !options.is_empty() {
             params.push(("options", options.as_str()));

@@ -126,7 +126,7 @@ impl Rules {
                         Err(e) => return FromClient::Fault(e.into()),
                     };
                     let sync = st.syncs_sent + 1;
-                    match gate.check(sql, self.scope, &self.limits) {
+                    match gate.check(&self.tenant, sql, self.scope, &self.limits) {
                         Ok(_) => out.extend_from_slice(&frame.raw),
                         Err(d) => {
                             let marker = self.deny(st, Some(sql), d, sync);
@@ -141,7 +141,7 @@ impl Rules {
                         Err(e) => return FromClient::Fault(e.into()),
                     };
                     let sync = st.syncs_sent + 1;
-                    match gate.check(p.query, self.scope, &self.limits) {
+                    match gate.check(&self.tenant, p.query, self.scope, &self.limits) {
                         Ok(_) => out.extend_from_slice(&frame.raw),
                         Err(d) => {
                             let marker = self.deny(st, Some(p.query), d, sync);

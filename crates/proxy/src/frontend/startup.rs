@@ -48,8 +48,10 @@ pub fn check(params: &[(String, String)]) -> Result<StartupRequest, Refusal> {
             "user" => user = Some(value.clone()),
             "database" => {}
             "client_encoding" => {
-                let v = value.to_ascii_uppercase();
-                if !matches!(v.as_str(), "UTF8" | "UTF-8" | "UNICODE") {
+                // Every spelling PostgreSQL accepts for UTF8 (asyncpg sends 'utf-8' with the
+                // quotes), and nothing else: the gate reads SQL as UTF-8 (tg_gate's pinned
+                // settings).
+                if !tg_gate::is_utf8_name(value) {
                     return Err(refuse(
                         "22023",
                         format!("client_encoding {value:?} is not supported: tenantgate speaks UTF8 only; set PGCLIENTENCODING=UTF8"),
@@ -134,10 +136,23 @@ mod tests {
             ("role", "x"),
             ("session_authorization", "x"),
             ("client_encoding", "LATIN1"),
+            ("client_encoding", "SJIS"),
+            ("client_encoding", "'sjis'"),
+            ("standard_conforming_strings", "off"),
+            ("backslash_quote", "on"),
+            ("options", "-c standard_conforming_strings=off"),
+            ("options", "-c client_encoding=SJIS"),
         ] {
             let r = check(&p(&[("user", "acme"), bad]));
             assert!(r.is_err(), "{bad:?}");
         }
         assert!(check(&p(&[("database", "x")])).is_err());
+    }
+
+    #[test]
+    fn accepts_every_utf8_spelling() {
+        for ok in ["UTF8", "utf-8", "'utf-8'", "unicode", "UTF_8"] {
+            assert!(check(&p(&[("user", "acme"), ("client_encoding", ok)])).is_ok(), "{ok}");
+        }
     }
 }
