@@ -82,6 +82,8 @@ fn gateway_end_to_end() {
     step("read-only", started);
     limits_cannot_be_lifted(&on, &tenants[4]);
     step("limits", started);
+    gate_reads_sql_as_postgres_does(&d, &on, &off, &tenants);
+    step("gate soundness", started);
     pgbench_runs_the_example_app(&on, &tenants[0]);
     step("pgbench", started);
     psycopg_prepared_statements_and_cancel(&on, &tenants);
@@ -257,6 +259,180 @@ fn limits_cannot_be_lifted(on: &Gateway, x: &T) {
     assert!(!ok && out.contains("42501"), "{out}");
     let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\nSET statement_timeout = '1h';");
     assert!(!ok && out.contains("42501"), "{out}");
+}
+
+/// Text of every row and error of a raw session's answer, for canary checks.
+fn answer_text(msgs: &[(u8, Vec<u8>)]) -> String {
+    msgs.iter().map(|(_, body)| String::from_utf8_lossy(body).into_owned()).collect::<Vec<_>>().join("\n")
+}
+
+/// The (code, message) of the first ErrorResponse of an answer, if any.
+fn first_error(msgs: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
+    msgs.iter().find(|(tag, _)| *tag == b'E').map(|(_, body)| {
+        let (_, code, message) = gw::error_fields(body);
+        (code, message)
+    })
+}
+
+/// Issue #14: the three ways the red team got past the gate, over the wire, byte for byte
+/// (a raw client: psql would re-lex the text itself). Each denied statement, hidden behind a
+/// shape seeded by another tenant and by the same tenant, a string mode or an encoding, gets
+/// 42501 naming the rule; no other tenant's canary or key appears. Then the lock-table
+/// outage: with the gate on the script is refused and a neighbour connects and queries
+/// throughout; with the gate off the same session really takes the locks (so the check can
+/// fail). Then every spelling of the pinned settings: allowed only at the pinned value, and
+/// the server's own `SHOW` agrees after every allowed one.
+fn gate_reads_sql_as_postgres_does(d: &Deployment, on: &Gateway, off: &Gateway, tenants: &[T]) {
+    let (a, b) = (&tenants[0], &tenants[1]);
+    let others: Vec<&T> = tenants.iter().filter(|t| t.t.key != a.t.key).collect();
+    let clean = |msgs: &[(u8, Vec<u8>)], what: &str| {
+        let text = answer_text(msgs);
+        for o in &others {
+            assert!(!text.contains(&o.canary) && !text.contains(&o.t.key), "{what}: {}'s canary or key leaked:\n{text}", o.t.slug);
+        }
+    };
+    let denied = |msgs: &[(u8, Vec<u8>)], rule: &str, what: &str| {
+        let (code, message) = first_error(msgs).unwrap_or_else(|| panic!("{what}: expected a denial, got {:?}", answer_text(msgs)));
+        assert!(code == "42501" && message.contains(&format!("rule {rule}")), "{what}: {code} {message}");
+    };
+
+    // 1. The shape cache: `--` ends at \r for PostgreSQL. Seeded by another tenant, then by
+    // the attacker itself.
+    // (Each seed is a new text: a text already cached exactly answers from that entry and
+    // seeds no shape.)
+    let (mut sb, _, _) = gw::raw_login(on.port, &b.t.slug, &b.key);
+    assert!(first_error(&gw::raw_query(&mut sb, "SELECT 1, --\r'\n', 2 --'")).is_none(), "the seed is allowed");
+    let (mut sa, _, _) = gw::raw_login(on.port, &a.t.slug, &a.key);
+    assert!(first_error(&gw::raw_query(&mut sa, "SELECT 1, --\r'\n', 3 --'")).is_none());
+    for (attack, rule) in [
+        ("SELECT 1, --\r'\n', pg_advisory_lock(2) --'", "advisory-lock"),
+        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_roles) --'", "catalog-enumeration"),
+        ("SELECT 1, --\r'\n', (SELECT string_agg(nspname, ',') FROM pg_namespace) --'", "catalog-enumeration"),
+        ("SELECT 1, --\r'\n', set_config('work_mem', '2GB', false) --'", "set-config"),
+    ] {
+        let msgs = gw::raw_query(&mut sa, attack);
+        denied(&msgs, rule, attack);
+        clean(&msgs, attack);
+    }
+
+    // 2. String mode and 3. encoding: refused, so the session keeps reading as the gate does.
+    for (set, rule) in [
+        ("SET standard_conforming_strings = off", "pinned-setting"),
+        ("SET SESSION standard_conforming_strings TO false", "pinned-setting"),
+        ("SET backslash_quote = on", "pinned-setting"),
+        ("SET client_encoding = 'SJIS'", "pinned-setting"),
+        ("SET NAMES 'GBK'", "pinned-setting"),
+        ("SELECT set_config('client_encoding', 'SJIS', false)", "set-config"),
+    ] {
+        denied(&gw::raw_query(&mut sa, set), rule, set);
+    }
+    // What SJIS would have hidden: 0x83 0x5c is one character there, a backslash here. The
+    // gateway refuses the bytes outright (they are not UTF-8), or the gate parses the text
+    // as the UTF-8 session reads it.
+    for hidden in ["SELECT 'x\\' , (SELECT string_agg(rolname, ',') FROM pg_roles) , '", "SELECT E'\\'' , (SELECT string_agg(rolname, ',') FROM pg_roles) --'"] {
+        let msgs = gw::raw_query(&mut sa, hidden);
+        clean(&msgs, hidden);
+        if let Some((code, _)) = first_error(&msgs) {
+            assert!(["42501", "42601"].contains(&code.as_str()), "{hidden}: {code}");
+        }
+    }
+    let msgs = gw::raw_query(&mut sa, "SHOW standard_conforming_strings");
+    assert!(answer_text(&msgs).contains("on"), "{}", answer_text(&msgs));
+    let msgs = gw::raw_query(&mut sa, "SHOW client_encoding");
+    assert!(answer_text(&msgs).contains("UTF8"), "{}", answer_text(&msgs));
+    // At startup too, in every place a client can put it; asyncpg's quoted 'utf-8' is UTF8.
+    for params in [
+        vec![("client_encoding", "SJIS")],
+        vec![("client_encoding", "'sjis'")],
+        vec![("standard_conforming_strings", "off")],
+        vec![("options", "-c standard_conforming_strings=off")],
+        vec![("options", "-c client_encoding=SJIS")],
+    ] {
+        let mut s = gw::connect_raw(on.port);
+        let mut all = vec![("user", a.t.slug.as_str())];
+        all.extend(params.iter().copied());
+        s.write_all(&gw::startup_packet(196608, &all)).expect("startup");
+        let errors = gw::errors_in(&gw::read_all(&mut s));
+        assert!(errors.first().is_some_and(|(sev, _, _)| sev == "FATAL"), "{params:?}: {errors:?}");
+    }
+    let conn = on.conninfo(&a.t.slug);
+    let (ok, out) = gw::psql_extra(&format!("{conn} client_encoding='utf-8'"), &a.key, &["-c", "SHOW client_encoding"]);
+    assert!(ok && out.contains("UTF8"), "{out}");
+
+    // The lock-table outage: refused with the gate on, whatever the shape; a neighbour on the
+    // same server connects and queries meanwhile. With the gate off the locks are really
+    // taken (100 of them, not enough to hurt the test cluster).
+    let locks = |server: &str, role: &str| -> i64 {
+        d.admin(server, "postgres", &format!("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE l.locktype = 'advisory' AND s.usename = '{role}'"))
+            .parse()
+            .expect("count")
+    };
+    let script = "SELECT count(pg_advisory_lock(g)) FROM generate_series(1, 40000) g";
+    let hidden = "SELECT 1, --\r'\n', count(pg_advisory_lock(g)) --'\nFROM generate_series(1, 40000) g";
+    let seed_hidden = "SELECT 1, --\r'\n', count(abs(g)) --'\nFROM generate_series(1, 40000) g";
+    assert!(first_error(&gw::raw_query(&mut sa, seed_hidden)).is_none());
+    let neighbour = std::thread::scope(|scope| {
+        let n = scope.spawn(|| {
+            let mut worst = Duration::ZERO;
+            for _ in 0..10 {
+                let t = Instant::now();
+                let (ok, out) = on.psql(&b.t.slug, &b.key, "SELECT name FROM branches;");
+                assert!(ok && out.contains(&b.canary), "the neighbour must connect and query: {out}");
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        });
+        for _ in 0..20 {
+            denied(&gw::raw_query(&mut sa, script), "advisory-lock", script);
+            denied(&gw::raw_query(&mut sa, hidden), "advisory-lock", hidden);
+        }
+        n.join().expect("neighbour thread")
+    });
+    assert_eq!(locks(&a.t.server, &a.t.key), 0, "no advisory lock held with the gate on");
+    eprintln!("[gateway test] neighbour's slowest connect+query during the lock script: {neighbour:?}");
+    let (mut so, _, _) = gw::raw_login(off.port, &a.t.slug, &a.key);
+    assert!(first_error(&gw::raw_query(&mut so, "SELECT count(pg_advisory_lock(g)) FROM generate_series(1, 100) g")).is_none());
+    assert_eq!(locks(&a.t.server, &a.t.key), 100, "control: with the gate off the database takes the locks");
+    drop(so);
+
+    // Every spelling of the pinned settings: the gate allows one only at the pinned value,
+    // and the server agrees. With the gate off (the control), the same loop sees the server
+    // leave the pinned value.
+    let mut forms = Vec::new();
+    for value in ["on", "off", "true", "false", "1", "0", "'on'", "'off'", "yes", "no", "DEFAULT"] {
+        for verb in ["SET", "SET SESSION"] {
+            forms.push(format!("{verb} standard_conforming_strings = {value}"));
+        }
+    }
+    for value in ["'UTF8'", "'utf-8'", "'Unicode'", "'SJIS'", "'LATIN1'", "'EUC_JP'", "'BIG5'", "DEFAULT", "'UTF_8'"] {
+        forms.push(format!("SET client_encoding TO {value}"));
+        forms.push(format!("SET NAMES {value}"));
+    }
+    for value in ["on", "off", "safe_encoding", "'safe_encoding'", "DEFAULT"] {
+        forms.push(format!("SET backslash_quote = {value}"));
+    }
+    let pinned = |s: &mut std::net::TcpStream| {
+        let show = |s: &mut std::net::TcpStream, q: &str| answer_text(&gw::raw_query(s, q));
+        show(s, "SHOW standard_conforming_strings").contains("on")
+            && show(s, "SHOW client_encoding").contains("UTF8")
+            && show(s, "SHOW backslash_quote").contains("safe_encoding")
+    };
+    let mut left_pinned_with_gate_off = 0;
+    for form in &forms {
+        for (g, gate_on) in [(on, true), (off, false)] {
+            let (mut s, _, _) = gw::raw_login(g.port, &a.t.slug, &a.key);
+            let msgs = gw::raw_query(&mut s, form);
+            match first_error(&msgs) {
+                Some((code, message)) => assert!(
+                    (gate_on && code == "42501" && (message.contains("rule pinned-setting") || message.contains("rule setting-not-allowed"))) || !gate_on,
+                    "{form}: {code} {message}"
+                ),
+                None if gate_on => assert!(pinned(&mut s), "gate on allowed {form:?} and the server left the pinned value"),
+                None => left_pinned_with_gate_off += usize::from(!pinned(&mut s)),
+            }
+        }
+    }
+    assert!(left_pinned_with_gate_off >= 5, "control: with the gate off, {left_pinned_with_gate_off} forms left the pinned value");
 }
 
 /// pgbench with a custom script against the example app, simple and prepared protocol.

@@ -282,6 +282,40 @@ fn http_api_end_to_end() {
     let url = format!("{}/v1/sql", main.base);
     let select = json!({"sql": "SELECT name FROM branches", "params": []});
 
+    // ---------------------------------------------------------------- gate soundness (issue #14)
+    // The red team's three ways past the gate, over /v1/sql. A denied statement hidden
+    // behind a shape another tenant (and then the same tenant) seeded, a string mode or an
+    // encoding gets 403 with 42501 naming the rule; no other tenant's canary or key appears.
+    let (aw, bw) = (hs(&a.t.slug, "write"), hs(&b.t.slug, "write"));
+    // (Each seed is a new text: a text already cached exactly seeds no shape.)
+    for (token, who, seed) in [(&bw, "another tenant", "SELECT 1, --\r'\n', 2 --'"), (&aw, "the same tenant", "SELECT 1, --\r'\n', 3 --'")] {
+        let r = sql(&main, token, seed, json!([]));
+        assert_eq!(r.status, 200, "{who} seeds the shape: {r:?}");
+    }
+    for (attack, rule) in [
+        ("SELECT 1, --\r'\n', pg_advisory_lock(2) --'", "advisory-lock"),
+        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_roles) --'", "catalog-enumeration"),
+        ("SELECT 1, --\r'\n', set_config('statement_timeout', '0', false) --'", "set-config"),
+    ] {
+        let r = sql(&main, &aw, attack, json!([]));
+        assert_eq!((r.status, r.json()["rule"].clone(), r.json()["sqlstate"].clone()), (403, json!(rule), json!("42501")), "{attack:?}: {r:?}");
+        assert_clean(&r, &not_a, attack);
+    }
+    for (set, rule) in [
+        ("SET standard_conforming_strings = off", "pinned-setting"),
+        ("SET LOCAL standard_conforming_strings = off", "pinned-setting"),
+        ("SET client_encoding = 'SJIS'", "pinned-setting"),
+        ("SET NAMES 'BIG5'", "pinned-setting"),
+        ("SELECT set_config('standard_conforming_strings', 'off', true)", "set-config"),
+    ] {
+        let r = sql(&main, &aw, set, json!([]));
+        assert_eq!((r.status, r.json()["rule"].clone()), (403, json!(rule)), "{set}: {r:?}");
+        assert!(r.json()["detail"].as_str().is_some_and(|m| m.contains(&format!("rule {rule}"))), "{set}: {r:?}");
+    }
+    let r = sql(&main, &aw, "SHOW standard_conforming_strings", json!([]));
+    assert_eq!(r.json()["rows"], json!([["on"]]), "{r:?}");
+    eprintln!("gate soundness: {:?}", started.elapsed());
+
     // ---------------------------------------------------------------- other signers
     for (alg, kid) in [(Algorithm::RS256, Some("rs-test")), (Algorithm::ES256, Some("es-test")), (Algorithm::RS256, None)] {
         let t = sign(alg, kid, &claims(&a.t.slug, "read"));
