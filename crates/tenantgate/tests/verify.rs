@@ -55,9 +55,13 @@ fn verify_passes_on_a_healthy_deployment_records_the_run_and_erases_its_probes()
     for gate in [true, false] {
         assert!(runs.iter().any(|r| r["gate"] == gate), "runs with gate={gate} missing");
     }
-    for group in ["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http"] {
+    for group in ["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http", "differential"] {
         assert!(runs.iter().any(|r| r["group"] == group), "group {group} did not run");
     }
+    // Smuggling past the gate: with the gate on, every differential run was refused by it.
+    let smuggled: Vec<&Value> = runs.iter().filter(|r| r["group"] == "differential" && r["gate"] == true).collect();
+    assert!(smuggled.len() >= 8, "{smuggled:?}");
+    assert!(smuggled.iter().all(|r| r["outcome"].as_str().unwrap_or("").contains("refused by the gate")), "{smuggled:#?}");
     // Every placement attacked every placement.
     for a in ["pooled", "schema", "database"] {
         for b in ["pooled", "schema", "database"] {

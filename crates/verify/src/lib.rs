@@ -362,6 +362,18 @@ async fn run_one(
             }
             (session.simple(&sql).await, Duration::ZERO)
         }
+        Kind::Smuggle { setup, attack } => {
+            let nonce = rand::random::<u32>() % 1_000_000_000 + 10;
+            let first = session.simple(&setup.replace("{nonce}", &nonce.to_string())).await;
+            if first.error.as_ref().is_some_and(|e| e.gate_rule().is_some()) {
+                return (first, Duration::ZERO);
+            }
+            let seen = session.simple(attack).await;
+            // The probe's session serves the next scenarios: whatever the setup changed
+            // (with the gate off) goes back to the session's defaults.
+            let _ = session.simple("RESET ALL").await;
+            (seen, Duration::ZERO)
+        }
         Kind::CopyOut(t) => (session.copy_out(&exec::fill(t, a, v, vbranch)).await, Duration::ZERO),
         Kind::CopyIn(t, data) => (session.copy_in(&exec::fill(t, a, v, vbranch), &exec::fill(data, a, v, vbranch)).await, Duration::ZERO),
         Kind::Session { setup, check, carried } => {

@@ -63,6 +63,11 @@ pub enum Kind {
     ListenNotify,
     /// A request to the HTTP API (see `http`).
     Http(HttpAttack),
+    /// Smuggling past the gate (issue #14): run `setup` (a shape seed, or a setting that
+    /// would change how the server reads text), then `attack` on the same session. `{nonce}`
+    /// in `setup` is a fresh number per run, so the seed is a text the gate has not cached.
+    /// Judged on `setup` when the gate refused it (nothing was smuggled), else on `attack`.
+    Smuggle { setup: &'static str, attack: &'static str },
 }
 
 /// HTTP API attacks. "B" is the victim, "A" the attacker; every request reads `{c}` from `{t}`
@@ -163,7 +168,7 @@ const fn k(id: &'static str, group: &'static str, description: &'static str, kin
 use Expect::*;
 use Kind::*;
 
-pub const GROUPS: &[&str] = &["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http"];
+pub const GROUPS: &[&str] = &["role", "rls", "catalog", "channels", "session", "escape", "resource", "stacking", "wire", "llm", "http", "differential"];
 
 pub fn catalogue() -> Vec<Scenario> {
     vec![
@@ -268,6 +273,15 @@ pub fn catalogue() -> Vec<Scenario> {
         s("stacking.comment", "stacking", "a comment hiding a stacked DROP", Solo("SELECT 1; -- harmless\nDROP TABLE {t}"), Refused),
         s("stacking.after-commit", "stacking", "SESSION AUTHORIZATION after a committed transaction", Pair("BEGIN; SELECT 1; COMMIT; SET SESSION AUTHORIZATION \"{v_key}\"; SELECT {c} FROM {t}"), Refused),
         s("stacking.semicolon-in-literal", "stacking", "a semicolon inside a literal followed by a real statement", Pair("SELECT ';'; SELECT * FROM \"{v_schema}\".{t}"), NoLeak),
+        // ---------------------------------------------------------------- the gate reads SQL as PostgreSQL does
+        s("differential.shape-cr-catalog", "differential", "a shape seeded with a `--` comment ended by \\r, then catalog enumeration in what a \\n-only lexer takes for a literal", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 2 --'", attack: "SELECT 1, --\r'\n', (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
+        s("differential.shape-cr-advisory", "differential", "the same shape smuggling an advisory lock (the lock-table outage)", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 3 --'", attack: "SELECT 1, --\r'\n', pg_advisory_xact_lock(4242) --'" }, GateRefuses),
+        s("differential.shape-cr-set-config", "differential", "the same shape smuggling set_config", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 4 --'", attack: "SELECT 1, --\r'\n', set_config('work_mem', '2GB', true) --'" }, GateRefuses),
+        s("differential.string-mode-set", "differential", "SET standard_conforming_strings = off, then a string that hides code from the gate", Kind::Smuggle { setup: "SET standard_conforming_strings = off", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
+        s("differential.string-mode-set-config", "differential", "set_config('standard_conforming_strings', 'off'), then the same string", Kind::Smuggle { setup: "SELECT set_config('standard_conforming_strings', 'off', false)", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
+        s("differential.backslash-quote", "differential", "SET backslash_quote = on", Kind::Smuggle { setup: "SET backslash_quote = on", attack: "SHOW backslash_quote" }, GateRefuses),
+        s("differential.encoding-sjis", "differential", "SET client_encoding = 'SJIS' (0x5c can be a second byte)", Kind::Smuggle { setup: "SET client_encoding = 'SJIS'", attack: "RESET client_encoding" }, GateRefuses),
+        s("differential.encoding-names", "differential", "SET NAMES 'BIG5'", Kind::Smuggle { setup: "SET NAMES 'BIG5'", attack: "RESET client_encoding" }, GateRefuses),
         // ---------------------------------------------------------------- wire protocol
         s("wire.other-database", "wire", "connect naming the victim's database", Wire(WireAttack::OtherDatabaseName), OwnRows),
         s("wire.options-role", "wire", "startup options -c role=victim", Wire(WireAttack::OptionsRole), Refused),
