@@ -10,6 +10,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tg_gate::{fingerprint, Gate, GateConfig, Limits, Scope};
 
+/// The tenant the statements are checked for (shapes are kept per tenant).
+const TENANT: &str = "trattoria-roma";
+
 /// A typical application query: ~300 characters, three joins, parameters.
 const SELECT_300: &str =
     "SELECT o.id, o.created_at, o.total, c.name AS customer, p.title, li.quantity \
@@ -28,10 +31,10 @@ fn bench(c: &mut Criterion) {
         max_statement_timeout_ms: Some(30_000),
         max_idle_in_transaction_ms: Some(60_000),
     };
-    assert!(gate.check("t", SELECT_300, Scope::ReadOnly, &limits).is_ok());
+    assert!(gate.check(TENANT, SELECT_300, Scope::ReadOnly, &limits).is_ok());
 
     c.bench_function("check/cached_select_300", |b| {
-        b.iter(|| gate.check("t", black_box(SELECT_300), Scope::ReadOnly, &limits))
+        b.iter(|| gate.check(TENANT, black_box(SELECT_300), Scope::ReadOnly, &limits))
     });
 
     // Each of these checks a text the gate has not seen: `text(n)` for a fresh n every time.
@@ -43,7 +46,7 @@ fn bench(c: &mut Criterion) {
                     n += 1;
                     text(n)
                 },
-                |sql| gate.check("t", &sql, Scope::ReadOnly, &limits),
+                |sql| gate.check(TENANT, &sql, Scope::ReadOnly, &limits),
                 criterion::BatchSize::SmallInput,
             )
         });
@@ -56,12 +59,30 @@ fn bench(c: &mut Criterion) {
 
     // New text, known shape: inlined values (simple query protocol) hit the shape cache.
     let shaped = |n: u64| format!("SELECT o.order_id, o.total FROM orders o JOIN branches b USING (tenant_id, branch_id) WHERE o.table_no = {n} AND b.country = 'IT' AND o.status = 'open{n}' ORDER BY o.placed_at DESC LIMIT 20");
-    assert!(gate.check("t", &shaped(0), Scope::ReadOnly, &limits).is_ok());
+    assert!(gate.check(TENANT, &shaped(0), Scope::ReadOnly, &limits).is_ok());
     check_new("check/new_values_known_shape", &shaped);
-
     // Longer than 512 bytes: lexer pass for the nesting guard, parse on a helper thread.
     let select_2k = [SELECT_300; 6].join(" UNION ALL ");
     check_new("check/new_select_2k", &|n| format!("{select_2k} /* {n} */"));
+
+    // The same across 1,000 tenants, each with the shape seeded: the per-tenant key costs a
+    // prefix in the key buffer and 1,000 entries in the map instead of one.
+    let tenants: Vec<String> = (0..1000).map(|i| format!("tenant-{i:04}")).collect();
+    for t in &tenants {
+        assert!(gate.check(t, &shaped(0), Scope::ReadOnly, &limits).is_ok());
+    }
+    let mut k = 0usize;
+    c.bench_function("check/new_values_known_shape_1000_tenants", |b| {
+        b.iter_batched(
+            || {
+                k += 1;
+                (k % tenants.len(), shaped(k as u64 + 1))
+            },
+            |(t, sql)| gate.check(&tenants[t], &sql, Scope::ReadOnly, &limits),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
 
     // The library call alone, for comparison: the gate's own work is the difference.
     let mut m = 0u64;

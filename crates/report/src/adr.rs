@@ -46,6 +46,8 @@ pub fn model(p: Placement) -> PlacementModel {
                 "a one-tenant blast radius for an access-policy mistake: a broken RLS policy exposes every tenant in the pool",
                 "isolation from neighbours' load: tables, indexes, vacuum and connections are shared",
                 "per-tenant schema versions, settings or extensions: all pooled tenants on a server share one schema",
+                "keeping the pool's volume secret: `EXPLAIN` costs and row estimates on the shared tables (for instance `TABLESAMPLE BERNOULLI(100)` against `SYSTEM(100)`) reveal how many rows all tenants together hold, never whose or what; the gate does not rewrite statements to hide costs (a stated residual risk, docs/decisions.md)",
+                "hiding how busy the server is: transaction ids (`txid_current_snapshot()`), the WAL position (`pg_current_wal_lsn()`) and server settings are server-wide",
             ],
         },
         Placement::Schema => PlacementModel {
@@ -61,6 +63,7 @@ pub fn model(p: Placement) -> PlacementModel {
                 "per-tenant physical backup and point-in-time recovery",
                 "isolation from neighbours' load inside the shared database (connections, WAL, vacuum, catalogs)",
                 "unbounded tenant counts per database: catalog size and migration time grow with tenants x tables",
+                "hiding how busy the server is: transaction ids, the WAL position and server settings are server-wide",
             ],
         },
         Placement::Database => PlacementModel {
@@ -76,6 +79,7 @@ pub fn model(p: Placement) -> PlacementModel {
                 "cheap tenants: each costs a database and its own connections",
                 "cross-tenant queries: reporting across tenants needs an export, not a join",
                 "a dedicated server by default: databases share their server's CPU, memory and WAL unless a server is registered for the tenant",
+                "hiding how busy a shared server is: transaction ids, the WAL position and server settings are server-wide, unless the tenant has a server of its own",
             ],
         },
     }

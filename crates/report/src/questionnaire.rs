@@ -220,6 +220,7 @@ fn tenant_answers(facts: &Facts, t: &TenantFact) -> Vec<Answer> {
     match t.placement {
         Placement::Pooled => {
             text.push_str(&format!(" This tenant shares server {}'s pool with {}.", t.server, text::count(neighbours, "other tenant", "other tenants")));
+            text.push_str(" Residual risk of the shared tables: query plans (EXPLAIN costs and row estimates) reveal how many rows the pool holds in all, never whose rows or their content; transaction ids and the WAL position show how busy the server is.");
             fs.push(fact(SRC_TENANTS, format!("{neighbours} other pooled tenants on server {}", t.server)));
         }
         Placement::Schema => {

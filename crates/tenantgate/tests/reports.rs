@@ -86,6 +86,7 @@ fn adr_states_the_deployment_and_is_stable() {
     ] {
         assert!(adr.contains(expect), "ADR lacks {expect:?}:\n{adr}");
     }
+    assert!(adr.contains("keeping the pool's volume secret: `EXPLAIN` costs"), "the ADR names volume inference as a consequence of pooled:\n{adr}");
     for section in ["## Context", "## Isolation model", "## Alternatives considered", "## Decision", "## Trigger conditions for re-evaluation", "## Consequences", "## Data residency", "## Compliance scope"] {
         assert!(adr.contains(&format!("\n{section}\n")), "ADR lacks section {section}");
     }
@@ -254,6 +255,8 @@ fn questionnaire_is_scoped_to_one_tenant_and_says_what_it_cannot_support() {
     let loc = us["data-location"]["answer"].as_str().expect("answer");
     assert!(loc.contains("server us-1 in region us-east") && loc.contains("declares no residency"), "{loc}");
     assert!(us["blast-radius"]["answer"].as_str().expect("a").contains("shares server us-1's pool with 1 other tenant."));
+    // Volume inference in the shared tables is a stated residual risk (issue #14).
+    assert!(us["blast-radius"]["answer"].as_str().expect("a").contains("reveal how many rows the pool holds in all"));
 
     // The two differ exactly where placement, server and region matter.
     let differing: BTreeSet<&str> = eu.keys().filter(|k| eu[*k] != us[*k]).map(String::as_str).collect();
