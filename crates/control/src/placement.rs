@@ -25,30 +25,13 @@ use crate::db::{self, ident, literal};
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey};
 
-pub const POOL_DB: &str = "tg_pool";
-pub const BRIDGE_DB: &str = "tg_bridge";
-pub const APP_SCHEMA: &str = "app";
+pub use tg_catalog::model::{location, Location, APP_SCHEMA, BRIDGE_DB, POOL_DB};
 pub const POOL_RW_GROUP: &str = "tg_pool_rw";
 pub const POOL_RO_GROUP: &str = "tg_pool_ro";
 pub const BRIDGE_GROUP: &str = "tg_bridge_connect";
 pub const POLICY_NAME: &str = "tenant_isolation";
 /// The RLS predicate of DESIGN I3: the session's login role, compared directly.
 pub const POLICY_EXPR: &str = "tenant_id = left(session_user::text, 13)";
-
-/// Where a tenant's tables live on its server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub database: String,
-    pub schema: String,
-}
-
-pub fn location(placement: Placement, key: &TenantKey) -> Location {
-    match placement {
-        Placement::Pooled => Location { database: POOL_DB.into(), schema: APP_SCHEMA.into() },
-        Placement::Schema => Location { database: BRIDGE_DB.into(), schema: key.as_str().into() },
-        Placement::Database => Location { database: key.as_str().into(), schema: APP_SCHEMA.into() },
-    }
-}
 
 /// The roles that receive table grants in a location: (read-write, read-only).
 pub fn grantees(placement: Placement, key: Option<&TenantKey>) -> Result<(String, String)> {

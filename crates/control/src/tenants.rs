@@ -17,7 +17,7 @@ use crate::migrate::fanout;
 use crate::model::{validate_name, validate_slug, Placement, TenantKey, TenantStatus};
 use crate::placement::{self, ServerAdmin};
 
-pub const FINGERPRINT_SETTING: &str = "master_key_fingerprint";
+pub use tg_catalog::credentials::{master_key, FINGERPRINT_SETTING};
 
 /// What `tenant create` was asked for.
 #[derive(Debug, Clone)]
@@ -50,16 +50,6 @@ pub struct TenantView {
     pub next_step: Option<String>,
 }
 
-/// Load the master key and check it against the catalog's fingerprint.
-pub async fn master_key(cfg: &Config, catalog: &Catalog) -> Result<MasterKey> {
-    let key = MasterKey::load(&cfg.master_key, &cfg.base_dir)?;
-    let fp = key.fingerprint();
-    let stored = catalog.setting_init(FINGERPRINT_SETTING, &fp).await?;
-    if stored != fp {
-        return Err(Error::MasterKeyMismatch { expected: stored, actual: fp });
-    }
-    Ok(key)
-}
 
 /// Failpoints for tests: `TENANTGATE_FAILPOINT=create:roles` fails after step `roles`
 /// (the rollback path runs); `crash:create:roles` stops dead after it, as a killed

@@ -265,16 +265,7 @@ impl Authenticator<'_> {
     /// The slug of the tenant owning unrevoked key `id`.
     async fn key_owner(&self, id: &str) -> Result<Option<String>, Problem> {
         let cat = self.router.catalog().await.map_err(|_| catalog_down())?;
-        let row = cat
-            .client()
-            .query_opt(
-                "SELECT t.slug FROM tg.api_keys k JOIN tg.tenants t ON t.key = k.tenant_key \
-                 WHERE k.id = $1 AND k.revoked_at IS NULL",
-                &[&id],
-            )
-            .await
-            .map_err(|_| catalog_down())?;
-        Ok(row.map(|r| r.get::<_, String>(0)))
+        cat.key_owner(id).await.map_err(|_| catalog_down())
     }
 }
 

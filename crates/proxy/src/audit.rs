@@ -139,15 +139,7 @@ async fn writer(router: Router, mut rx: mpsc::Receiver<AuditEvent>) {
             }
         };
         let result = match router.catalog().await {
-            Ok(cat) => cat
-                .client()
-                .execute(
-                    "INSERT INTO tg.audit_events (actor, action, tenant_key, detail) VALUES ('gateway', $1, $2, $3)",
-                    &[&action, &tenant, &detail],
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Ok(cat) => cat.audit_as("gateway", action, tenant.as_deref(), detail).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {

@@ -124,7 +124,7 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Parse and validate `[gateway]` (the table from `tg_control::config::Config::gateway`).
+    /// Parse and validate `[gateway]` (the table from `tg_catalog::config::Config::gateway`).
     pub fn from_table(table: &toml::Table) -> Result<GatewayConfig, GatewayError> {
         let cfg: GatewayConfig = toml::Value::Table(table.clone())
             .try_into()

@@ -11,7 +11,7 @@ pub enum GatewayError {
     Config(String),
 
     #[error(transparent)]
-    Control(#[from] tg_control::Error),
+    Control(#[from] tg_catalog::Error),
 
     #[error("cannot listen on {addr}: {source}. Pick a free address with gateway.listen in tenantgate.toml or --listen")]
     Listen { addr: String, #[source] source: std::io::Error },

@@ -41,7 +41,7 @@ pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use router::{EndReason, Login, Route, RouteError, RouteEvent, Router, RouterOptions, Subscription};
 
-use tg_control::config::Config;
+use tg_catalog::config::Config;
 use tokio::net::TcpListener;
 
 /// A configured gateway: router, pools, gate, audit and TLS. Bind it and serve.
@@ -55,8 +55,8 @@ impl Gateway {
     /// master key against it.
     pub async fn from_config(cfg: &Config) -> Result<Gateway, GatewayError> {
         let gw = GatewayConfig::from_table(&cfg.gateway)?;
-        let catalog = tg_control::catalog::Catalog::connect(&cfg.catalog.url).await?;
-        let master = tg_control::tenants::master_key(cfg, &catalog).await?;
+        let catalog = tg_catalog::catalog::Catalog::connect(&cfg.catalog.url).await?;
+        let master = tg_catalog::credentials::master_key(cfg, &catalog).await?;
         Gateway::new(gw, &cfg.catalog.url, master, &cfg.base_dir)
     }
 
@@ -64,7 +64,7 @@ impl Gateway {
     pub fn new(
         cfg: GatewayConfig,
         catalog_url: &str,
-        master: tg_control::credentials::MasterKey,
+        master: tg_catalog::credentials::MasterKey,
         base_dir: &std::path::Path,
     ) -> Result<Gateway, GatewayError> {
         let tls = match (&cfg.tls_cert, &cfg.tls_key) {

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tg_control::catalog::Catalog;
-use tg_control::credentials::MasterKey;
-use tg_control::keys::{ActiveKey, KeyScope};
-use tg_control::model::{Placement, TenantKey, TenantStatus};
+use tg_catalog::catalog::Catalog;
+use tg_catalog::credentials::MasterKey;
+use tg_catalog::keys::{ActiveKey, KeyScope};
+use tg_catalog::model::{Placement, TenantKey, TenantStatus};
 use tokio::sync::broadcast;
 
 /// Channel the catalog notifies on when a tenant row changes (payload: tenant key).
@@ -281,7 +281,7 @@ impl Inner {
     async fn catalog(&self) -> Result<Arc<Catalog>, RouteError> {
         let mut slot = self.catalog.lock().await;
         if let Some(c) = slot.as_ref() {
-            if !c.client().is_closed() {
+            if !c.is_closed() {
                 return Ok(c.clone());
             }
         }
@@ -292,18 +292,18 @@ impl Inner {
 
     async fn fetch(&self, slug: &str) -> Result<Route, RouteError> {
         let cat = self.catalog().await?;
-        let db = |e: tg_control::Error| RouteError::Catalog(e.to_string());
+        let db = |e: tg_catalog::Error| RouteError::Catalog(e.to_string());
         let tenant = match cat.tenant(slug).await {
             Ok(t) => t,
-            Err(tg_control::Error::UnknownTenant(_)) => return Err(RouteError::UnknownTenant(slug.to_string())),
-            Err(tg_control::Error::InvalidInput { .. }) => return Err(RouteError::UnknownTenant(slug.to_string())),
+            Err(tg_catalog::Error::UnknownTenant(_)) => return Err(RouteError::UnknownTenant(slug.to_string())),
+            Err(tg_catalog::Error::InvalidInput { .. }) => return Err(RouteError::UnknownTenant(slug.to_string())),
             Err(e) => return Err(db(e)),
         };
         let server = cat.server(&tenant.server).await.map_err(db)?;
-        let (host, port) = tg_control::db::host_port(&server.url)
+        let (host, port) = tg_catalog::db::host_port(&server.url)
             .ok_or_else(|| RouteError::Catalog(format!("server {:?} has no usable host in its URL", server.name)))?;
         let keys = cat.active_keys(tenant.key.as_str()).await.map_err(db)?;
-        let loc = tg_control::placement::location(tenant.placement, &tenant.key);
+        let loc = tg_catalog::model::location(tenant.placement, &tenant.key);
         Ok(Route {
             slug: tenant.slug,
             tenant: tenant.key,

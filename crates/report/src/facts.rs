@@ -352,29 +352,16 @@ pub async fn gather(cfg: &Config, catalog: &Catalog, capabilities: Capabilities,
 }
 
 async fn verify_facts(catalog: &Catalog) -> Result<VerifyFacts> {
-    let c = catalog.client();
-    let ctx = |e| tg_control::Error::db("reading tg.verify_runs", e);
-    let cols = "id, started_at, finished_at, passed, scenarios, failures";
-    let to_run = |r: tokio_postgres::Row| VerifyRun {
-        id: r.get(0),
-        started_at: r.get(1),
-        finished_at: r.get(2),
-        passed: r.get(3),
-        scenarios: r.get(4),
-        failures: r.get(5),
+    let v = catalog.verify_runs().await?;
+    let run = |r: tg_control::catalog::VerifyRun| VerifyRun {
+        id: r.id,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        passed: r.passed,
+        scenarios: r.scenarios,
+        failures: r.failures,
     };
-    let runs: i64 = c.query_one("SELECT count(*) FROM tg.verify_runs", &[]).await.map_err(ctx)?.get(0);
-    let last = c
-        .query_opt(&format!("SELECT {cols} FROM tg.verify_runs ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
-        .await
-        .map_err(ctx)?
-        .map(to_run);
-    let last_passed = c
-        .query_opt(&format!("SELECT {cols} FROM tg.verify_runs WHERE passed ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
-        .await
-        .map_err(ctx)?
-        .map(to_run);
-    Ok(VerifyFacts { runs, last, last_passed, source: SRC_VERIFY.into() })
+    Ok(VerifyFacts { runs: v.count, last: v.last.map(run), last_passed: v.last_passed.map(run), source: SRC_VERIFY.into() })
 }
 
 fn move_benchmark(cfg: &Config) -> Result<MoveBenchmark> {

@@ -97,11 +97,7 @@ pub fn normalize(values: &[String]) -> Result<Vec<String>> {
 pub async fn update(catalog: &Catalog, slug: &str, values: &[String]) -> Result<Tenant> {
     let requires = normalize(values)?;
     let before = catalog.tenant(slug).await?;
-    catalog
-        .client()
-        .execute("UPDATE tg.tenants SET requires = $2, updated_at = now() WHERE slug = $1", &[&slug, &requires])
-        .await
-        .map_err(|e| tg_control::Error::db("updating the tenant's requirements", e))?;
+    catalog.set_requires(slug, &requires).await?;
     let detail = serde_json::json!({"requires": {"before": before.requires, "after": requires}});
     catalog.audit("tenant.update", Some(&before.key), detail).await?;
     Ok(catalog.tenant(slug).await?)

@@ -156,13 +156,9 @@ async fn record(catalog: &Catalog, r: &Report) -> Result<()> {
         "gate_modes": r.runs.iter().map(|x| x.gate).collect::<std::collections::BTreeSet<_>>(),
     });
     catalog
-        .client()
-        .execute(
-            "INSERT INTO tg.verify_runs (started_at, passed, scenarios, failures, summary) VALUES ($1, $2, $3, $4, $5)",
-            &[&r.started_at, &r.passed, &(r.scenarios as i32), &(r.failures as i32), &summary],
-        )
+        .insert_verify_run(r.started_at, r.passed, r.scenarios as i32, r.failures as i32, &summary)
         .await
-        .map_err(|e| Error::Control(tg_control::Error::db("recording the verify run", e)))?;
+        .map_err(Error::Control)?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tg_control::keys::KeyScope;
+use tg_catalog::keys::KeyScope;
 use tokio::sync::Notify;
 
 use super::conn::{BackendConn, BackendReader, BackendWriter, CancelTarget, ConnectParams, Parked, RawMessage, ReaderState};

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use tg_control::keys::ActiveKey;
+use tg_catalog::keys::ActiveKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScramError {
@@ -128,7 +128,7 @@ pub fn decoy_salt(process_secret: &[u8; 32], user: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-    use tg_control::keys::{KeyScope, ScramVerifier};
+    use tg_catalog::keys::{KeyScope, ScramVerifier};
 
     fn key(id: &str, secret: &str) -> ActiveKey {
         ActiveKey { id: id.into(), scope: KeyScope::ReadWrite, verifier: ScramVerifier::derive(secret, b"0123456789abcdef", 4096) }

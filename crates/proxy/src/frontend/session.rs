@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tg_control::keys::{ActiveKey, KeyScope};
+use tg_catalog::keys::{ActiveKey, KeyScope};
 use tg_gate::Scope;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -243,7 +243,7 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
     };
     let (salt, iterations) = match route.as_ref().and_then(|r| r.scram_salt()) {
         Some((s, i)) => (s.to_vec(), i),
-        None => (scram::decoy_salt(&shared.decoy_secret, &req.user), tg_control::keys::SCRAM_ITERATIONS),
+        None => (scram::decoy_salt(&shared.decoy_secret, &req.user), tg_catalog::keys::SCRAM_ITERATIONS),
     };
     let (sf, nonce) = scram::server_first(&cf, &salt, iterations);
     let mut out = BytesMut::new();

@@ -207,3 +207,26 @@ mod tests {
         assert_eq!(k.ro_role(), format!("{k}_ro"));
     }
 }
+
+/// The pool database of every server (`pooled` tenants' shared tables).
+pub const POOL_DB: &str = "tg_pool";
+/// The bridge database of every server (one schema per `schema` tenant).
+pub const BRIDGE_DB: &str = "tg_bridge";
+/// The schema of the app's tables in the pool and in tenant databases.
+pub const APP_SCHEMA: &str = "app";
+
+/// Where a tenant's tables live on its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub database: String,
+    pub schema: String,
+}
+
+pub fn location(placement: Placement, key: &TenantKey) -> Location {
+    match placement {
+        Placement::Pooled => Location { database: POOL_DB.into(), schema: APP_SCHEMA.into() },
+        Placement::Schema => Location { database: BRIDGE_DB.into(), schema: key.as_str().into() },
+        Placement::Database => Location { database: key.as_str().into(), schema: APP_SCHEMA.into() },
+    }
+}
+

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
 use crate::db;
+use crate::keys;
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey, TenantStatus};
 
@@ -288,10 +289,6 @@ impl Catalog {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     // ---------------------------------------------------------------- settings
 
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
@@ -499,12 +496,18 @@ impl Catalog {
 
     // ---------------------------------------------------------------- audit
 
+    /// An operator action, by the operator running the command (`$USER`).
     pub async fn audit(&self, action: &str, key: Option<&TenantKey>, detail: serde_json::Value) -> Result<()> {
         let actor = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        self.audit_as(&actor, action, key.map(|k| k.as_str()), detail).await
+    }
+
+    /// An audit event by `actor` (`gateway` for the data plane's events).
+    pub async fn audit_as(&self, actor: &str, action: &str, tenant_key: Option<&str>, detail: serde_json::Value) -> Result<()> {
         self.client
             .execute(
                 "INSERT INTO tg.audit_events (actor, action, tenant_key, detail) VALUES ($1, $2, $3, $4)",
-                &[&actor, &action, &key.map(|k| k.as_str()), &detail],
+                &[&actor, &action, &tenant_key, &detail],
             )
             .await
             .map_err(|e| Error::db("writing the audit event", e))?;
@@ -649,4 +652,192 @@ fn op_from_row(r: &Row) -> Operation {
         started_at: r.get(6),
         updated_at: r.get(7),
     }
+}
+
+impl Catalog {
+    // ---------------------------------------------------------------- API keys
+
+    pub async fn insert_key(
+        &self,
+        id: &str,
+        tenant_key: &TenantKey,
+        slug: &str,
+        name: Option<&str>,
+        scope: keys::KeyScope,
+        verifier: &str,
+    ) -> Result<keys::KeyInfo> {
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO tg.api_keys (id, tenant_key, name, scope, verifier) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id, name, scope, created_at, last_used_at, revoked_at",
+                &[&id, &tenant_key.as_str(), &name, &scope.as_str(), &verifier],
+            )
+            .await
+            .map_err(|e| Error::db("storing the key", e))?;
+        Ok(keys::key_info(&row, slug))
+    }
+
+    pub async fn keys(&self, tenant_key: &str, slug: &str) -> Result<Vec<keys::KeyInfo>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, name, scope, created_at, last_used_at, revoked_at FROM tg.api_keys \
+                 WHERE tenant_key = $1 ORDER BY created_at, id",
+                &[&tenant_key],
+            )
+            .await
+            .map_err(|e| Error::db("listing keys", e))?;
+        Ok(rows.iter().map(|r| keys::key_info(r, slug)).collect())
+    }
+
+    /// The tenant's unrevoked keys, with their verifiers, for authentication.
+    pub async fn active_keys(&self, tenant_key: &str) -> Result<Vec<keys::ActiveKey>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, scope, verifier FROM tg.api_keys WHERE tenant_key = $1 AND revoked_at IS NULL ORDER BY id",
+                &[&tenant_key],
+            )
+            .await
+            .map_err(|e| Error::db("reading keys", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let scope: String = r.get(1);
+            let verifier: String = r.get(2);
+            out.push(keys::ActiveKey { id: r.get(0), scope: keys::KeyScope::parse(&scope), verifier: keys::ScramVerifier::parse(&verifier)? });
+        }
+        Ok(out)
+    }
+
+    pub async fn revoke_key(&self, tenant_key: &str, slug: &str, id: &str) -> Result<keys::KeyInfo> {
+        let row = self
+            .client
+            .query_opt(
+                "UPDATE tg.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_key = $1 AND id = $2 \
+                 RETURNING id, name, scope, created_at, last_used_at, revoked_at",
+                &[&tenant_key, &id],
+            )
+            .await
+            .map_err(|e| Error::db("revoking the key", e))?;
+        match row {
+            Some(r) => Ok(keys::key_info(&r, slug)),
+            None => Err(Error::UnknownKey { slug: slug.into(), id: id.into() }),
+        }
+    }
+
+    /// Record that a key was used (the gateway calls this at most once a minute per key).
+    pub async fn touch_key(&self, id: &str) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.api_keys SET last_used_at = now() WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| Error::db("recording key use", e))?;
+        Ok(())
+    }
+
+    /// Is this key still unrevoked? (Open sessions re-check on NOTIFY and periodically.)
+    pub async fn key_is_active(&self, id: &str) -> Result<bool> {
+        let row = self
+            .client
+            .query_opt("SELECT revoked_at IS NULL FROM tg.api_keys WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| Error::db("checking the key", e))?;
+        Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
+    }
+
+    // ---------------------------------------------------------------- for the data plane and reports
+
+    /// The slug of the tenant owning unrevoked key `id`, if any.
+    pub async fn key_owner(&self, id: &str) -> Result<Option<String>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT t.slug FROM tg.api_keys k JOIN tg.tenants t ON t.key = k.tenant_key \
+                 WHERE k.id = $1 AND k.revoked_at IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(|e| Error::db("reading the key's tenant", e))?;
+        Ok(row.map(|r| r.get::<_, String>(0)))
+    }
+
+    /// Replace a tenant's declared requirements (`tenant update --requires`).
+    pub async fn set_requires(&self, slug: &str, requires: &[String]) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.tenants SET requires = $2, updated_at = now() WHERE slug = $1", &[&slug, &requires])
+            .await
+            .map_err(|e| Error::db("updating the tenant's requirements", e))?;
+        Ok(())
+    }
+
+    /// Record a finished `verify` run.
+    pub async fn insert_verify_run(
+        &self,
+        started_at: chrono::DateTime<chrono::Utc>,
+        passed: bool,
+        scenarios: i32,
+        failures: i32,
+        summary: &serde_json::Value,
+    ) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO tg.verify_runs (started_at, passed, scenarios, failures, summary) VALUES ($1, $2, $3, $4, $5)",
+                &[&started_at, &passed, &scenarios, &failures, summary],
+            )
+            .await
+            .map_err(|e| Error::db("recording the verify run", e))?;
+        Ok(())
+    }
+
+    /// How many `verify` runs are recorded, the latest, and the latest that passed.
+    pub async fn verify_runs(&self) -> Result<VerifyRuns> {
+        let ctx = |e| Error::db("reading tg.verify_runs", e);
+        let cols = "id, started_at, finished_at, passed, scenarios, failures";
+        let to_run = |r: Row| VerifyRun {
+            id: r.get(0),
+            started_at: r.get(1),
+            finished_at: r.get(2),
+            passed: r.get(3),
+            scenarios: r.get(4),
+            failures: r.get(5),
+        };
+        let count: i64 = self.client.query_one("SELECT count(*) FROM tg.verify_runs", &[]).await.map_err(ctx)?.get(0);
+        let last = self
+            .client
+            .query_opt(&format!("SELECT {cols} FROM tg.verify_runs ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
+            .await
+            .map_err(ctx)?
+            .map(to_run);
+        let last_passed = self
+            .client
+            .query_opt(&format!("SELECT {cols} FROM tg.verify_runs WHERE passed ORDER BY finished_at DESC, id DESC LIMIT 1"), &[])
+            .await
+            .map_err(ctx)?
+            .map(to_run);
+        Ok(VerifyRuns { count, last, last_passed })
+    }
+
+    /// Whether the catalog connection has closed (the router then reconnects).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+/// One recorded `verify` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRun {
+    pub id: i64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub passed: bool,
+    pub scenarios: i32,
+    pub failures: i32,
+}
+
+/// The `verify` history the reports cite.
+#[derive(Debug, Clone)]
+pub struct VerifyRuns {
+    pub count: i64,
+    pub last: Option<VerifyRun>,
+    pub last_passed: Option<VerifyRun>,
 }

@@ -126,3 +126,18 @@ mod tests {
         assert!(scram_verifier("pw").starts_with("SCRAM-SHA-256$4096:"));
     }
 }
+
+/// The catalog setting holding the master key's fingerprint.
+pub const FINGERPRINT_SETTING: &str = "master_key_fingerprint";
+
+/// Load the master key and check it against the catalog's fingerprint (recorded by the first
+/// command that loads it).
+pub async fn master_key(cfg: &crate::config::Config, catalog: &crate::catalog::Catalog) -> Result<MasterKey> {
+    let key = MasterKey::load(&cfg.master_key, &cfg.base_dir)?;
+    let fp = key.fingerprint();
+    let stored = catalog.setting_init(FINGERPRINT_SETTING, &fp).await?;
+    if stored != fp {
+        return Err(Error::MasterKeyMismatch { expected: stored, actual: fp });
+    }
+    Ok(key)
+}
