@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tg_control::keys::{KeyScope, ScramVerifier, SCRAM_ITERATIONS};
+use tg_catalog::keys::{KeyScope, ScramVerifier, SCRAM_ITERATIONS};
 use tg_proxy::router::{Route, RouteError, RouteEvent, Router};
 
 use crate::jwt::{JwtVerifier, TokenError};
@@ -217,7 +217,7 @@ impl Authenticator<'_> {
         if let Some(p) = self.keys.get(&digest) {
             return Ok(p);
         }
-        let Some(id) = tg_control::keys::key_id_of(token) else {
+        let Some(id) = tg_catalog::keys::key_id_of(token) else {
             metrics::auth_failure("api-key");
             return Err(Problem::unauthorized(BAD_KEY));
         };

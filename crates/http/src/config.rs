@@ -210,7 +210,7 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// Parse `[http]` (`tg_control::config::Config::http`) strictly.
+    /// Parse `[http]` (`tg_catalog::config::Config::http`) strictly.
     pub fn from_table(table: &toml::Table) -> Result<HttpConfig, HttpError> {
         let cfg: HttpConfig = toml::Value::Table(table.clone())
             .try_into()

@@ -21,5 +21,5 @@ pub enum HttpError {
     Serve(String),
 
     #[error(transparent)]
-    Control(#[from] tg_control::Error),
+    Control(#[from] tg_catalog::Error),
 }

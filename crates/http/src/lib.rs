@@ -1,5 +1,6 @@
 //! tenantgate's HTTP API (DESIGN §4, §8): tenant-scoped SQL and schema for apps and Text2SQL
-//! agents, authenticated by JWT or tenant API key; the admin API; OpenAPI, health and metrics.
+//! agents, authenticated by JWT or tenant API key; OpenAPI, health and metrics. The admin API is
+//! the control plane's (`tg-admin`), mounted on this server as an [`server::Extension`].
 //!
 //! The tenant of every request comes from a verified credential, and every statement runs as
 //! that tenant's own PostgreSQL role through the *same* gate, router and per-tenant pools as the
@@ -14,14 +15,13 @@
 //! - `wire`: one statement over a pooled backend in the extended query protocol;
 //! - `values`: PostgreSQL text values to JSON;
 //! - `sql`: `POST /v1/sql`; `schema`: `GET /v1/schema`; `tenant_keys`: `GET /v1/keys…`;
-//! - `admin`: `/admin/v1/…`; `problem`: RFC 9457 errors; `metrics`: `/metrics`;
+//! - `problem`: RFC 9457 errors; `metrics`: `/metrics`;
 //! - `openapi`: `/openapi.json`; `server`: routes, middleware, state and `serve`.
 //!
 //! What this crate must never do: trust a tenant id from a query string, a body or a header on
 //! its own; pass a PostgreSQL NOTICE, DETAIL, HINT or CONTEXT to a client; log or return a
-//! secret; provision anything (the admin API calls the control plane, like the CLI does).
+//! secret; provision anything (it depends on `tg-catalog`, not on `tg-control`).
 
-pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -39,4 +39,4 @@ pub mod wire;
 
 pub use config::HttpConfig;
 pub use error::HttpError;
-pub use server::{serve, AppState, DataPlane, HttpServer};
+pub use server::{serve, AppState, DataPlane, Extension, HttpServer};

@@ -2,14 +2,15 @@
 //! and types' annotations (utoipa), so it cannot drift from the code it describes.
 //!
 //! Owns the document's assembly (paths, schemas, the two bearer security schemes). It must
-//! never describe a route that `server::app` does not serve, nor omit one (a test checks both).
+//! never describe a route that `server::app` does not serve, nor omit one (a test checks both;
+//! mounted extensions bring their own document, merged in `server::app`).
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, problem, schema, sql, tenant_keys};
+use crate::{problem, schema, sql, tenant_keys};
 
 struct Security;
 
@@ -24,9 +25,6 @@ impl Modify for Security {
                 .into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(jwt));
-        let mut admin = Http::new(HttpAuthScheme::Bearer);
-        admin.description = Some("The admin token from http.admin_token_file or http.admin_token_env.".into());
-        components.add_security_scheme("admin", SecurityScheme::Http(admin));
     }
 }
 
@@ -43,16 +41,6 @@ impl Modify for Security {
         schema::get_schema,
         tenant_keys::list_keys,
         tenant_keys::get_key,
-        admin::list_tenants,
-        admin::create_tenant,
-        admin::show_tenant,
-        admin::suspend_tenant,
-        admin::resume_tenant,
-        admin::erase_tenant,
-        admin::list_keys,
-        admin::create_key,
-        admin::revoke_key,
-        admin::migration_status,
         healthz,
         metrics,
     ),
@@ -60,7 +48,6 @@ impl Modify for Security {
     modifiers(&Security),
     tags(
         (name = "tenant", description = "Authenticated as one tenant (JWT or API key)"),
-        (name = "admin", description = "Operators, with the admin token"),
         (name = "ops", description = "Health, metrics and this document"),
     )
 )]
@@ -94,8 +81,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-pub async fn serve_openapi() -> Response {
-    Json(document()).into_response()
+/// `GET /openapi.json`: `doc` is [`document`] merged with the mounted extensions' documents.
+pub async fn serve_openapi(doc: std::sync::Arc<utoipa::openapi::OpenApi>) -> Response {
+    Json(doc.as_ref()).into_response()
 }
 
 #[cfg(test)]
@@ -111,21 +99,14 @@ mod tests {
             "/v1/schema",
             "/v1/keys",
             "/v1/keys/{key_id}",
-            "/admin/v1/tenants",
-            "/admin/v1/tenants/{slug}",
-            "/admin/v1/tenants/{slug}/suspend",
-            "/admin/v1/tenants/{slug}/resume",
-            "/admin/v1/tenants/{slug}/erase",
-            "/admin/v1/tenants/{slug}/keys",
-            "/admin/v1/tenants/{slug}/keys/{key_id}",
-            "/admin/v1/migrations",
             "/healthz",
             "/metrics",
             "/openapi.json",
         ] {
             assert!(paths.contains_key(p), "missing {p}");
         }
-        assert_eq!(paths.len(), 15);
+        // The admin API's 8 paths are tg-admin's, merged in when it is mounted.
+        assert_eq!(paths.len(), 7);
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

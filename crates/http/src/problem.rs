@@ -126,9 +126,9 @@ impl Problem {
     }
 
     /// A control-plane error on the admin API: operators see the message verbatim (it says what
-    /// to do and holds no secrets, see `tg_control::error`).
-    pub fn control(e: &tg_control::Error) -> Problem {
-        use tg_control::Error as E;
+    /// to do and holds no secrets, see `tg_catalog::error`).
+    pub fn control(e: &tg_catalog::Error) -> Problem {
+        use tg_catalog::Error as E;
         let (status, code, title) = match e {
             E::InvalidSlug { .. } => (StatusCode::BAD_REQUEST, "invalid-slug", "Bad Request"),
             E::InvalidInput { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "Unprocessable Content"),
@@ -202,9 +202,9 @@ mod tests {
 
     #[test]
     fn control_errors_map() {
-        let e = tg_control::Error::UnknownTenant("x".into());
+        let e = tg_catalog::Error::UnknownTenant("x".into());
         assert_eq!(Problem::control(&e).status, StatusCode::NOT_FOUND);
-        let e = tg_control::Error::DuplicateTenant("x".into());
+        let e = tg_catalog::Error::DuplicateTenant("x".into());
         assert_eq!(Problem::control(&e).status, StatusCode::CONFLICT);
     }
 

@@ -13,9 +13,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router as AxumRouter;
-use tg_control::config::Config;
+use tg_catalog::config::Config;
 use tg_gate::Gate;
 use tg_proxy::backend::Pools;
 use tg_proxy::config::GatewayConfig;
@@ -28,7 +28,7 @@ use crate::jwt::JwtVerifier;
 use crate::limits::{RateLimiter, SqlLimits};
 use crate::metrics::{self as m, TenantLabels};
 use crate::problem::Problem;
-use crate::{admin, openapi, schema, sql, tenant_keys};
+use crate::{openapi, schema, sql, tenant_keys};
 
 /// The wire gateway's shared data plane: the same instances serve both front ends.
 #[derive(Clone)]
@@ -144,23 +144,30 @@ fn load_admin_token(http: &HttpConfig, control: &Config) -> Result<Option<AdminT
     }
 }
 
-/// The route table.
-pub fn app(state: Shared) -> AxumRouter {
+/// Routes another crate mounts on this server (the control plane's admin API, `tg-admin`),
+/// with their OpenAPI description, merged into `/openapi.json`. They share the server's
+/// state, middleware and body limit.
+pub struct Extension {
+    pub routes: AxumRouter<Shared>,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// The route table: the data-plane routes, then each extension's.
+pub fn app(state: Shared, extensions: Vec<Extension>) -> AxumRouter {
     let max_body = state.http.max_body_bytes;
-    AxumRouter::new()
+    let mut doc = openapi::document();
+    let mut routes = AxumRouter::new()
         .route("/v1/sql", post(sql::run_sql))
         .route("/v1/schema", get(schema::get_schema))
         .route("/v1/keys", get(tenant_keys::list_keys))
-        .route("/v1/keys/{key_id}", get(tenant_keys::get_key))
-        .route("/admin/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
-        .route("/admin/v1/tenants/{slug}", get(admin::show_tenant))
-        .route("/admin/v1/tenants/{slug}/suspend", post(admin::suspend_tenant))
-        .route("/admin/v1/tenants/{slug}/resume", post(admin::resume_tenant))
-        .route("/admin/v1/tenants/{slug}/erase", post(admin::erase_tenant))
-        .route("/admin/v1/tenants/{slug}/keys", get(admin::list_keys).post(admin::create_key))
-        .route("/admin/v1/tenants/{slug}/keys/{key_id}", delete(admin::revoke_key))
-        .route("/admin/v1/migrations", get(admin::migration_status))
-        .route("/openapi.json", get(openapi::serve_openapi))
+        .route("/v1/keys/{key_id}", get(tenant_keys::get_key));
+    for e in extensions {
+        doc.merge(e.openapi);
+        routes = routes.merge(e.routes);
+    }
+    let doc = Arc::new(doc);
+    routes
+        .route("/openapi.json", get(move || openapi::serve_openapi(doc.clone())))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_endpoint))
         .fallback(not_found)
@@ -232,6 +239,7 @@ async fn metrics_endpoint(State(st): State<Shared>) -> Response {
 pub struct HttpServer {
     state: Shared,
     listener: tokio::net::TcpListener,
+    extensions: Vec<Extension>,
 }
 
 impl HttpServer {
@@ -243,7 +251,13 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
-        Ok(HttpServer { state, listener })
+        Ok(HttpServer { state, listener, extensions: Vec::new() })
+    }
+
+    /// Mount another crate's routes beside the data-plane routes (see [`Extension`]).
+    pub fn mount(mut self, extension: Extension) -> HttpServer {
+        self.extensions.push(extension);
+        self
     }
 
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
@@ -262,19 +276,24 @@ impl HttpServer {
 
     /// Serve until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), HttpError> {
-        axum::serve(self.listener, app(self.state))
+        axum::serve(self.listener, app(self.state, self.extensions))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| HttpError::Serve(e.to_string()))
     }
 }
 
-/// Bind `http.listen` and serve until `shutdown` resolves.
+/// Bind `http.listen` and serve the data-plane routes and `extensions` until `shutdown` resolves.
 pub async fn serve(
     control: Arc<Config>,
     http: HttpConfig,
     data: DataPlane,
+    extensions: Vec<Extension>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
-    HttpServer::bind(control, http, data).await?.serve(shutdown).await
+    let mut server = HttpServer::bind(control, http, data).await?;
+    for e in extensions {
+        server = server.mount(e);
+    }
+    server.serve(shutdown).await
 }

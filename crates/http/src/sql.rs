@@ -232,7 +232,7 @@ pub async fn run_sql(
 async fn type_names(
     st: &Shared,
     route: &tg_proxy::router::Route,
-    scope: tg_control::keys::KeyScope,
+    scope: tg_catalog::keys::KeyScope,
     cols: &[wire::Column],
 ) -> Vec<String> {
     let unknown: Vec<u32> = cols.iter().filter(|c| values::builtin_type_name(c.type_oid).is_none()).map(|c| c.type_oid).collect();

@@ -9,11 +9,44 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use tg_control::keys::KeyInfo;
+use serde::Serialize;
+use utoipa::ToSchema;
+use tg_catalog::keys::KeyInfo;
 
-use crate::admin::KeyView;
 use crate::problem::Problem;
+
+type Chrono = chrono::DateTime<chrono::Utc>;
 use crate::server::{Shared, TenantSlot};
+
+/// An API key as listed: never the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub tenant: String,
+    pub name: Option<String>,
+    /// `read-write` or `read-only`.
+    pub scope: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Chrono,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Chrono>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Chrono>,
+}
+
+impl From<KeyInfo> for KeyView {
+    fn from(k: KeyInfo) -> KeyView {
+        KeyView {
+            id: k.id,
+            tenant: k.tenant,
+            name: k.name,
+            scope: k.scope.as_str().to_string(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
 
 async fn own_keys(st: &Shared, route: &tg_proxy::router::Route) -> Result<Vec<KeyInfo>, Problem> {
     let cat = st

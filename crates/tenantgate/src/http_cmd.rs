@@ -44,7 +44,8 @@ pub async fn start(
         gate: gateway.gate().clone(),
         gateway: Arc::new(gateway.config().clone()),
     };
-    let server = HttpServer::bind(Arc::new(cfg.clone()), http, data).await?;
+    // The data-plane routes (tg-http) and, beside them, the control plane's admin API.
+    let server = HttpServer::bind(Arc::new(cfg.clone()), http, data).await?.mount(tg_admin::extension());
     let addr = server.local_addr().map_or_else(|| "?".to_string(), |a| a.to_string());
     println!(
         "tenantgate HTTP API listening on {addr} (JWT keys: {}, admin API: {})",

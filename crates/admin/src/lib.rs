@@ -1,6 +1,11 @@
 //! The admin API under `/admin/v1/`: tenants (create, list, show, suspend, resume, erase), their
 //! API keys (create, list, revoke) and app-schema migration status, for operators.
 //!
+//! Part of the control plane: it provisions, so it lives apart from the data-plane HTTP door
+//! (`tg-http`), which never depends on it. `tenantgate serve` mounts [`extension`] on the HTTP
+//! server beside the data-plane routes, sharing its state (the admin token, the catalog) and
+//! its problem+json errors; the OpenAPI document includes these routes.
+//!
 //! Every route requires the admin bearer token (`http.admin_token_file`/`_env`, compared in
 //! constant time); a tenant credential is not an admin token. Each route calls the same
 //! control-plane function as the matching CLI command, so semantics and error texts are the
@@ -8,18 +13,67 @@
 //! key creation, or a server URL with its password.
 
 use axum::extract::{Path, State};
+use axum::routing::{delete, get, post};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tg_control::catalog::{Catalog, Tenant};
-use tg_control::keys::{self, KeyInfo, KeyScope};
+use tg_control::keys::{self, KeyScope};
 use tg_control::mobility::erase;
 use tg_control::model::Placement;
 use tg_control::tenants;
 use utoipa::ToSchema;
 
-use crate::problem::{Problem, ProblemBody};
-use crate::server::Shared;
+use tg_http::problem::{Problem, ProblemBody};
+pub use tg_http::tenant_keys::KeyView;
+use tg_http::server::{Extension, Shared};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The admin routes and their OpenAPI description, to mount on the HTTP server.
+pub fn extension() -> Extension {
+    let routes = axum::Router::new()
+        .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/admin/v1/tenants/{slug}", get(show_tenant))
+        .route("/admin/v1/tenants/{slug}/suspend", post(suspend_tenant))
+        .route("/admin/v1/tenants/{slug}/resume", post(resume_tenant))
+        .route("/admin/v1/tenants/{slug}/erase", post(erase_tenant))
+        .route("/admin/v1/tenants/{slug}/keys", get(list_keys).post(create_key))
+        .route("/admin/v1/tenants/{slug}/keys/{key_id}", delete(revoke_key))
+        .route("/admin/v1/migrations", get(migration_status));
+    Extension { routes, openapi: AdminDoc::openapi() }
+}
+
+struct AdminSecurity;
+
+impl Modify for AdminSecurity {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some("The admin token from http.admin_token_file or http.admin_token_env.".into());
+        components.add_security_scheme("admin", SecurityScheme::Http(admin));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        list_tenants,
+        create_tenant,
+        show_tenant,
+        suspend_tenant,
+        resume_tenant,
+        erase_tenant,
+        list_keys,
+        create_key,
+        revoke_key,
+        migration_status,
+    ),
+    components(schemas(ProblemBody)),
+    modifiers(&AdminSecurity),
+    tags((name = "admin", description = "Operators, with the admin token"))
+)]
+struct AdminDoc;
 
 type Chrono = chrono::DateTime<chrono::Utc>;
 
@@ -132,36 +186,6 @@ pub struct CreateKey {
     /// A label, e.g. `text2sql-agent`.
     #[serde(default)]
     pub name: Option<String>,
-}
-
-/// An API key as listed: never the secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyView {
-    pub id: String,
-    pub tenant: String,
-    pub name: Option<String>,
-    /// `read-write` or `read-only`.
-    pub scope: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Chrono,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_used_at: Option<Chrono>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub revoked_at: Option<Chrono>,
-}
-
-impl From<KeyInfo> for KeyView {
-    fn from(k: KeyInfo) -> KeyView {
-        KeyView {
-            id: k.id,
-            tenant: k.tenant,
-            name: k.name,
-            scope: k.scope.as_str().to_string(),
-            created_at: k.created_at,
-            last_used_at: k.last_used_at,
-            revoked_at: k.revoked_at,
-        }
-    }
 }
 
 /// A new key: the secret is shown here once and never again.
@@ -408,4 +432,31 @@ pub async fn migration_status(State(st): State<Shared>, headers: HeaderMap) -> J
         })
         .collect();
     Ok(Json(MigrationStatus { latest, targets }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_merged_document_lists_every_route() {
+        let mut doc = tg_http::openapi::document();
+        doc.merge(super::extension().openapi);
+        let doc = serde_json::to_value(doc).unwrap_or_default();
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        for p in [
+            "/admin/v1/tenants",
+            "/admin/v1/tenants/{slug}",
+            "/admin/v1/tenants/{slug}/suspend",
+            "/admin/v1/tenants/{slug}/resume",
+            "/admin/v1/tenants/{slug}/erase",
+            "/admin/v1/tenants/{slug}/keys",
+            "/admin/v1/tenants/{slug}/keys/{key_id}",
+            "/admin/v1/migrations",
+            "/v1/sql",
+        ] {
+            assert!(paths.contains_key(p), "missing {p}");
+        }
+        assert_eq!(paths.len(), 15);
+        assert!(doc["components"]["securitySchemes"]["admin"].is_object());
+        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    }
 }
