@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tg_catalog::keys::{KeyScope, ScramVerifier, SCRAM_ITERATIONS};
-use tg_proxy::router::{Route, RouteError, RouteEvent, Router};
+use tg_dataplane::router::{Route, RouteError, RouteEvent, Router};
 
 use crate::jwt::{JwtVerifier, TokenError};
 use crate::metrics;

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the HTTP API: per-tenant request counts and latency histograms, gate
 //! denials by rule, authentication failures by reason, rate-limit refusals, and the wire
 //! gateway's pool sizes when it exposes them. Installs the process-wide recorder, which also
-//! carries the wire gateway's own counters (`tg_proxy::audit`).
+//! carries the wire gateway's own counters (`tg_dataplane::audit`).
 //!
 //! Owns label cardinality: tenant labels are bounded with thousands of tenants. The busiest
 //! `top_tenants` tenants of the last minute get their own label (plus newcomers while there is
@@ -48,7 +48,7 @@ fn describe() {
     metrics::describe_counter!("tenantgate_http_auth_failures_total", "Refused credentials, by reason");
     metrics::describe_counter!("tenantgate_http_rate_limited_total", "Requests refused by the per-tenant rate limit");
     metrics::describe_gauge!("tenantgate_pool_connections", "Backend connections held by the gateway's pools, by server and state");
-    tg_proxy::audit::describe_metrics();
+    tg_dataplane::audit::describe_metrics();
 }
 
 struct LabelState {

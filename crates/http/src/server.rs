@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use axum::Router as AxumRouter;
 use tg_catalog::config::Config;
 use tg_gate::Gate;
-use tg_proxy::backend::Pools;
-use tg_proxy::config::GatewayConfig;
-use tg_proxy::router::Router;
+use tg_dataplane::backend::Pools;
+use tg_dataplane::config::GatewayConfig;
+use tg_dataplane::router::Router;
 
 use crate::auth::{AdminToken, Authenticator, KeyCache, Principal};
 use crate::config::HttpConfig;
@@ -92,7 +92,7 @@ impl AppState {
         &self,
         headers: &axum::http::HeaderMap,
         slot: &TenantSlot,
-    ) -> Result<(Principal, tg_proxy::router::Route), Problem> {
+    ) -> Result<(Principal, tg_dataplane::router::Route), Problem> {
         let auth = Authenticator { jwt: &self.jwt, router: &self.data.router, keys: &self.keys, api_keys: self.http.api_keys };
         let (p, route) = auth.principal(headers).await?;
         slot.set(&p.tenant);

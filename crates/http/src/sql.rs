@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tg_proxy::backend::{Backend, PoolError};
+use tg_dataplane::backend::{Backend, PoolError};
 use utoipa::ToSchema;
 
 use crate::metrics;
@@ -231,7 +231,7 @@ pub async fn run_sql(
 /// domains, …) from the tenant's own database, through the pool, when there are any.
 async fn type_names(
     st: &Shared,
-    route: &tg_proxy::router::Route,
+    route: &tg_dataplane::router::Route,
     scope: tg_catalog::keys::KeyScope,
     cols: &[wire::Column],
 ) -> Vec<String> {

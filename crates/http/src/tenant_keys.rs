@@ -48,7 +48,7 @@ impl From<KeyInfo> for KeyView {
     }
 }
 
-async fn own_keys(st: &Shared, route: &tg_proxy::router::Route) -> Result<Vec<KeyInfo>, Problem> {
+async fn own_keys(st: &Shared, route: &tg_dataplane::router::Route) -> Result<Vec<KeyInfo>, Problem> {
     let cat = st
         .data
         .router

@@ -1,4 +1,5 @@
-//! tenantgate's data plane: the PostgreSQL wire-protocol gateway (DESIGN §3–5).
+//! tenantgate's wire door: the PostgreSQL wire-protocol gateway (DESIGN §3–5), on the
+//! data-plane core `tg-dataplane` (router, pools, audit, limits, framing; re-exported here).
 //!
 //! Clients speak plain PostgreSQL to it with user = tenant slug and password = an API key.
 //! Data flows one way through these modules, and nothing reaches back:
@@ -17,20 +18,17 @@
 //! - [`audit`]: connection and denial audit into the catalog, off the session's path;
 //! - [`tls`]: the rustls acceptor.
 //!
-//! [`Router`] and [`Pools`] are public so the HTTP API reuses the same routing and pools.
+//! The HTTP door (`tg-http`) uses the same core directly and does not depend on this crate.
 //! This crate reads the catalog but never writes tenant state or provisions anything; it
 //! never shares a backend connection between tenant roles (DESIGN I2) and never logs SQL
 //! text, parameter values or secrets.
 
-pub mod audit;
-pub mod backend;
-pub mod config;
-pub mod error;
 pub mod frontend;
-pub mod net;
 pub mod relay;
-pub mod router;
 pub mod tls;
+
+// The data-plane core every door shares, under the paths this crate always used.
+pub use tg_dataplane::{audit, backend, config, error, net, router};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! The client side of the wire gateway: one task per client connection ([`session`]), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
-//! ([`startup`]), cancel-key mapping ([`cancel`]) and the forwarding rules ([`flow`]), which
+//! ([`startup`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
+//! and the forwarding rules ([`flow`]), which
 //! the session's task or a [`crate::relay`] thread runs once the session is authenticated.
 //!
 //! Owns everything a client can see. It never opens a backend connection itself (it asks
@@ -12,6 +13,7 @@ pub mod flow;
 pub mod scram;
 pub mod session;
 pub mod startup;
+pub mod stream;
 
 use std::sync::Arc;
 

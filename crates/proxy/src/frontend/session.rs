@@ -29,7 +29,8 @@ use crate::audit::AuditEvent;
 use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
 use crate::net::codec::{self, decode_frame, decode_startup, Frame, FrameError, FrameLimits, Startup};
 use crate::net::messages::{self, error_fields, Severity};
-use crate::net::{ClientReader, ClientStream, FLUSH_AT};
+use crate::frontend::stream::{ClientReader, ClientStream};
+use crate::net::FLUSH_AT;
 use crate::relay::{Ended, FromClient, Job, Outcome, Refused, Relay};
 use crate::router::{EndReason, Route, RouteError};
 

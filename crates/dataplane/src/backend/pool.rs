@@ -317,7 +317,7 @@ impl Backend {
         Ok((&mut c.reader, &mut c.writer))
     }
 
-    /// Hand the socket to a [`crate::relay`] thread. Until [`Self::attach`] gives it back,
+    /// Hand the socket to a `tg_proxy::relay` thread. Until [`Self::attach`] gives it back,
     /// the connection keeps its budget slot and every other method sees it closed.
     pub fn detach(&mut self) -> Result<(std::net::TcpStream, ReaderState), PoolError> {
         let conn = self.conn.take().ok_or(PoolError::Closed)?;

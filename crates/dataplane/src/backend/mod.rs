@@ -29,7 +29,7 @@ pub enum PoolError {
 }
 
 impl PoolError {
-    pub(crate) fn io(e: std::io::Error) -> PoolError {
+    pub fn io(e: std::io::Error) -> PoolError {
         PoolError::Unreachable(e.to_string())
     }
 

@@ -62,7 +62,7 @@ impl CancelTarget {
 
 /// What a backend's reader knows beyond its socket: bytes read but not yet consumed, the
 /// server's parameters and the transaction status. Kept apart from the socket so that the
-/// [`crate::relay`] threads can frame backend messages with the same bookkeeping while they
+/// `tg_proxy::relay` threads can frame backend messages with the same bookkeeping while they
 /// own the socket.
 #[derive(Debug)]
 pub struct ReaderState {
@@ -417,7 +417,7 @@ impl BackendConn {
         }
     }
 
-    /// Take the socket out of tokio, for a [`crate::relay`] thread to drive; the reader's
+    /// Take the socket out of tokio, for a `tg_proxy::relay` thread to drive; the reader's
     /// buffer and bookkeeping go with it, the rest stays in [`Parked`]. Put it back with
     /// [`Self::attach`].
     pub fn detach(self) -> Result<(std::net::TcpStream, ReaderState, Parked), PoolError> {

@@ -1,0 +1,28 @@
+//! tenantgate's data-plane core: what every door (the wire gateway `tg-proxy`, the HTTP API
+//! `tg-http`) shares, so that a request through any of them takes the same route, the same
+//! per-tenant pools and the same limits.
+//!
+//! - [`config`]: the `[gateway]` table of tenantgate.toml (budgets, per-tenant limits);
+//! - [`router`]: route lookup from the catalog, its cache, invalidated by NOTIFY and polling;
+//! - [`backend`]: backend connections and per-tenant-role pools under a per-server budget;
+//! - [`audit`]: connection and denial audit into the catalog, off the request's path;
+//! - [`net`]: PostgreSQL message framing and the few messages the data plane writes;
+//! - [`error`]: why the data plane could not start.
+//!
+//! Per connection: route lookup (router) → authentication (the door's) → pool checkout
+//! (backend); per message: the gate (tg-gate, called by the door) → backend. Nothing here
+//! reaches back into a door. This crate reads the catalog (through `tg-catalog`) and never
+//! writes tenant state or provisions anything; it never shares a backend connection between
+//! tenant roles (DESIGN I2) and never logs SQL text, parameter values or secrets.
+
+pub mod audit;
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod net;
+pub mod router;
+
+pub use backend::{Backend, PoolError, Pools, RawMessage};
+pub use config::GatewayConfig;
+pub use error::GatewayError;
+pub use router::{EndReason, Login, Route, RouteError, RouteEvent, Router, RouterOptions, Subscription};
