@@ -149,28 +149,7 @@ impl Gateway {
     /// Accept clients until `shutdown` resolves; then tell open sessions to end and wait up
     /// to five seconds for them.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut sessions = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let shared = self.shared.clone();
-                        sessions.spawn(frontend::session::run(shared, tcp, peer));
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!("accepting a connection failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-                _ = &mut shutdown => break,
-            }
-        }
-        let _ = self.shutdown_tx.send(true);
-        let drain = async { while sessions.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        frontend::listener::accept(&self.shared, listener, &self.shutdown_tx, shutdown).await
     }
 
     /// Address helper for callers printing where the gateway listens.

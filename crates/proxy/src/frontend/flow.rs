@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use bytes::BytesMut;
 use tg_gate::{Denial, Scope};
 
-use super::session::Fatal;
+use super::error::Fatal;
 use super::Shared;
 use crate::audit::AuditEvent;
 use crate::net::codec::{self, decode_frame, FrameLimits};

@@ -1,4 +1,5 @@
-//! The client side of the wire gateway: one task per client connection ([`session`]), with
+//! The client side of the wire gateway: the accept loop ([`listener`]), one task per client
+//! connection ([`session`]), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
 //! ([`startup`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
 //! and the forwarding rules ([`flow`]), which
@@ -9,7 +10,9 @@
 //! and never forwards a statement the gate refused.
 
 pub mod cancel;
+pub mod error;
 pub mod flow;
+pub mod listener;
 pub mod scram;
 pub mod session;
 pub mod startup;

@@ -31,35 +31,13 @@ use crate::net::codec::{self, decode_frame, decode_startup, Frame, FrameError, F
 use crate::net::messages::{self, error_fields, Severity};
 use crate::frontend::stream::{ClientReader, ClientStream};
 use crate::net::FLUSH_AT;
+
+pub use super::error::Fatal;
 use crate::relay::{Ended, FromClient, Job, Outcome, Refused, Relay};
 use crate::router::{EndReason, Route, RouteError};
 
 /// Limits while authenticating: nothing legitimate is bigger.
 const AUTH_LIMITS: FrameLimits = FrameLimits { max_message: 8192, max_copy: 8192 };
-
-/// A reason to end the session with a message to the client.
-#[derive(Debug)]
-pub struct Fatal {
-    code: String,
-    message: String,
-    hint: Option<String>,
-}
-
-impl Fatal {
-    pub fn new(code: &str, message: impl Into<String>) -> Fatal {
-        Fatal { code: code.into(), message: message.into(), hint: None }
-    }
-    fn hint(mut self, h: &str) -> Fatal {
-        self.hint = Some(h.into());
-        self
-    }
-}
-
-impl From<FrameError> for Fatal {
-    fn from(e: FrameError) -> Fatal {
-        Fatal::new("08P01", e.to_string())
-    }
-}
 
 /// How startup ended without a session.
 enum StartupEnd {

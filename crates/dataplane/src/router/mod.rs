@@ -1,0 +1,209 @@
+//! The router: where a tenant's data lives right now, and who may act as it.
+//!
+//! Owns the data plane's cached view of the catalog: for each tenant slug its status,
+//! placement, server address, database and schema, and its active API keys (verifiers only).
+//! The cache is invalidated by the catalog's NOTIFY channels (`tenantgate_routing`: a tenant
+//! row changed; `tenantgate_keys`: a key was revoked or deleted) on a dedicated listening
+//! connection that reconnects by itself, and by a poll of the tenants that have open sessions
+//! every few seconds in case a notification was missed. Open sessions learn through
+//! [`Router::subscribe`] that their key was revoked or their tenant suspended, moved or erased.
+//!
+//! This is the one public way into routing for every front end (the wire gateway here, and
+//! the HTTP API): `route(slug)` → [`Route`] → `Route::login(scope)` → `Pools::checkout`.
+//!
+//! It must never: write to the catalog, provision anything, hand out a route for a tenant
+//! that is not active (the caller gets a [`RouteError`] instead), or expose a key secret (it
+//! never has one) or a backend password in `Debug` output or logs.
+//!
+//! Files: [`route`] (what a route is, and why there is none), this file (lookup and its
+//! cache), [`listener`] (NOTIFY and polling, which invalidate it), [`subscription`] (an open
+//! session's watch on its tenant and key).
+
+mod listener;
+mod route;
+mod subscription;
+
+pub use route::{EndReason, Login, Route, RouteError, RouteEvent, KEYS_CHANNEL, ROUTING_CHANNEL};
+pub use subscription::Subscription;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tg_catalog::catalog::Catalog;
+use tg_catalog::credentials::MasterKey;
+use tokio::sync::broadcast;
+
+use listener::{listen_task, poll_task};
+
+struct Cached {
+    route: Route,
+}
+
+struct Inner {
+    catalog_url: String,
+    master: Arc<MasterKey>,
+    catalog: tokio::sync::Mutex<Option<Arc<Catalog>>>,
+    cache: Mutex<HashMap<String, Cached>>,
+    watched: Mutex<HashMap<String, usize>>,
+    events: broadcast::Sender<RouteEvent>,
+    ttl: Duration,
+}
+
+/// Cached, invalidated routing from the catalog. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+/// Tuning for [`Router::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct RouterOptions {
+    /// How long a cached route is used without confirmation.
+    pub ttl: Duration,
+    /// How often routes of tenants with open sessions are re-read.
+    pub poll_interval: Duration,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions { ttl: Duration::from_secs(30), poll_interval: Duration::from_secs(3) }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these short critical sections cannot leave the map
+    // inconsistent, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Router {
+    /// A router reading the catalog at `catalog_url` (admin URL of the catalog database).
+    /// Spawns the NOTIFY listener and the poller on the current tokio runtime; they stop when
+    /// the last clone of the router is dropped.
+    pub fn new(catalog_url: &str, master: MasterKey, opts: RouterOptions) -> Router {
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            catalog_url: catalog_url.to_string(),
+            master: Arc::new(master),
+            catalog: tokio::sync::Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
+            events,
+            ttl: opts.ttl,
+        });
+        tokio::spawn(listen_task(Arc::downgrade(&inner)));
+        tokio::spawn(poll_task(Arc::downgrade(&inner), opts.poll_interval));
+        Router { inner }
+    }
+
+    /// The route of tenant `slug`, from the cache when fresh. Returns the route whatever
+    /// the tenant's status; call [`Route::check_routable`] before sending traffic.
+    pub async fn route(&self, slug: &str) -> Result<Route, RouteError> {
+        if let Some(c) = lock(&self.inner.cache).get(slug) {
+            if c.route.fetched_at.elapsed() < self.inner.ttl {
+                return Ok(c.route.clone());
+            }
+        }
+        self.route_fresh(slug).await
+    }
+
+    /// The route of tenant `slug`, read from the catalog now (and cached).
+    pub async fn route_fresh(&self, slug: &str) -> Result<Route, RouteError> {
+        let route = self.inner.fetch(slug).await;
+        let mut cache = lock(&self.inner.cache);
+        match &route {
+            Ok(r) => {
+                cache.insert(slug.to_string(), Cached { route: r.clone() });
+            }
+            Err(RouteError::UnknownTenant(_)) => {
+                cache.remove(slug);
+            }
+            Err(_) => {}
+        }
+        route
+    }
+
+    /// Learn of changes: every [`RouteEvent`] from now on.
+    pub fn events(&self) -> broadcast::Receiver<RouteEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Watch an open session of `route`'s tenant authenticated with key `key_id`: the
+    /// subscription's [`Subscription::ended`] resolves when the session must end. While it
+    /// lives, the tenant is also polled, so a missed NOTIFY delays the end by a poll interval
+    /// at most.
+    pub fn subscribe(&self, route: &Route, key_id: &str) -> Subscription {
+        *lock(&self.inner.watched).entry(route.slug.clone()).or_insert(0) += 1;
+        Subscription { router: self.clone(), route: route.clone(), key_id: key_id.to_string(), rx: self.events() }
+    }
+
+    /// Forget every cached route (tests, operators' reload).
+    pub fn invalidate_all(&self) {
+        lock(&self.inner.cache).clear();
+    }
+
+    /// The catalog connection the router uses (reconnecting if it was lost), for callers
+    /// that must read or write the catalog too (e.g. the audit writer).
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, RouteError> {
+        self.inner.catalog().await
+    }
+}
+
+impl Inner {
+    async fn catalog(&self) -> Result<Arc<Catalog>, RouteError> {
+        let mut slot = self.catalog.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Arc::new(Catalog::connect(&self.catalog_url).await.map_err(|e| RouteError::Catalog(e.to_string()))?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn fetch(&self, slug: &str) -> Result<Route, RouteError> {
+        let cat = self.catalog().await?;
+        let db = |e: tg_catalog::Error| RouteError::Catalog(e.to_string());
+        let tenant = match cat.tenant(slug).await {
+            Ok(t) => t,
+            Err(tg_catalog::Error::UnknownTenant(_)) => return Err(RouteError::UnknownTenant(slug.to_string())),
+            Err(tg_catalog::Error::InvalidInput { .. }) => return Err(RouteError::UnknownTenant(slug.to_string())),
+            Err(e) => return Err(db(e)),
+        };
+        let server = cat.server(&tenant.server).await.map_err(db)?;
+        let (host, port) = tg_catalog::db::host_port(&server.url)
+            .ok_or_else(|| RouteError::Catalog(format!("server {:?} has no usable host in its URL", server.name)))?;
+        let keys = cat.active_keys(tenant.key.as_str()).await.map_err(db)?;
+        let loc = tg_catalog::model::location(tenant.placement, &tenant.key);
+        Ok(Route {
+            slug: tenant.slug,
+            tenant: tenant.key,
+            status: tenant.status,
+            placement: tenant.placement,
+            server: server.name,
+            host,
+            port,
+            database: loc.database,
+            schema: loc.schema,
+            keys: Arc::new(keys),
+            master: self.master.clone(),
+            fetched_at: Instant::now(),
+        })
+    }
+
+    /// Drop cached routes matching `pred` and announce `event`.
+    fn invalidate(&self, event: RouteEvent) {
+        {
+            let mut cache = lock(&self.cache);
+            match &event {
+                RouteEvent::TenantChanged(key) => cache.retain(|_, c| c.route.tenant.as_str() != key),
+                RouteEvent::KeyRevoked(id) => cache.retain(|_, c| c.route.key(id).is_none()),
+                RouteEvent::Resync => cache.clear(),
+            }
+        }
+        let _ = self.events.send(event);
+    }
+}
+
