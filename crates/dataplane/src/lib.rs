@@ -26,3 +26,13 @@ pub use backend::{Backend, PoolError, Pools, RawMessage};
 pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use router::{EndReason, Login, Route, RouteError, RouteEvent, Router, RouterOptions, Subscription};
+
+/// The data plane one process serves every door from: the same router, pools, gate and
+/// `[gateway]` settings, so a request takes the same route whichever door it came in by.
+#[derive(Clone)]
+pub struct DataPlane {
+    pub router: Router,
+    pub pools: Pools,
+    pub gate: std::sync::Arc<tg_gate::Gate>,
+    pub gateway: std::sync::Arc<GatewayConfig>,
+}

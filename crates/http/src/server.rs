@@ -16,10 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router as AxumRouter;
 use tg_catalog::config::Config;
-use tg_gate::Gate;
-use tg_dataplane::backend::Pools;
-use tg_dataplane::config::GatewayConfig;
-use tg_dataplane::router::Router;
 
 use crate::auth::{AdminToken, Authenticator, KeyCache, Principal};
 use crate::config::HttpConfig;
@@ -30,14 +26,7 @@ use crate::metrics::{self as m, TenantLabels};
 use crate::problem::Problem;
 use crate::{openapi, schema, sql, tenant_keys};
 
-/// The wire gateway's shared data plane: the same instances serve both front ends.
-#[derive(Clone)]
-pub struct DataPlane {
-    pub router: Router,
-    pub pools: Pools,
-    pub gate: Arc<Gate>,
-    pub gateway: Arc<GatewayConfig>,
-}
+pub use tg_dataplane::DataPlane;
 
 /// Everything a request handler may use.
 pub struct AppState {

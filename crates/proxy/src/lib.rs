@@ -140,6 +140,17 @@ impl Gateway {
         &self.shared.gate
     }
 
+    /// This gateway's router, pools, gate and settings, for another door (the HTTP API) to
+    /// serve from the same data plane.
+    pub fn data_plane(&self) -> tg_dataplane::DataPlane {
+        tg_dataplane::DataPlane {
+            router: self.shared.router.clone(),
+            pools: self.shared.pools.clone(),
+            gate: self.shared.gate.clone(),
+            gateway: Arc::new((*self.shared.cfg).clone()),
+        }
+    }
+
     /// Bind the listen address (`addr` overrides `gateway.listen`; port 0 picks a free one).
     pub async fn bind(&self, addr: Option<&str>) -> Result<TcpListener, GatewayError> {
         let addr = addr.unwrap_or(&self.shared.cfg.listen).to_string();

@@ -7,7 +7,7 @@ use anyhow::Result;
 use tg_control::catalog::Catalog;
 use tg_control::config::Config;
 use tg_http::jwt::{parse_ttl, DevSigner};
-use tg_http::{DataPlane, HttpConfig, HttpServer};
+use tg_http::{HttpConfig, HttpServer};
 
 /// `tenantgate token SLUG [--read-only] [--ttl 1h]`: a development JWT signed with the first
 /// configured HS256 key. Prints only the token on stdout.
@@ -38,12 +38,7 @@ pub async fn start(
         println!("HTTP API disabled (http.enabled = false)");
         return Ok(None);
     }
-    let data = DataPlane {
-        router: gateway.router().clone(),
-        pools: gateway.pools().clone(),
-        gate: gateway.gate().clone(),
-        gateway: Arc::new(gateway.config().clone()),
-    };
+    let data = gateway.data_plane();
     // The data-plane routes (tg-http) and, beside them, the control plane's admin API.
     let server = HttpServer::bind(Arc::new(cfg.clone()), http, data).await?.mount(tg_admin::extension());
     let addr = server.local_addr().map_or_else(|| "?".to_string(), |a| a.to_string());

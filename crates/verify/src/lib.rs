@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod exec;
+pub mod harness;
 pub mod http;
 pub mod plant;
 pub mod probes;
