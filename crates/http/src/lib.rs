@@ -12,7 +12,7 @@
 //! - `jwt`: key loading, pinned-algorithm verification, dev-token signing;
 //! - `auth`: the principal of a request (JWT or `tgk_` key), `X-Tenant-ID`, the admin token;
 //! - `limits`: the per-tenant rate limit and the per-call row/byte/time limits;
-//! - `wire`: one statement over a pooled backend in the extended query protocol;
+//! - `exchange`: one statement over a pooled backend in the extended query protocol;
 //! - `values`: PostgreSQL text values to JSON;
 //! - `sql`: `POST /v1/sql`; `schema`: `GET /v1/schema`; `tenant_keys`: `GET /v1/keys…`;
 //! - `problem`: RFC 9457 errors; `metrics`: `/metrics`;
@@ -35,7 +35,7 @@ pub mod server;
 pub mod sql;
 pub mod tenant_keys;
 pub mod values;
-pub mod wire;
+pub mod exchange;
 
 pub use config::HttpConfig;
 pub use error::HttpError;

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::problem::Problem;
 use crate::server::{Shared, TenantSlot};
 use crate::sql::{execute, pool_problem};
-use crate::wire::Statement;
+use crate::exchange::Statement;
 
 /// One JSON document describing every relation the tenant role can read on its search_path.
 const DESCRIBE: &str = r#"

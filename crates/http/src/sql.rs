@@ -1,7 +1,7 @@
 //! `POST /v1/sql`: one statement, with bound parameters, as the caller's tenant role.
 //!
 //! Flow: authenticate → rate limit → gate (one statement, scope, timeout cap) → check out a
-//! backend of the tenant's role from the shared pools → run it (`wire`) under the tenant's
+//! backend of the tenant's role from the shared pools → run it (`exchange`) under the tenant's
 //! row, byte and time limits → map values to JSON (`values`) → give the connection back.
 //!
 //! Owns the request and response shapes and the error mapping of one call. Must never:
@@ -23,7 +23,7 @@ use crate::metrics;
 use crate::problem::Problem;
 use crate::server::{Shared, TenantSlot};
 use crate::values;
-use crate::wire::{self, BackendIo, ExecError, Statement};
+use crate::exchange::{self, BackendIo, ExecError, Statement};
 
 /// Extra time given to the database beyond `statement_timeout` before the gateway gives up on
 /// the connection itself.
@@ -121,9 +121,9 @@ pub fn pool_problem(e: &PoolError) -> Problem {
 
 /// Run one statement on a checked-out backend, with a wall-clock guard; gives the backend back
 /// (reset) when the exchange ended cleanly, closes it otherwise.
-pub async fn execute(mut backend: Backend, st: &Statement<'_>) -> Result<wire::Outcome, Problem> {
+pub async fn execute(mut backend: Backend, st: &Statement<'_>) -> Result<exchange::Outcome, Problem> {
     let guard = Duration::from_millis(st.statement_timeout_ms) + GRACE;
-    let result = tokio::time::timeout(guard, wire::run(&mut Pooled(&mut backend), st)).await;
+    let result = tokio::time::timeout(guard, exchange::run(&mut Pooled(&mut backend), st)).await;
     match result {
         Ok(Ok(out)) => {
             tokio::spawn(backend.release());
@@ -233,7 +233,7 @@ async fn type_names(
     st: &Shared,
     route: &tg_dataplane::router::Route,
     scope: tg_catalog::keys::KeyScope,
-    cols: &[wire::Column],
+    cols: &[exchange::Column],
 ) -> Vec<String> {
     let unknown: Vec<u32> = cols.iter().filter(|c| values::builtin_type_name(c.type_oid).is_none()).map(|c| c.type_oid).collect();
     let mut looked_up = std::collections::HashMap::new();

@@ -8,7 +8,7 @@
 //!
 //! Pure functions: no I/O, and nothing here may fail a request. A value that does not parse as
 //! its type says it should (it cannot happen with PostgreSQL's own output in the session
-//! settings `wire` fixes) is returned as its text, unchanged.
+//! settings `exchange` fixes) is returned as its text, unchanged.
 
 use base64::Engine as _;
 use serde_json::Value;

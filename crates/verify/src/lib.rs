@@ -6,7 +6,7 @@
 //! configuration, records the outcome in the catalog and erases the probes.
 //!
 //! Modules: `probes` (probe tenants), `plant` (canaries), `scenarios` (the catalogue,
-//! as data), `exec` (sessions and verdicts), `wire` (raw protocol attacks), `audit`
+//! as data), `exec` (sessions and verdicts), `wire_attacks` (raw protocol attacks), `audit`
 //! (configuration checks), `http` (HTTP API attacks), `report` (terminal table and JSON).
 //!
 //! It never touches a tenant that is not a probe, and never weakens anything to test it.
@@ -19,7 +19,7 @@ pub mod plant;
 pub mod probes;
 pub mod report;
 pub mod scenarios;
-pub mod wire;
+pub mod wire_attacks;
 
 use std::time::{Duration, Instant};
 
@@ -429,7 +429,7 @@ async fn run_one(
         },
         Kind::Wire(w) => {
             let Some(v) = v else { return (Seen::default(), Duration::ZERO) };
-            (wire::attack(target, w, a, v, &fx.revoked, &read_sql).await, Duration::ZERO)
+            (wire_attacks::attack(target, w, a, v, &fx.revoked, &read_sql).await, Duration::ZERO)
         }
     }
 }

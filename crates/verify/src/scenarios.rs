@@ -2,7 +2,7 @@
 //!
 //! Owns scenario ids (stable: reports and auditors cite them), groups, one-line
 //! descriptions, the placements each applies to and the expected outcome. It never
-//! runs anything; `exec` and `wire` do.
+//! runs anything; `exec` and `wire_attacks` do.
 //!
 //! SQL templates use these placeholders, filled per (attacker, victim) pair:
 //! `{t}` a table holding the canary and `{c}` its canary column, `{t2}` another
@@ -55,7 +55,7 @@ pub enum Kind {
     /// Run `setup` on one connection, close it, then `check` on the tenant's next connection;
     /// `check` must fail or return something other than `carried`.
     Session { setup: &'static str, check: &'static str, carried: &'static str },
-    /// A wire-protocol attack (see `wire`).
+    /// A wire-protocol attack (see `wire_attacks`).
     Wire(WireAttack),
     /// Open a transaction and stay idle past the tenant's idle-in-transaction limit.
     IdleTransaction,
