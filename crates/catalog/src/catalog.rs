@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
 use crate::db;
+use crate::quote;
 use crate::keys;
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey, TenantStatus};
@@ -606,14 +607,14 @@ async fn create_catalog_database(url: &str) -> Result<()> {
     let name = cfg.get_dbname().unwrap_or("tenantgate").to_string();
     let admin = db::connect(url, Some("postgres"), "the catalog server").await?;
     // CREATE DATABASE cannot share a (implicit) transaction with other statements.
-    match admin.batch_execute(&format!("CREATE DATABASE {}", db::ident(&name))).await {
+    match admin.batch_execute(&format!("CREATE DATABASE {}", quote::ident(&name))).await {
         Ok(()) => {}
         // Someone else created it concurrently.
         Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42P04") => {}
         Err(e) => return Err(Error::db("creating the catalog database", e)),
     }
     admin
-        .batch_execute(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", db::ident(&name)))
+        .batch_execute(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote::ident(&name)))
         .await
         .map_err(|e| Error::db("restricting access to the catalog database", e))
 }

@@ -1,5 +1,5 @@
-//! Admin connections to PostgreSQL servers and SQL text helpers (identifier and
-//! literal quoting, URL redaction).
+//! Admin connections to PostgreSQL servers, and how their URLs are shown (redacted, or as
+//! host and port). SQL text quoting is [`crate::quote`].
 //!
 //! Owns how the control plane opens connections. It never logs a URL with its
 //! password: `redact_url` is applied to everything that names a server.
@@ -62,16 +62,6 @@ fn with_database(url: &str, database: Option<&str>) -> String {
     format!("{}{}/{}{}", &url[..scheme_end + 3], hostpart, db, query)
 }
 
-/// Quote an SQL identifier.
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Quote an SQL string literal (standard_conforming_strings is on in PostgreSQL ≥ 9.1).
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Host and port of a URL, for connection lines printed to users.
 pub fn host_port(url: &str) -> Option<(String, u16)> {
     let cfg = tokio_postgres::Config::from_str(url).ok()?;
@@ -99,11 +89,5 @@ mod tests {
     fn swaps_database() {
         assert_eq!(with_database("postgres://u:p@h:5/db?x=1", Some("o")), "postgres://u:p@h:5/o?x=1");
         assert_eq!(with_database("postgres://u:p@h:5", Some("o")), "postgres://u:p@h:5/o");
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(literal("it's"), "'it''s'");
     }
 }

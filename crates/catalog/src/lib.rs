@@ -9,7 +9,7 @@
 //! - `config`: tenantgate.toml;
 //! - `credentials`: the master key, derived role passwords;
 //! - `keys`: the API key format and its SCRAM-SHA-256 verifiers;
-//! - `db`: connections and SQL text helpers (quoting, URL redaction);
+//! - `db`: admin connections, URL redaction; `quote`: SQL identifier and literal quoting;
 //! - `error`: the typed errors all of the above return.
 //!
 //! What this crate must never do: provision. It creates no role, database or table on a
@@ -25,5 +25,6 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod model;
+pub mod quote;
 
 pub use error::{Error, Result};

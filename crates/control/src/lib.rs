@@ -14,7 +14,7 @@
 //!
 //! The data plane reads the catalog; nothing here ever depends on the data plane.
 
-pub use tg_catalog::{catalog, config, credentials, db, error, model};
+pub use tg_catalog::{catalog, config, credentials, db, error, model, quote};
 pub mod keys;
 pub mod migrate;
 pub mod mobility;

@@ -21,7 +21,8 @@
 use tokio_postgres::Client;
 
 use crate::credentials::{scram_verifier, MasterKey};
-use crate::db::{self, ident, literal};
+use crate::db;
+use crate::quote::{ident, literal};
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey};
 

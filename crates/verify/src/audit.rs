@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use tg_control::catalog::{Catalog, Tenant};
-use tg_control::db::ident;
+use tg_control::quote::ident;
 use tg_control::model::Placement;
 use tg_control::placement::{self, ServerAdmin, BRIDGE_GROUP, POOL_RO_GROUP, POOL_RW_GROUP, POLICY_NAME};
 

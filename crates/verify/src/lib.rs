@@ -470,14 +470,14 @@ async fn direct(p: &Probe, master: &tg_control::credentials::MasterKey) -> Optio
 async fn canary_branch(p: &Probe, master: &tg_control::credentials::MasterKey) -> Option<String> {
     let col = p.planted.tables.get("branches")?;
     let c = direct(p, master).await?;
-    let sql = format!("SELECT branch_id::text FROM branches WHERE {} = $1", tg_control::db::ident(col));
+    let sql = format!("SELECT branch_id::text FROM branches WHERE {} = $1", tg_control::quote::ident(col));
     c.query_opt(&sql, &[&p.canary]).await.ok().flatten().map(|r| r.get(0))
 }
 
 async fn canaries_intact(p: &Probe, master: &tg_control::credentials::MasterKey) -> std::result::Result<(), String> {
     let c = direct(p, master).await.ok_or_else(|| format!("cannot connect as {}", p.slug))?;
     for (table, col) in &p.planted.tables {
-        let sql = format!("SELECT count(*) FROM {}.{} WHERE {}::text = $1", tg_control::db::ident(&p.schema), tg_control::db::ident(table), tg_control::db::ident(col));
+        let sql = format!("SELECT count(*) FROM {}.{} WHERE {}::text = $1", tg_control::quote::ident(&p.schema), tg_control::quote::ident(table), tg_control::quote::ident(col));
         let n: i64 = c.query_one(&sql, &[&p.canary]).await.map_err(|e| format!("{table}: {e}"))?.get(0);
         if n < 1 {
             return Err(format!("{}'s canary row in {table} is gone", p.slug));

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Client;
 
-use tg_control::db::{ident, literal};
+use tg_control::quote::{ident, literal};
 
 use crate::{Error, Result};
 

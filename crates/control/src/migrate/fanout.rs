@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::catalog::{AppMigration, Catalog, MigrationTarget, Server};
-use crate::db::{ident, literal};
+use crate::quote::{ident, literal};
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantKey};
 use crate::placement::{self, ServerAdmin};

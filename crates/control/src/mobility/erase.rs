@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::catalog::{Catalog, Tenant};
-use crate::db::ident;
+use crate::quote::ident;
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantStatus};
 use crate::placement::{self, ServerAdmin};
