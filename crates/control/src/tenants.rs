@@ -338,3 +338,32 @@ pub async fn set_suspended(catalog: &Catalog, slug: &str, suspend: bool) -> Resu
     catalog.audit(action, Some(&tenant.key), serde_json::json!({"slug": slug})).await?;
     catalog.tenant(slug).await
 }
+
+/// A connection to tenant `slug`'s own tables as its read-write role: the same login the
+/// gateway uses, so what runs here is isolated exactly like a tenant's own SQL. For loading
+/// example data (`demo`) and for operators' checks; tenant traffic goes through the gateway.
+pub async fn connect_as_tenant(catalog: &Catalog, master: &MasterKey, slug: &str) -> Result<tokio_postgres::Client> {
+    let t = catalog.tenant(slug).await?;
+    let server = catalog.server(&t.server).await?;
+    let loc = placement::location(t.placement, &t.key);
+    let role = t.key.rw_role();
+    let (host, port) = crate::db::host_port(&server.url).ok_or_else(|| Error::InvalidInput {
+        what: "server URL",
+        value: crate::db::redact_url(&server.url),
+        reason: "it names no host; re-register the server with a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL".into(),
+    })?;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&host).port(port).user(&role).password(master.role_password(&role)).dbname(&loc.database);
+    pg.connect_timeout(std::time::Duration::from_secs(10));
+    let (client, conn) = pg.connect(tokio_postgres::NoTls).await.map_err(|source| Error::Unreachable {
+        what: format!("tenant {slug}'s database as its own role"),
+        url: format!("{host}:{port}/{}", loc.database),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("tenant connection closed: {e}");
+        }
+    });
+    Ok(client)
+}

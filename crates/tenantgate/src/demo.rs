@@ -15,7 +15,7 @@ use tg_control::migrate::{self, fanout};
 use tg_control::model::{Placement, TenantStatus};
 use tg_control::placement;
 use tg_control::{credentials, servers, tenants};
-use tg_testkit::{Cluster, ClusterOptions};
+use tg_local::{Cluster, ClusterOptions};
 
 use crate::cli::DemoArgs;
 
@@ -48,7 +48,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let dir = absolute(&args.dir)?;
     if args.stop || args.reset {
         for s in &SERVERS {
-            tg_testkit::stop_persistent(&dir.join(s.name))?;
+            tg_local::stop_persistent(&dir.join(s.name))?;
         }
         if args.stop {
             println!("demo clusters stopped; `tenantgate demo` starts them again");
@@ -147,13 +147,9 @@ fn write_config(dir: &Path, clusters: &[Cluster]) -> Result<PathBuf> {
         }
     }
     let mut toml = String::from("# Written by `tenantgate demo`. Holds admin passwords: keep it private.\n\n");
-    toml.push_str(&format!("[catalog]\nurl = \"{}\"\n\n", clusters[0].url("tenantgate")));
-    toml.push_str("[master_key]\nfile = \"master.key\"\n\n");
-    toml.push_str("[migrations]\ndir = \"restaurant/migrations\"\n\n");
-    toml.push_str("[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\n\n");
-    for (s, c) in SERVERS.iter().zip(clusters) {
-        toml.push_str(&format!("[[servers]]\nname = \"{}\"\nurl = \"{}\"\nregion = \"{}\"\n\n", s.name, c.url("postgres"), s.region));
-    }
+    let servers: Vec<tg_local::LocalServer> =
+        SERVERS.iter().zip(clusters).map(|(s, c)| tg_local::LocalServer { name: s.name, region: s.region, cluster: c }).collect();
+    toml.push_str(&tg_local::deployment_toml(&servers, "restaurant/migrations", "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\n\n"));
     let path = dir.join("tenantgate.toml");
     write_private(&path, &toml)?;
     Ok(path)
@@ -195,15 +191,7 @@ async fn ensure_tenant(cfg: &Config, cat: &mut Catalog, t: &DemoTenant) -> Resul
 /// Run the example seed script as the tenant's own read-write role: tenant_id comes
 /// from the column default, never from the script.
 async fn seed(cat: &Catalog, master: &credentials::MasterKey, slug: &str) -> Result<()> {
-    let t = cat.tenant(slug).await?;
-    let server = cat.server(&t.server).await?;
-    let loc = placement::location(t.placement, &t.key);
-    let role = t.key.rw_role();
-    let (host, port) = tg_control::db::host_port(&server.url).context("reading the server URL")?;
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(&host).port(port).user(&role).password(master.role_password(&role)).dbname(&loc.database);
-    let (client, conn) = pg.connect(tokio_postgres::NoTls).await.with_context(|| format!("connecting as {slug}"))?;
-    tokio::spawn(conn);
+    let client = tenants::connect_as_tenant(cat, master, slug).await?;
     client.batch_execute(SEED).await.with_context(|| format!("seeding {slug}"))?;
     Ok(())
 }

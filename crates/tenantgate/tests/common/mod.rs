@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use tg_control::credentials::MasterKey;
-use tg_testkit::{Cluster, ClusterOptions};
+use tg_local::{Cluster, ClusterOptions};
 
 pub struct Deployment {
     pub us: Cluster,
@@ -47,13 +47,14 @@ impl Deployment {
         let master_key = tg_control::credentials::generate_master_key();
         std::fs::write(dir.path().join("master.key"), &master_key).expect("key");
         let config = dir.path().join("tenantgate.toml");
-        let toml = format!(
-            "[catalog]\nurl = \"{}\"\n\n[master_key]\nfile = \"master.key\"\n\n[migrations]\ndir = \"migrations\"\n\n\
-             [[servers]]\nname = \"us-1\"\nurl = \"{}\"\nregion = \"us-east\"\n\n\
-             [[servers]]\nname = \"eu-1\"\nurl = \"{}\"\nregion = \"eu-central\"\n",
-            us.url("tenantgate"),
-            us.url("postgres"),
-            eu.url("postgres")
+        // The same deployment config `demo` writes (tg_local::deployment_toml).
+        let toml = tg_local::deployment_toml(
+            &[
+                tg_local::LocalServer { name: "us-1", region: "us-east", cluster: &us },
+                tg_local::LocalServer { name: "eu-1", region: "eu-central", cluster: &eu },
+            ],
+            "migrations",
+            "",
         );
         std::fs::write(&config, toml).expect("config");
         let d = Deployment { us, eu, dir, config, master_key };

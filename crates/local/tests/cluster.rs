@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tg_testkit::{stop_persistent, Cluster, ClusterOptions};
+use tg_local::{stop_persistent, Cluster, ClusterOptions};
 
 fn temp(name: &str) -> Cluster {
     Cluster::start_temp(ClusterOptions {

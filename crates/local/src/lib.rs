@@ -1,4 +1,6 @@
-//! Real local PostgreSQL 15 clusters for tests and for `tenantgate demo`.
+//! Real local PostgreSQL 15 clusters: the embedded default `tenantgate demo` runs on, and the
+//! servers the tests start. Also the one writer of a local multi-server deployment's
+//! tenantgate.toml ([`deployment_toml`]), shared by `demo` and the integration tests.
 //!
 //! This crate owns the life cycle of clusters it creates with `initdb`/`pg_ctl`: throwaway
 //! ones in a fresh temp dir ([`Cluster::start_temp`]) and persistent ones in a caller-chosen
@@ -24,6 +26,31 @@
 //! `pg_ctl stop -m immediate -D /tmp/tg-*/data` and removing the `/tmp/tg-*` directories.
 
 mod pg;
+
+/// One server of a local deployment: its name, region and cluster.
+pub struct LocalServer<'a> {
+    pub name: &'a str,
+    pub region: &'a str,
+    pub cluster: &'a Cluster,
+}
+
+/// The tenantgate.toml of a local deployment: the catalog in the first server's `tenantgate`
+/// database, the master key in `master.key` and the app migrations in `migrations_dir`
+/// (both relative to the config file), every server with its region, then `extra` (more
+/// tables, such as `[reports]`). Holds admin passwords: write it private.
+pub fn deployment_toml(servers: &[LocalServer<'_>], migrations_dir: &str, extra: &str) -> String {
+    let mut toml = String::new();
+    if let Some(first) = servers.first() {
+        toml.push_str(&format!("[catalog]\nurl = \"{}\"\n\n", first.cluster.url("tenantgate")));
+    }
+    toml.push_str("[master_key]\nfile = \"master.key\"\n\n");
+    toml.push_str(&format!("[migrations]\ndir = \"{migrations_dir}\"\n\n"));
+    toml.push_str(extra);
+    for s in servers {
+        toml.push_str(&format!("[[servers]]\nname = \"{}\"\nurl = \"{}\"\nregion = \"{}\"\n\n", s.name, s.cluster.url("postgres"), s.region));
+    }
+    toml
+}
 
 use std::fmt;
 use std::fs;
@@ -626,7 +653,7 @@ fn append_include(layout: &Layout) -> Result<(), TestkitError> {
         .map_err(io_error(&context))?;
     writeln!(
         file,
-        "\n# Settings managed by tg-testkit\ninclude '{CONF_FILE}'"
+        "\n# Settings managed by tg-local\ninclude '{CONF_FILE}'"
     )
     .map_err(io_error(&context))
 }
