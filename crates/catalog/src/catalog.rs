@@ -835,6 +835,13 @@ pub struct VerifyRun {
     pub failures: i32,
 }
 
+impl VerifyRun {
+    /// Where the reports say this fact comes from: `verify: tg.verify_runs#12`.
+    pub fn source(&self) -> String {
+        format!("verify: tg.verify_runs#{}", self.id)
+    }
+}
+
 /// The `verify` history the reports cite.
 #[derive(Debug, Clone)]
 pub struct VerifyRuns {

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tg_control::catalog::{Catalog, Server, Tenant};
 use tg_control::config::Config;
@@ -112,22 +112,7 @@ pub struct Thresholds {
     pub max_pooled_tenant_bytes: Sourced<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyRun {
-    pub id: i64,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub passed: bool,
-    pub scenarios: i32,
-    pub failures: i32,
-}
-
-impl VerifyRun {
-    /// `verify: tg.verify_runs#12`
-    pub fn source(&self) -> String {
-        format!("verify: tg.verify_runs#{}", self.id)
-    }
-}
+pub use tg_control::catalog::VerifyRun;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyFacts {
@@ -353,15 +338,7 @@ pub async fn gather(cfg: &Config, catalog: &Catalog, capabilities: Capabilities,
 
 async fn verify_facts(catalog: &Catalog) -> Result<VerifyFacts> {
     let v = catalog.verify_runs().await?;
-    let run = |r: tg_control::catalog::VerifyRun| VerifyRun {
-        id: r.id,
-        started_at: r.started_at,
-        finished_at: r.finished_at,
-        passed: r.passed,
-        scenarios: r.scenarios,
-        failures: r.failures,
-    };
-    Ok(VerifyFacts { runs: v.count, last: v.last.map(run), last_passed: v.last_passed.map(run), source: SRC_VERIFY.into() })
+    Ok(VerifyFacts { runs: v.count, last: v.last, last_passed: v.last_passed, source: SRC_VERIFY.into() })
 }
 
 fn move_benchmark(cfg: &Config) -> Result<MoveBenchmark> {
