@@ -17,6 +17,7 @@ pub mod harness;
 pub mod http;
 pub mod plant;
 pub mod probes;
+pub mod rawclient;
 pub mod report;
 pub mod scenarios;
 pub mod wire_attacks;

@@ -1,18 +1,16 @@
 //! Wire-protocol attacks: startup packets, cancel requests and TLS negotiation that a
 //! normal driver would never send, spoken byte by byte to the gateway.
 //!
-//! Owns a minimal raw client (startup, SCRAM, simple query, cancel) and the wire
-//! attacks of the catalogue. It never judges results; `exec::judge` does.
+//! Owns the wire attacks of the catalogue, driving the project's raw client (`rawclient`)
+//! over tokio sockets. It never judges results; `exec::judge` does.
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::exec::{ErrInfo, Seen, Session, Target};
+use crate::rawclient::{self, LoginStep};
 use crate::probes::Probe;
 use crate::scenarios::WireAttack;
 
@@ -29,16 +27,13 @@ fn err(code: &str, message: impl Into<String>) -> ErrInfo {
     ErrInfo { code: code.into(), message: message.into(), detail: None, hint: None }
 }
 
-/// Encode a frontend message with postgres-protocol's builders. Our own inputs never
-/// contain a NUL, the only thing those builders refuse.
-fn encode(build: impl FnOnce(&mut BytesMut) -> std::io::Result<()>) -> Result<Vec<u8>, ErrInfo> {
-    let mut buf = BytesMut::new();
-    build(&mut buf).map_err(|e| err("encode", format!("cannot encode the message: {e}")))?;
-    Ok(buf.to_vec())
+fn encode_err(e: std::io::Error) -> ErrInfo {
+    err("encode", format!("cannot encode the message: {e}"))
 }
 
-fn startup_packet(params: &[(&str, &str)]) -> Result<Vec<u8>, ErrInfo> {
-    encode(|b| frontend::startup_message(params.iter().copied(), b))
+fn error_fields(body: &[u8]) -> ErrInfo {
+    let e = rawclient::error_fields(body);
+    ErrInfo { code: e.code, message: e.message, detail: e.detail, hint: e.hint }
 }
 
 async fn read_message(s: &mut TcpStream) -> Result<(u8, Vec<u8>), ErrInfo> {
@@ -59,25 +54,6 @@ async fn read_message(s: &mut TcpStream) -> Result<(u8, Vec<u8>), ErrInfo> {
     Ok((head[0], body))
 }
 
-/// Parse an ErrorResponse/NoticeResponse body.
-fn error_fields(body: &[u8]) -> ErrInfo {
-    let mut e = err("", "");
-    for field in body.split(|b| *b == 0) {
-        if field.is_empty() {
-            continue;
-        }
-        let v = String::from_utf8_lossy(&field[1..]).into_owned();
-        match field[0] {
-            b'C' => e.code = v,
-            b'M' => e.message = v,
-            b'D' => e.detail = Some(v),
-            b'H' => e.hint = Some(v),
-            _ => {}
-        }
-    }
-    e
-}
-
 impl Raw {
     /// Start up with arbitrary parameters and authenticate with SCRAM.
     pub async fn connect(target: &Target, params: &[(&str, &str)], password: &str) -> Result<Raw, ErrInfo> {
@@ -85,42 +61,15 @@ impl Raw {
             .await
             .map_err(|_| err("timeout", "cannot connect"))?
             .map_err(|e| err("connection", format!("cannot connect: {e}")))?;
-        stream.write_all(&startup_packet(params)?).await.map_err(|e| err("connection", e.to_string()))?;
-        let mut scram: Option<ScramSha256> = None;
-        let (mut pid, mut secret) = (0, 0);
+        stream.write_all(&rawclient::startup_packet(params).map_err(encode_err)?).await.map_err(|e| err("connection", e.to_string()))?;
+        let mut login = rawclient::Login::new(password);
         loop {
             let (tag, body) = read_message(&mut stream).await?;
-            match tag {
-                b'E' => return Err(error_fields(&body)),
-                b'R' if body.len() >= 4 => {
-                    let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    match code {
-                        0 => {}
-                        10 => {
-                            let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                            let m = encode(|b| frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), b))?;
-                            stream.write_all(&m).await.map_err(|e| err("connection", e.to_string()))?;
-                            scram = Some(s);
-                        }
-                        11 => {
-                            let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL continue without SASL"))?;
-                            s.update(&body[4..]).map_err(|e| err("protocol", e.to_string()))?;
-                            let m = encode(|b| frontend::sasl_response(s.message(), b))?;
-                            stream.write_all(&m).await.map_err(|e| err("connection", e.to_string()))?;
-                        }
-                        12 => {
-                            let s = scram.as_mut().ok_or_else(|| err("protocol", "SASL final without SASL"))?;
-                            s.finish(&body[4..]).map_err(|e| err("protocol", format!("server signature rejected: {e}")))?;
-                        }
-                        other => return Err(err("protocol", format!("unsupported authentication request {other}"))),
-                    }
-                }
-                b'K' if body.len() >= 8 => {
-                    pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-                }
-                b'Z' => return Ok(Raw { stream, pid, secret }),
-                _ => {}
+            match login.on_message(tag, &body).map_err(|e| err("protocol", e))? {
+                LoginStep::Send(m) => stream.write_all(&m).await.map_err(|e| err("connection", e.to_string()))?,
+                LoginStep::Continue => {}
+                LoginStep::Refused(e) => return Err(ErrInfo { code: e.code, message: e.message, detail: e.detail, hint: e.hint }),
+                LoginStep::Ready => return Ok(Raw { stream, pid: login.pid, secret: login.secret }),
             }
         }
     }
@@ -129,10 +78,10 @@ impl Raw {
     pub async fn query(&mut self, sql: &str) -> Seen {
         let started = std::time::Instant::now();
         let mut seen = Seen::default();
-        let q = match encode(|b| frontend::query(sql, b)) {
+        let q = match rawclient::query(sql) {
             Ok(q) => q,
             Err(e) => {
-                seen.error = Some(e);
+                seen.error = Some(encode_err(e));
                 return seen;
             }
         };
@@ -161,9 +110,7 @@ impl Raw {
 /// Send a CancelRequest for (pid, secret).
 pub async fn cancel(target: &Target, pid: i32, secret: i32) {
     if let Ok(mut s) = TcpStream::connect((target.host.as_str(), target.port)).await {
-        let mut m = BytesMut::new();
-        frontend::cancel_request(pid, secret, &mut m);
-        let _ = s.write_all(&m).await;
+        let _ = s.write_all(&rawclient::cancel_request(pid, secret)).await;
         let mut buf = [0u8; 1];
         let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
     }
@@ -233,11 +180,10 @@ pub async fn attack(target: &Target, what: WireAttack, a: &Probe, v: &Probe, rev
                 Ok(s) => s,
                 Err(e) => return Seen { error: Some(err("setup", e.to_string())), ..Default::default() },
             };
-            let mut bytes = BytesMut::new();
-            frontend::ssl_request(&mut bytes);
-            match startup_packet(&[("user", &a.slug), ("database", "tenantgate")]) {
+            let mut bytes = rawclient::ssl_request();
+            match rawclient::startup_packet(&[("user", a.slug.as_str()), ("database", "tenantgate")]) {
                 Ok(p) => bytes.extend_from_slice(&p),
-                Err(e) => return Seen { error: Some(e), ..Default::default() },
+                Err(e) => return Seen { error: Some(encode_err(e)), ..Default::default() },
             }
             if s.write_all(&bytes).await.is_err() {
                 return Seen { error: Some(err("connection", "closed at once")), ..Default::default() };

@@ -1,5 +1,6 @@
 //! Gateway test helpers: `tenantgate serve` as a child process (killed on drop), psql and
-//! pgbench through it, and a raw wire-protocol client for malformed input.
+//! pgbench through it, and the project's raw wire-protocol client (`tg_verify::rawclient`)
+//! over blocking sockets, for malformed input.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,9 +9,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use postgres_protocol::message::frontend;
 
 use super::Deployment;
 
@@ -118,19 +116,9 @@ impl Gateway {
     }
 }
 
-/// psql with extra arguments (no stdin script).
+/// psql with extra arguments (no stdin script): the tests' one psql helper, `super::psql_run`.
 pub fn psql_extra(conn: &str, password: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("psql")
-        .arg(conn)
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t"])
-        .args(args)
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    super::psql_run(conn, password, args, None)
 }
 
 /// Create an API key; returns (id, secret).
@@ -175,52 +163,22 @@ pub fn read_msg(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     Some((head[0], body))
 }
 
+// The raw client is the project's one (tg_verify::rawclient), driven here over blocking
+// sockets.
+use tg_verify::rawclient::{self, LoginStep};
+
 /// The (severity, code, message) of ErrorResponses in a byte stream of backend messages.
 pub fn errors_in(bytes: &[u8]) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let mut b = bytes;
-    while b.len() >= 5 {
-        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
-        if b.len() < len + 1 || len < 4 {
-            break;
-        }
-        if b[0] == b'E' {
-            out.push(error_fields(&b[5..len + 1]));
-        }
-        b = &b[len + 1..];
-    }
-    out
+    rawclient::messages(bytes).into_iter().filter(|(tag, _)| *tag == b'E').map(|(_, body)| error_fields(body)).collect()
 }
 
 pub fn error_fields(body: &[u8]) -> (String, String, String) {
-    let (mut sev, mut code, mut msg) = (String::new(), String::new(), String::new());
-    for field in body.split(|c| *c == 0) {
-        if field.is_empty() {
-            continue;
-        }
-        let v = String::from_utf8_lossy(&field[1..]).into_owned();
-        match field[0] {
-            b'V' => sev = v,
-            b'C' => code = v,
-            b'M' => msg = v,
-            _ => {}
-        }
-    }
-    (sev, code, msg)
+    let e = rawclient::error_fields(body);
+    (e.severity, e.code, e.message)
 }
 
 pub fn startup_packet(version: u32, params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = version.to_be_bytes().to_vec();
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    out.extend(body);
-    out
+    rawclient::startup_packet_version(version, params)
 }
 
 /// Log in over a raw socket with SCRAM; returns the stream after ReadyForQuery and the
@@ -233,49 +191,22 @@ pub fn raw_login(port: u16, user: &str, key: &str) -> (TcpStream, u32, u32) {
 pub fn try_raw_login(port: u16, user: &str, key: &str) -> Result<(TcpStream, u32, u32), (String, String, String)> {
     let mut s = connect_raw(port);
     s.write_all(&startup_packet(196608, &[("user", user), ("database", "x")])).expect("startup");
-    let mut scram = None;
-    let (mut pid, mut secret) = (0, 0);
+    let mut login = rawclient::Login::new(key);
     loop {
         let (tag, body) = read_msg(&mut s).expect("message during login");
-        match tag {
-            b'R' => {
-                let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let mut out = BytesMut::new();
-                match code {
-                    10 => {
-                        let c = ScramSha256::new(key.as_bytes(), ChannelBinding::unsupported());
-                        frontend::sasl_initial_response("SCRAM-SHA-256", c.message(), &mut out).expect("sasl");
-                        scram = Some(c);
-                    }
-                    11 => {
-                        let c = scram.as_mut().expect("scram");
-                        c.update(&body[4..]).expect("server-first");
-                        frontend::sasl_response(c.message(), &mut out).expect("sasl");
-                    }
-                    12 => scram.take().expect("scram").finish(&body[4..]).expect("server signature"),
-                    0 => {}
-                    other => panic!("unexpected auth code {other}"),
-                }
-                if !out.is_empty() {
-                    s.write_all(&out).expect("write");
-                }
-            }
-            b'K' => {
-                pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                secret = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-            }
-            b'Z' => return Ok((s, pid, secret)),
-            b'E' => return Err(error_fields(&body)),
-            _ => {}
+        match login.on_message(tag, &body) {
+            Ok(LoginStep::Send(m)) => s.write_all(&m).expect("write"),
+            Ok(LoginStep::Continue) => {}
+            Ok(LoginStep::Ready) => return Ok((s, login.pid as u32, login.secret as u32)),
+            Ok(LoginStep::Refused(e)) => return Err((e.severity, e.code, e.message)),
+            Err(e) => panic!("login protocol error: {e}"),
         }
     }
 }
 
 /// Send a simple query on a raw session and collect messages until ReadyForQuery.
 pub fn raw_query(s: &mut TcpStream, sql: &str) -> Vec<(u8, Vec<u8>)> {
-    let mut out = BytesMut::new();
-    frontend::query(sql, &mut out).expect("query");
-    s.write_all(&out).expect("write");
+    s.write_all(&rawclient::query(sql).expect("query")).expect("write");
     let mut msgs = Vec::new();
     while let Some(m) = read_msg(s) {
         let done = m.0 == b'Z';
@@ -290,8 +221,6 @@ pub fn raw_query(s: &mut TcpStream, sql: &str) -> Vec<(u8, Vec<u8>)> {
 /// Send a CancelRequest for (pid, secret).
 pub fn send_cancel(port: u16, pid: u32, secret: u32) {
     let mut s = connect_raw(port);
-    let mut out = BytesMut::new();
-    frontend::cancel_request(pid as i32, secret as i32, &mut out);
-    s.write_all(&out).expect("cancel");
+    s.write_all(&rawclient::cancel_request(pid as i32, secret as i32)).expect("cancel");
     let _ = read_all(&mut s);
 }

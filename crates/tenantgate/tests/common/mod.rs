@@ -187,19 +187,30 @@ pub fn fails_output(out: Output, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// psql running the script `sql` from stdin.
 pub fn psql(conn: &str, password: &str, sql: &str) -> (bool, String) {
+    psql_run(conn, password, &["-f", "-"], Some(sql))
+}
+
+/// The tests' one way to run psql: unaligned, tuples only, stop on the first error, the
+/// password from the environment, `args` after the connection string, `stdin` as its input.
+/// Returns whether it succeeded and what it printed (stdout, then stderr).
+pub fn psql_run(conn: &str, password: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
     let mut child = Command::new("psql")
         .arg(conn)
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-f", "-"])
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t"])
+        .args(args)
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::piped())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("psql");
-    child.stdin.take().expect("stdin").write_all(sql.as_bytes()).expect("write sql");
+    if let (Some(sql), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(sql.as_bytes()).expect("write sql");
+    }
     let out = child.wait_with_output().expect("psql output");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
