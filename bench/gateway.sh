@@ -26,6 +26,8 @@
 #                         at these client counts; empty skips it
 #   OUT_NAME=name         results file name (default gateway-<date>)
 #   TG_BIN=path           use a prebuilt binary instead of `cargo build --release`
+#   TG_BIN_BASELINE=path  also serve this build (gate on) as path gate-on-base, for a
+#                         before/after comparison of two builds in one run
 #   WORKER_THREADS=1      gateway.worker_threads of the gate-on and gate-off gateways (the
 #                         gate-on-mt path always runs one thread per CPU)
 # Writes bench/results/gateway-<date>.md (the figures for bench/RESULTS.md). Runs in $BENCH_DIR (default /tmp/tg-gw-bench), removed at the end.
@@ -55,6 +57,14 @@ WORKER_THREADS=${WORKER_THREADS:-1}
 dp_serve on true "" "$WORKER_THREADS"
 dp_serve off false "" "$WORKER_THREADS"
 dp_serve mt true "" 0
+# TG_BIN_BASELINE: another build (say, the previous commit's) served as path gate-on-base
+# with the gate on, the same settings and threads, to compare builds within one run.
+if [ -n "${TG_BIN_BASELINE:-}" ]; then
+  cp "$TG_BIN_BASELINE" "$BIN_DIR/tenantgate-baseline"
+  TG_MAIN=$TG; TG="$BIN_DIR/tenantgate-baseline"
+  dp_serve base true "" "$WORKER_THREADS"
+  TG=$TG_MAIN
+fi
 for t in $DP_TENANTS; do
   v=$(dp_var "$t")
   dp_pgbouncer "session_$v" session "$t"
@@ -75,6 +85,7 @@ run_one() {
   case $path in
     gate-on)  port=SERVE_PG_PORT_on;  port=${!port}; pid=$SERVE_PID_on; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     gate-off) port=SERVE_PG_PORT_off; port=${!port}; pid=$SERVE_PID_off; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
+    gate-on-base) port=SERVE_PG_PORT_base; port=${!port}; pid=$SERVE_PID_base; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     gate-on-mt) port=SERVE_PG_PORT_mt; port=${!port}; pid=$SERVE_PID_mt; user=$slug; db=app; pw=KEY_$v; pw=${!pw};;
     pgbouncer-session|pgbouncer-transaction)
       port=PGB_PORT_${path#pgbouncer-}_$v; port=${!port}; pid=PGB_PID_${path#pgbouncer-}_$v; pid=${!pid}
@@ -120,6 +131,7 @@ paths_for() {  # MODE
   local all
   if [ "$1" = prepared ]; then all="gate-on gate-on-mt gate-off pgbouncer-session direct"
   else all="gate-on gate-on-mt gate-off pgbouncer-session pgbouncer-transaction direct"; fi
+  [ -n "${TG_BIN_BASELINE:-}" ] && all="gate-on gate-on-base ${all#gate-on }"
   [ -z "$PATHS" ] && { echo "$all"; return; }
   local p out=""
   for p in $all; do case " $PATHS " in *" $p "*) out="$out $p";; esac; done

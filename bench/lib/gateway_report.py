@@ -16,9 +16,10 @@ from stats import geo_ci  # noqa: E402
 
 raw, out_path, machine, load_start, load_end, duration, rounds, elapsed, when = sys.argv[1:10]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-PATHS = ["gate-on", "gate-on-mt", "gate-off", "pgbouncer-session", "pgbouncer-transaction", "direct"]
+PATHS = ["gate-on", "gate-on-base", "gate-on-mt", "gate-off", "pgbouncer-session", "pgbouncer-transaction", "direct"]
 LABEL = {
     "gate-on": "tenantgate gate on",
+    "gate-on-base": "gate on, baseline build",
     "gate-on-mt": "gate on, thread per CPU",
     "gate-off": "tenantgate gate off",
     "pgbouncer-session": "PgBouncer session",
@@ -67,7 +68,7 @@ for (tenant, mode, script), by_c in cells.items():
     present = [p for p in PATHS if any(p in d for by_r in by_c.values() for d in by_r.values())]
     pgb = [p for p in present if p.startswith("pgbouncer")]
     proxies = [p for p in present if p != "direct"]
-    head = ["clients"] + [LABEL[p] + " TPS" for p in present] + ["on/direct", "off/direct", "on/off"] + [f"on/{LABEL[p]}" for p in pgb] + ["goal: on ≥ PgBouncer"]
+    head = ["clients"] + [LABEL[p] + " TPS" for p in present] + ["on/direct", "off/direct", "on/off"] + (["on/baseline build [95%]"] if "gate-on-base" in present else []) + [f"on/{LABEL[p]}" for p in pgb] + ["goal: on ≥ PgBouncer"]
     if cpu:
         head += ["proxy CPU µs/tx: " + " / ".join(LABEL[p] for p in proxies)]
     md.append("| " + " | ".join(head) + " |")
@@ -76,6 +77,9 @@ for (tenant, mode, script), by_c in cells.items():
         medians = {p: med([d.get(p) for d in by_r.values()]) for p in present}
         cols = [str(c)] + [f"{medians[p]:.0f}" if medians[p] is not None else "error" for p in present]
         cols += [ratio(by_r, "gate-on", "direct")[0], ratio(by_r, "gate-off", "direct")[0], ratio(by_r, "gate-on", "gate-off")[0]]
+        if "gate-on-base" in present:
+            ci = ratio_ci(by_r, "gate-on", "gate-on-base")
+            cols.append(ratio(by_r, "gate-on", "gate-on-base")[0] + (f" [{ci[0] * 100:.0f}–{ci[1] * 100:.0f}]" if ci else ""))
         vs = []
         for p in pgb:
             s, v = ratio(by_r, "gate-on", p)
