@@ -208,19 +208,10 @@ pub fn parse_sasl_initial(body: &[u8]) -> Result<(&str, &[u8]), FrameError> {
 mod tests {
     use super::*;
 
+    /// A protocol 3.0 startup packet, as a client library writes it.
     fn startup(params: &[(&str, &str)]) -> BytesMut {
-        let mut body = Vec::new();
-        body.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
-        for (k, v) in params {
-            body.extend_from_slice(k.as_bytes());
-            body.push(0);
-            body.extend_from_slice(v.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
         let mut b = BytesMut::new();
-        b.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-        b.extend_from_slice(&body);
+        postgres_protocol::message::frontend::startup_message(params.iter().copied(), &mut b).expect("test parameters hold no NUL");
         b
     }
 

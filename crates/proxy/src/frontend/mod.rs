@@ -1,5 +1,6 @@
 //! The client side of the wire gateway: the accept loop ([`listener`]), one task per client
-//! connection ([`session`]), with
+//! connection ([`session`]: startup, route lookup, SCRAM, checkout; then [`forward`]:
+//! forwarding and the end), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
 //! ([`startup`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
 //! and the forwarding rules ([`flow`]), which
@@ -12,6 +13,7 @@
 pub mod cancel;
 pub mod error;
 pub mod flow;
+pub mod forward;
 pub mod listener;
 pub mod scram;
 pub mod session;

@@ -1,0 +1,305 @@
+//! Forwarding and the session's end: both directions with every SQL-carrying message passed
+//! through the gate, then the end (final bytes, FATAL, backend reset and return to its pool).
+//!
+//! The forwarding rules (gate, denial markers) are the [`Flow`]'s; this module picks the loop
+//! that runs them: a plain-TCP session is handed to a [`crate::relay`] thread, a TLS session
+//! (or any, with `gateway.relay = false`) forwards on its own task. Either way the session
+//! ends here.
+//!
+//! It must never: forward a message the gate refused, or log SQL or secrets.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tg_catalog::keys::KeyScope;
+use tg_gate::Scope;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::error::Fatal;
+use super::flow::Flow;
+use super::session::{pool_fatal, write_fatal, Ready};
+use super::Shared;
+use crate::audit::AuditEvent;
+use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
+use crate::frontend::stream::{ClientReader, ClientStream};
+use crate::net::messages;
+use crate::net::FLUSH_AT;
+use crate::relay::{Ended, FromClient, Job, Outcome, Refused, Relay};
+use crate::router::{EndReason, Route};
+
+enum End {
+    /// The client said Terminate or closed cleanly between messages.
+    Client,
+    ClientError(Fatal),
+    /// The backend closed or failed (its own FATAL, if any, was forwarded).
+    Backend(PoolError),
+    Revoked(EndReason),
+    Shutdown,
+}
+
+pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream, buf: BytesMut, ready: Ready) {
+    let Ready { route, key, mut backend } = ready;
+    let Some(target) = backend.cancel_target() else { return };
+    let cancel_key = shared.cancels.register(target);
+    let mut stop = watch_for_stop(shared, &route, &key.id);
+
+    // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
+    let mut out = BytesMut::new();
+    messages::auth_ok(&mut out);
+    for (n, v) in backend.parameters() {
+        messages::parameter_status(&mut out, n, v);
+    }
+    messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
+    messages::ready_for_query(&mut out, b'I');
+    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+        backend.release().await;
+        return;
+    }
+
+    let scope = match key.scope {
+        KeyScope::ReadWrite => Scope::ReadWrite,
+        KeyScope::ReadOnly => Scope::ReadOnly,
+    };
+    let limits = shared.cfg.limits_for(&route.slug).gate_limits();
+    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits);
+    let (end, mut stream, answered) = match (stream, &shared.relay) {
+        (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop).await,
+        (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop).await,
+    };
+    drop(stop);
+    drop(cancel_key);
+    let idle = answered && backend.transaction_status() == b'I';
+    match end {
+        End::Client => {
+            if idle {
+                backend.release().await;
+            }
+        }
+        End::ClientError(f) => {
+            write_fatal(&mut stream, &f).await;
+            if idle {
+                backend.release().await;
+            }
+        }
+        End::Backend(e) => {
+            if !matches!(e, PoolError::Closed) {
+                write_fatal(&mut stream, &pool_fatal(&e)).await;
+            }
+        }
+        End::Revoked(reason) => {
+            shared.auditor.record(AuditEvent::Ended {
+                tenant: route.tenant.to_string(),
+                key_id: key.id.clone(),
+                reason: match reason {
+                    EndReason::KeyRevoked => "key-revoked",
+                    EndReason::Suspended => "suspended",
+                    EndReason::Moved => "moved",
+                    EndReason::Gone => "gone",
+                },
+            });
+            write_fatal(&mut stream, &Fatal::new("57P01", reason.message())).await;
+        }
+        End::Shutdown => {
+            write_fatal(&mut stream, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
+        }
+    }
+}
+
+fn stopped(s: Result<Stop, tokio::sync::oneshot::error::RecvError>) -> End {
+    match s {
+        Ok(Stop::Revoked(reason)) => End::Revoked(reason),
+        Ok(Stop::Shutdown) | Err(_) => End::Shutdown,
+    }
+}
+
+fn incomplete() -> Fatal {
+    Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it")
+}
+
+/// Forward on this task: both directions as futures of one `select!`. For TLS clients, and
+/// for all clients when the relay is off. Returns how it ended, the client stream, and
+/// whether every sync point sent to the backend was answered.
+async fn in_task(mut stream: ClientStream, buf: BytesMut, backend: &mut Backend, flow: Flow, stop: &mut StopWatch) -> (End, ClientStream, bool) {
+    let end = {
+        let (mut cr, mut cw) = stream.split();
+        match backend.io() {
+            Err(e) => End::Backend(e),
+            Ok((br, bw)) => tokio::select! {
+                biased;
+                e = client_to_backend(&flow, &mut cr, buf, bw) => e,
+                e = backend_to_client(&flow, br, &mut cw) => e,
+                s = &mut stop.rx => stopped(s),
+            },
+        }
+    };
+    (end, stream, flow.answered())
+}
+
+/// Forward on a relay thread: hand it both sockets and wait for them to come back. If the
+/// relay is gone, forward on this task instead.
+async fn relayed(
+    relay: &Relay<Flow>,
+    tcp: TcpStream,
+    buf: BytesMut,
+    backend: &mut Backend,
+    flow: Flow,
+    stop: &mut StopWatch,
+) -> (End, ClientStream, bool) {
+    let client = match tcp.into_std() {
+        Ok(c) => c,
+        Err(_) => return (End::Client, ClientStream::Detached, false),
+    };
+    let (backend_tcp, backend_state) = match backend.detach() {
+        Ok(b) => b,
+        Err(e) => return (End::Backend(e), reattach_client(client), false),
+    };
+    let job = Job { client, client_buf: buf, backend: backend_tcp, backend_state, forwarder: flow };
+    let mut ticket = match relay.submit(job) {
+        Ok(t) => t,
+        Err(Refused(job)) => {
+            let Job { client, client_buf, backend: backend_tcp, backend_state, forwarder } = *job;
+            let stream = reattach_client(client);
+            if let Err(e) = backend.attach(backend_tcp, backend_state) {
+                return (End::Backend(e), stream, false);
+            }
+            return in_task(stream, client_buf, backend, forwarder, stop).await;
+        }
+    };
+    let mut why = None;
+    let outcome = tokio::select! {
+        o = &mut ticket.outcome => o,
+        s = &mut stop.rx => {
+            why = Some(stopped(s));
+            ticket.stop();
+            (&mut ticket.outcome).await
+        }
+    };
+    ticket.settled();
+    let Ok(o) = outcome else {
+        // The relay thread is gone and the sockets with it.
+        return (End::Backend(PoolError::Closed), ClientStream::Detached, false);
+    };
+    let Outcome { ended, client, to_client, backend: backend_tcp, backend_state, to_backend, forwarder, .. } = o;
+    let mut stream = reattach_client(client);
+    if let Err(e) = backend.attach(backend_tcp, backend_state) {
+        return (End::Backend(e), stream, false);
+    }
+    let end = match ended {
+        Ended::Terminated => {
+            if !to_backend.is_empty() {
+                if let Err(e) = backend.send(&to_backend).await {
+                    return (End::Backend(e), stream, false);
+                }
+            }
+            End::Client
+        }
+        Ended::ClientClosed { partial: false } => End::Client,
+        Ended::ClientClosed { partial: true } => End::ClientError(incomplete()),
+        Ended::Fault(f) => End::ClientError(f),
+        Ended::Backend(e) => {
+            if !to_client.is_empty() {
+                let _ = stream.write_all(&to_client).await;
+                let _ = stream.flush().await;
+            }
+            End::Backend(e)
+        }
+        Ended::Stopped => why.unwrap_or(End::Shutdown),
+    };
+    (end, stream, forwarder.answered())
+}
+
+fn reattach_client(client: std::net::TcpStream) -> ClientStream {
+    match TcpStream::from_std(client) {
+        Ok(tcp) => ClientStream::Plain(tcp),
+        Err(_) => ClientStream::Detached,
+    }
+}
+
+/// Why a session must end from outside: its key or tenant changed, or the gateway stops.
+enum Stop {
+    Revoked(EndReason),
+    Shutdown,
+}
+
+/// The session's stop signal. A separate task waits on the router's events and the shutdown
+/// flag, so the forwarding loop, which wakes for every message, polls one cheap oneshot
+/// instead of a broadcast receiver and a watch (each takes a lock when polled).
+struct StopWatch {
+    rx: tokio::sync::oneshot::Receiver<Stop>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StopWatch {
+    fn drop(&mut self) {
+        // Dropping the task drops its router subscription.
+        self.task.abort();
+    }
+}
+
+fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
+    let mut sub = shared.router.subscribe(route, key_id);
+    let mut shutdown = shared.shutdown.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let stop = tokio::select! {
+            reason = sub.ended() => Stop::Revoked(reason),
+            _ = shutdown.wait_for(|s| *s) => Stop::Shutdown,
+        };
+        let _ = tx.send(stop);
+    });
+    StopWatch { rx, task }
+}
+
+/// Client → backend: read, frame and gate (the [`Flow`]), forward.
+async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
+    let mut out = BytesMut::with_capacity(8192);
+    loop {
+        loop {
+            let step = match flow.client_frames(&mut buf, &mut out) {
+                // Like the relay, send nothing of a batch that ends in a protocol error.
+                FromClient::Fault(f) => return End::ClientError(f),
+                step => step,
+            };
+            if !out.is_empty() {
+                if let Err(e) = bw.send(&out).await {
+                    return End::Backend(e);
+                }
+                out.clear();
+            }
+            match step {
+                FromClient::Drained => break,
+                FromClient::Full => {}
+                FromClient::Terminate | FromClient::Fault(_) => return End::Client,
+            }
+        }
+        match cr.read_buf(&mut buf).await {
+            Ok(0) if buf.is_empty() => return End::Client,
+            Ok(0) => return End::ClientError(incomplete()),
+            Ok(_) => {}
+            Err(_) => return End::Client,
+        }
+    }
+}
+
+/// Backend → client: forward, through the [`Flow`] (ReadyForQuery counted, marker errors
+/// swapped for denials).
+async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &mut BackendReader, cw: &mut W) -> End {
+    let mut out = BytesMut::with_capacity(8192);
+    loop {
+        let forwarded = br.recv_with(|m| flow.backend_message(m, &mut out)).await;
+        if let Err(e) = forwarded {
+            if !out.is_empty() {
+                let _ = cw.write_all(&out).await;
+                let _ = cw.flush().await;
+            }
+            return End::Backend(e);
+        }
+        if !br.has_buffered_message() || out.len() >= FLUSH_AT {
+            if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
+                return End::Client;
+            }
+            out.clear();
+        }
+    }
+}
