@@ -868,6 +868,7 @@ fn budget_evicts_idle_and_times_out_waiters(d: &Deployment, tenants: &[T]) {
     let t0 = Instant::now();
     let (ok, out) = gw::psql_extra(&tiny.conninfo(&a.t.slug), &a.key, &["-c", "SELECT 1"]);
     assert!(!ok && out.contains("too many connections for server us-1") && out.contains("Try again"), "{out}");
+    assert!(out.contains("raise gateway.server_budget") && !out.contains("pool_max_per_tenant"), "the message names the limit that was hit: {out}");
     assert!(t0.elapsed() >= Duration::from_millis(1400), "the waiter must queue first");
     match gw::try_raw_login(tiny.port, &a.t.slug, &a.key) {
         Err((sev, code, _)) => assert_eq!((sev.as_str(), code.as_str()), ("FATAL", "53300")),
@@ -886,6 +887,23 @@ fn budget_evicts_idle_and_times_out_waiters(d: &Deployment, tenants: &[T]) {
         assert!(Instant::now() < deadline, "idle backends of {} were not closed", a.t.slug);
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The per-tenant cap: the message names gateway.pool_max_per_tenant, not the budget
+    // (issue #17, bug 6).
+    let capped = Gateway::start(d, "capped", "pool_max_per_tenant = 1\ncheckout_timeout_ms = 1000\n");
+    let holder = Command::new("psql")
+        .arg(capped.conninfo(&b.t.slug))
+        .args(["-X", "-q", "-c", "SELECT pg_sleep(4)"])
+        .env("PGPASSWORD", &b.key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_millis(700));
+    let (ok, out) = gw::psql_extra(&capped.conninfo(&b.t.slug), &b.key, &["-c", "SELECT 1"]);
+    assert!(!ok && out.contains("too many connections for server us-1"), "{out}");
+    assert!(out.contains("raise gateway.pool_max_per_tenant") && !out.contains("server_budget"), "the message names the limit that was hit: {out}");
+    let _ = holder.wait_with_output();
+    drop(capped);
     // SIGTERM stops the gateway cleanly.
     let mut tiny = tiny;
     let st = Command::new("kill").args(["-TERM", &tiny.pid().to_string()]).status().expect("kill");

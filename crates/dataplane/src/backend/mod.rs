@@ -14,8 +14,8 @@ pub use pool::{Backend, PoolStats, Pools};
 /// Why a backend connection could not be had or used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
-    #[error("too many connections for server {server}: {why}; waited {waited_ms} ms. Try again shortly, or ask the operator to raise gateway.server_budget")]
-    Exhausted { server: String, why: String, waited_ms: u64 },
+    #[error("too many connections for server {server}: {why}; waited {waited_ms} ms. Try again shortly, or ask the operator to raise {limit}")]
+    Exhausted { server: String, why: String, waited_ms: u64, limit: &'static str },
     #[error("{0}")]
     NotRoutable(String),
     #[error("cannot reach the tenant's database server: {0}")]

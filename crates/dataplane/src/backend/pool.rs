@@ -130,16 +130,16 @@ impl Pools {
                 if let Some(idle) = st.idle.get_mut(&key).and_then(|v| v.pop()) {
                     Action::Reuse(idle)
                 } else if st.pool_open.get(&key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
-                    Action::Wait(format!(
-                        "tenant role already holds {} connections (gateway.pool_max_per_tenant)",
-                        cfg.pool_max_per_tenant
-                    ))
+                    Action::Wait(
+                        format!("tenant role already holds {} connections (gateway.pool_max_per_tenant)", cfg.pool_max_per_tenant),
+                        "gateway.pool_max_per_tenant",
+                    )
                 } else if st.server_open.get(&key.server).copied().unwrap_or(0) < budget {
                     Action::Connect(self.reserve(&mut st, &key), None)
                 } else if let Some(victim) = take_oldest_idle(&mut st, &key) {
                     Action::Connect(self.reserve(&mut st, &key), Some(victim))
                 } else {
-                    Action::Wait(format!("all {budget} connections of the gateway's budget for this server are in use"))
+                    Action::Wait(format!("all {budget} connections of the gateway's budget for this server are in use"), "gateway.server_budget")
                 }
             };
             match action {
@@ -167,10 +167,10 @@ impl Pools {
                     .await?;
                     return Ok(Backend { conn: Some(conn), parked: None, slot: Some(slot), pools: self.clone() });
                 }
-                Action::Wait(why) => {
+                Action::Wait(why, limit) => {
                     let now = Instant::now();
                     if now >= deadline || tokio::time::timeout(deadline - now, notified).await.is_err() {
-                        return Err(PoolError::Exhausted { server: route.server.clone(), why, waited_ms: wait.as_millis() as u64 });
+                        return Err(PoolError::Exhausted { server: route.server.clone(), why, waited_ms: wait.as_millis() as u64, limit });
                     }
                 }
             }
@@ -218,7 +218,8 @@ impl Pools {
 enum Action {
     Reuse(Idle),
     Connect(Slot, Option<Idle>),
-    Wait(String),
+    /// Why, and the setting that limits it (named in the error).
+    Wait(String, &'static str),
 }
 
 /// The longest-idle connection on `key`'s server that belongs to another pool.
