@@ -162,7 +162,10 @@ fn kind(node: &NodeEnum, cfg: &GateConfig) -> Result<Statement, Denial> {
             "VACUUM/ANALYZE",
             "maintenance is the operator's job and affects every tenant sharing the table",
         )),
-        NodeEnum::ListenStmt(_) | NodeEnum::UnlistenStmt(_) | NodeEnum::NotifyStmt(_) => {
+        // UNLISTEN only drops the caller's own session's registrations (asyncpg's pool reset
+        // sends `UNLISTEN *`); LISTEN and NOTIFY reach every session of the database.
+        NodeEnum::UnlistenStmt(_) => read(),
+        NodeEnum::ListenStmt(_) | NodeEnum::NotifyStmt(_) => {
             Err(Denial::policy(
                 "listen-notify",
                 "LISTEN/NOTIFY",

@@ -241,6 +241,9 @@ pub(crate) fn function(name: &str, strict_catalog: bool) -> Option<Finding> {
         Some(SET_CONFIG)
     } else if name == "pg_notify" {
         Some(LISTEN_NOTIFY)
+    } else if name == "pg_advisory_unlock_all" {
+        // Releases only the caller's own session locks (asyncpg's pool reset calls it).
+        None
     } else if name.starts_with("pg_advisory_") || name.starts_with("pg_try_advisory_") {
         Some(ADVISORY_LOCK)
     } else if listed(name, DYNAMIC_SQL_EXACT, DYNAMIC_SQL_PREFIX) {

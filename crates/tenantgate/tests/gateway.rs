@@ -88,6 +88,8 @@ fn gateway_end_to_end() {
     step("pgbench", started);
     psycopg_prepared_statements_and_cancel(&on, &tenants);
     step("psycopg", started);
+    asyncpg_connects_and_pools(&on, &tenants);
+    step("asyncpg", started);
     node_pg_extended_protocol(&on, &tenants);
     step("node", started);
     bad_input_gets_clean_errors(&d, &on, &tenants);
@@ -482,6 +484,73 @@ fn python() -> Option<String> {
         }
     }
     None
+}
+
+/// A Python with `module` importable, installing `package` with pip when it is missing.
+fn python_with(module: &str, package: &str) -> Option<String> {
+    let import = format!("import {module}");
+    let has = |py: &str| Command::new(py).args(["-c", &import]).status().map(|s| s.success()).unwrap_or(false);
+    for py in ["python3", "python"] {
+        if has(py) {
+            return Some(py.to_string());
+        }
+    }
+    for py in ["python3", "python"] {
+        let _ = Command::new(py).args(["-m", "pip", "install", "-q", package]).status();
+        if has(py) {
+            return Some(py.to_string());
+        }
+    }
+    None
+}
+
+const ASYNCPG_SCRIPT: &str = r#"
+import asyncio, json, sys
+import asyncpg
+port, user, key, canary, others = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
+async def main():
+    res = {}
+    # asyncpg sends client_encoding='utf-8' (with the quotes) at startup.
+    conn = await asyncpg.connect(host="127.0.0.1", port=int(port), user=user, password=key, database="whatever")
+    rows = await conn.fetch("SELECT name FROM branches WHERE country = $1 ORDER BY name", "XX")
+    seen = [r["name"] for r in rows]
+    res["own_canary"] = canary in seen
+    res["leak"] = [o for o in others if any(o in s for s in seen)]
+    res["encoding"] = await conn.fetchval("SHOW client_encoding")
+    await conn.close()
+    # A pool resets each connection on release: pg_advisory_unlock_all(), CLOSE ALL,
+    # UNLISTEN *, RESET ALL. Each release must succeed.
+    pool = await asyncpg.create_pool(host="127.0.0.1", port=int(port), user=user, password=key, database="whatever", min_size=2, max_size=4)
+    async def one(i):
+        async with pool.acquire() as c:
+            return await c.fetchval("SELECT $1::int + 1", i)
+    res["pooled"] = sorted(await asyncio.gather(*[one(i) for i in range(20)]))
+    await pool.close()
+    print(json.dumps(res))
+asyncio.run(main())
+"#;
+
+/// asyncpg (issue #17, bugs 1 and 3): it connects, although it spells the encoding
+/// `'utf-8'` with quotes, and its pool releases connections, although its reset runs
+/// `pg_advisory_unlock_all()` and `UNLISTEN *`. Only the tenant's own rows come back.
+fn asyncpg_connects_and_pools(on: &Gateway, tenants: &[T]) {
+    let Some(py) = python_with("asyncpg", "asyncpg") else {
+        panic!("asyncpg is not installed and pip could not install it; run `python3 -m pip install asyncpg`");
+    };
+    for x in tenants.iter().take(3) {
+        let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
+        let out = Command::new(&py)
+            .args(["-c", ASYNCPG_SCRIPT, &on.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
+            .output()
+            .expect("python");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "asyncpg for {}: {}{}", x.t.slug, stdout, String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+        assert_eq!(v["own_canary"], true, "{v}");
+        assert_eq!(v["leak"], serde_json::json!([]), "{v}");
+        assert_eq!(v["encoding"], "UTF8", "{v}");
+        assert_eq!(v["pooled"], serde_json::json!((1..=20).collect::<Vec<i32>>()), "{v}");
+    }
 }
 
 const PSYCOPG_SCRIPT: &str = r#"

@@ -169,7 +169,6 @@ fn procedural_and_administrative_statements_are_denied() {
     denied("VACUUM FULL", "maintenance");
     denied("ANALYZE orders", "maintenance");
     denied("LISTEN ch", "listen-notify");
-    denied("UNLISTEN *", "listen-notify");
     denied("NOTIFY ch, 'x'", "listen-notify");
     denied("SELECT pg_notify('ch', 'x')", "listen-notify");
     denied("CHECKPOINT", "admin");
@@ -377,7 +376,6 @@ fn dangerous_functions_are_denied() {
 fn advisory_locks_are_denied() {
     denied("SELECT pg_advisory_lock(1)", "advisory-lock");
     denied("SELECT pg_try_advisory_xact_lock(1, 2)", "advisory-lock");
-    denied("SELECT pg_advisory_unlock_all()", "advisory-lock");
     allowed("SELECT * FROM orders FOR UPDATE SKIP LOCKED");
 }
 
@@ -596,4 +594,16 @@ fn a_reg_cast_decided_on_its_value_is_not_shared_by_shape() {
     assert!(!gate.cache.has_shape_of("t", "SELECT '16384'::regclass"));
     let d = gate.check("t", "SELECT '16384'::regclass", Scope::ReadWrite, &Limits::default());
     assert_eq!(d.map_err(|d| d.rule), Err("catalog-enumeration"));
+}
+
+/// What a driver runs to reset its own session touches only that session, and passes:
+/// asyncpg's `Pool.release` (issue #17, bug 3). Taking locks and listening stay refused.
+#[test]
+fn a_drivers_session_reset_is_allowed() {
+    allowed("SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;");
+    allowed("UNLISTEN my_channel");
+    allowed("SELECT pg_advisory_unlock_all()");
+    denied("SELECT pg_advisory_lock(1)", "advisory-lock");
+    denied("SELECT pg_advisory_unlock(1)", "advisory-lock");
+    denied("LISTEN ch", "listen-notify");
 }
