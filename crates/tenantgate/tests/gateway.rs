@@ -261,6 +261,26 @@ fn limits_cannot_be_lifted(on: &Gateway, x: &T) {
     assert!(!ok && out.contains("42501"), "{out}");
     let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\nSET statement_timeout = '1h';");
     assert!(!ok && out.contains("42501"), "{out}");
+    // At connect time the same cap holds (issue #17, bug 5): libpq's options=-c and a
+    // startup parameter (node-postgres' statement_timeout option) are gated like a SET.
+    let conn = on.conninfo(&x.t.slug);
+    let (ok, out) = gw::psql_extra(&format!("{conn} options='-c statement_timeout=500'"), &x.key, &["-c", "SHOW statement_timeout"]);
+    assert!(ok && out.trim() == "500ms", "{out}");
+    for bad in ["0", "5s", "2h"] {
+        let (ok, out) = gw::psql_extra(&format!("{conn} options='-c statement_timeout={bad}'"), &x.key, &["-c", "SHOW statement_timeout"]);
+        assert!(!ok && out.contains("rule timeout-cap") && out.contains("1000 ms"), "{bad}: {out}");
+    }
+    match gw::try_raw_login_with(on.port, &[("user", &x.t.slug), ("statement_timeout", "700")], &x.key) {
+        Ok((mut s, _, _)) => {
+            let text: String = gw::raw_query(&mut s, "SHOW statement_timeout").iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+            assert!(text.contains("700ms"), "{text}");
+        }
+        Err(e) => panic!("a statement_timeout under the cap at startup must pass: {e:?}"),
+    }
+    match gw::try_raw_login_with(on.port, &[("user", &x.t.slug), ("statement_timeout", "0")], &x.key) {
+        Err((sev, code, msg)) => assert!(sev == "FATAL" && code == "42501" && msg.contains("rule timeout-cap"), "{sev} {code} {msg}"),
+        Ok(_) => panic!("statement_timeout = 0 at startup must be refused under a cap"),
+    }
 }
 
 /// Text of every row and error of a raw session's answer, for canary checks.
@@ -731,8 +751,9 @@ fn bad_input_gets_clean_errors(d: &Deployment, on: &Gateway, tenants: &[T]) {
 
     // Refused startup parameters.
     for (extra, expect) in [
-        ("options='-c role=postgres'", "\"options\" is not allowed"),
-        ("options='-c search_path=public'", "\"options\" is not allowed"),
+        ("options='-c role=postgres'", "startup option -c role is not allowed"),
+        ("options='-c search_path=public'", "startup option -c search_path is not allowed"),
+        ("options='-X'", "may hold only `-c name=value` settings"),
         ("replication=database", "replication connections are not allowed"),
     ] {
         let (ok, out) = gw::psql_extra(&format!("{conn} {extra}"), &x.key, &["-c", "SELECT 1"]);

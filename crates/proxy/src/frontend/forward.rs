@@ -11,8 +11,6 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tg_catalog::keys::KeyScope;
-use tg_gate::Scope;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,10 +55,7 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
         return;
     }
 
-    let scope = match key.scope {
-        KeyScope::ReadWrite => Scope::ReadWrite,
-        KeyScope::ReadOnly => Scope::ReadOnly,
-    };
+    let scope = super::session::gate_scope(key.scope);
     let limits = shared.cfg.limits_for(&route.slug).gate_limits();
     let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits);
     let (end, mut stream, answered) = match (stream, &shared.relay) {

@@ -248,6 +248,16 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
         audit_conn(Some(&route), Some(&key.id), if matches!(e, RouteError::Suspended { .. }) { "suspended" } else { "unavailable" });
         return Err(Fatal::new("57P03", e.to_string()).into());
     }
+    // The startup settings pass the same gate as a SET would, under this tenant's caps: a
+    // statement_timeout at startup (node-postgres' option, libpq's `options=-c …`) is held to
+    // the cap exactly as `SET statement_timeout` is.
+    if !req.settings.is_empty() {
+        let limits = shared.cfg.limits_for(&route.slug).gate_limits();
+        if let Err(d) = shared.gate.check(&route.slug, &startup::set_statements(&req.settings), gate_scope(key.scope), &limits) {
+            audit_conn(Some(&route), Some(&key.id), "bad-parameter");
+            return Err(Fatal::new(d.sqlstate, format!("startup parameter refused: {}", d.message)).into());
+        }
+    }
     let mut backend = match shared.pools.checkout(&route, key.scope).await {
         Ok(b) => b,
         Err(e) => {
@@ -265,6 +275,14 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
     audit_conn(Some(&route), Some(&key.id), "ok");
     shared.auditor.record(AuditEvent::KeyUsed { key_id: key.id.clone() });
     Ok(Ready { route, key, backend })
+}
+
+/// The gate's scope for a key's scope.
+pub(super) fn gate_scope(scope: tg_catalog::keys::KeyScope) -> tg_gate::Scope {
+    match scope {
+        tg_catalog::keys::KeyScope::ReadWrite => tg_gate::Scope::ReadWrite,
+        tg_catalog::keys::KeyScope::ReadOnly => tg_gate::Scope::ReadOnly,
+    }
 }
 
 pub(super) fn pool_fatal(e: &PoolError) -> Fatal {

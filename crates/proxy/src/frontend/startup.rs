@@ -2,13 +2,73 @@
 //!
 //! Owns the allow-list: `user` (the tenant slug), `database` (ignored), `application_name`,
 //! `client_encoding` (UTF8 only), `DateStyle`, `TimeZone`, `extra_float_digits`,
-//! `IntervalStyle`, and `options` only when empty. Everything else, notably `replication`,
-//! `search_path` and `options=-c role=…`, is refused with a clear FATAL. Protocol options
+//! `IntervalStyle`, the timeouts `statement_timeout`, `lock_timeout` and
+//! `idle_in_transaction_session_timeout` (the session then holds them to the tenant's caps
+//! through the gate, like a SET), and `options` holding only `-c name=value` (or
+//! `--name=value`) of those. Everything else, notably `replication`, `search_path` and
+//! `options=-c role=…`, is refused with a clear FATAL. Protocol options
 //! (`_pq_.*`) are reported back as unrecognised. It never forwards a client's raw startup
 //! packet to a backend: allowed settings are re-applied as quoted `SET`s.
 
 /// Settings a client may pass at startup, with their canonical names.
-const ALLOWED_SETTINGS: &[&str] = &["application_name", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle"];
+const ALLOWED_SETTINGS: &[&str] = &[
+    "application_name",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "IntervalStyle",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+];
+
+/// The `name=value` pairs of an `options` startup parameter, as PostgreSQL splits it:
+/// whitespace separates arguments, a backslash escapes the next character; each argument is
+/// `-c name=value`, `-cname=value` or `--name=value`. `None` for anything else (other
+/// switches, a `-c` without a value).
+fn option_pairs(options: &str) -> Option<Vec<(String, String)>> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    let mut in_arg = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(chars.next()?);
+                in_arg = true;
+            }
+            c if c.is_ascii_whitespace() => {
+                if in_arg {
+                    args.push(std::mem::take(&mut cur));
+                    in_arg = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        args.push(cur);
+    }
+    let mut pairs = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let setting = if a == "-c" {
+            it.next()?
+        } else if let Some(rest) = a.strip_prefix("-c") {
+            rest.to_string()
+        } else if let Some(rest) = a.strip_prefix("--") {
+            rest.to_string()
+        } else {
+            return None;
+        };
+        let (name, value) = setting.split_once('=')?;
+        pairs.push((name.replace('-', "_"), value.to_string()));
+    }
+    Some(pairs)
+}
 
 /// A FATAL refusal of the startup packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +95,40 @@ pub fn check(params: &[(String, String)]) -> Result<StartupRequest, Refusal> {
     let mut user = None;
     let mut settings = Vec::new();
     let mut protocol_options = Vec::new();
+    // `options=-c name=value …` contributes its pairs, checked like top-level parameters.
+    let mut all: Vec<(String, String)> = Vec::new();
     for (name, value) in params {
+        if name.eq_ignore_ascii_case("options") && !value.trim().is_empty() {
+            let Some(pairs) = option_pairs(value) else {
+                return Err(refuse(
+                    "28000",
+                    "startup parameter \"options\" may hold only `-c name=value` settings of the allow-list through tenantgate \
+                     (application_name, DateStyle, TimeZone, extra_float_digits, IntervalStyle, client_encoding, and the timeouts); \
+                     set other allowed settings with SET after connecting"
+                        .into(),
+                ));
+            };
+            for (n, v) in pairs {
+                if n.eq_ignore_ascii_case("options") || n.eq_ignore_ascii_case("user") || n.eq_ignore_ascii_case("database") {
+                    return Err(refuse("28000", format!("startup option -c {n} is not allowed through tenantgate")));
+                }
+                if !ALLOWED_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(&n)) && !n.eq_ignore_ascii_case("client_encoding") {
+                    return Err(refuse(
+                        "28000",
+                        format!(
+                            "startup option -c {n} is not allowed through tenantgate (it could change the session's role, search_path \
+                             or how text is read); allowed are application_name, DateStyle, TimeZone, extra_float_digits, IntervalStyle, \
+                             client_encoding (UTF8) and the timeouts"
+                        ),
+                    ));
+                }
+                all.push((n, v));
+            }
+        } else {
+            all.push((name.clone(), value.clone()));
+        }
+    }
+    for (name, value) in &all {
         let lower = name.to_ascii_lowercase();
         if let Some(canon) = ALLOWED_SETTINGS.iter().find(|s| s.eq_ignore_ascii_case(name)) {
             if value.len() > 256 {
@@ -58,15 +151,7 @@ pub fn check(params: &[(String, String)]) -> Result<StartupRequest, Refusal> {
                     ));
                 }
             }
-            "options" if value.trim().is_empty() => {}
-            "options" => {
-                return Err(refuse(
-                    "28000",
-                    "startup parameter \"options\" is not allowed through tenantgate (it could change the session's role or search_path); \
-                     set allowed settings with SET after connecting"
-                        .into(),
-                ))
-            }
+            "options" => {}
             "replication" => {
                 return Err(refuse("28000", "replication connections are not allowed through tenantgate; connect without replication=…".into()))
             }
@@ -76,7 +161,8 @@ pub fn check(params: &[(String, String)]) -> Result<StartupRequest, Refusal> {
                     "28000",
                     format!(
                         "startup parameter {name:?} is not allowed through tenantgate; allowed are user, database, application_name, \
-                         client_encoding (UTF8), DateStyle, TimeZone, extra_float_digits and IntervalStyle"
+                         client_encoding (UTF8), DateStyle, TimeZone, extra_float_digits, IntervalStyle, statement_timeout, \
+                         lock_timeout, idle_in_transaction_session_timeout and options holding -c settings of these"
                     ),
                 ))
             }
@@ -147,6 +233,20 @@ mod tests {
             assert!(r.is_err(), "{bad:?}");
         }
         assert!(check(&p(&[("database", "x")])).is_err());
+    }
+
+    #[test]
+    fn options_carry_only_allowed_settings() {
+        let r = check(&p(&[("user", "acme"), ("options", "-c statement_timeout=5000 --lock-timeout=1s -capplication_name=my\\ app")])).unwrap();
+        assert_eq!(
+            r.settings,
+            p(&[("statement_timeout", "5000"), ("lock_timeout", "1s"), ("application_name", "my app")])
+        );
+        let r = check(&p(&[("user", "acme"), ("statement_timeout", "30s")])).unwrap();
+        assert_eq!(r.settings, p(&[("statement_timeout", "30s")]));
+        for bad in ["-c role=postgres", "-c search_path=x", "-c statement_timeout", "-X", "-c session_authorization=x", "-c options=x", "-c user=other"] {
+            assert!(check(&p(&[("user", "acme"), ("options", bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]

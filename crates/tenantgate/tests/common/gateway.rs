@@ -189,8 +189,13 @@ pub fn raw_login(port: u16, user: &str, key: &str) -> (TcpStream, u32, u32) {
 
 /// Like [`raw_login`], but a refused login returns the ErrorResponse's (severity, code, message).
 pub fn try_raw_login(port: u16, user: &str, key: &str) -> Result<(TcpStream, u32, u32), (String, String, String)> {
+    try_raw_login_with(port, &[("user", user), ("database", "x")], key)
+}
+
+/// Like [`try_raw_login`], with these startup parameters (`user` among them).
+pub fn try_raw_login_with(port: u16, params: &[(&str, &str)], key: &str) -> Result<(TcpStream, u32, u32), (String, String, String)> {
     let mut s = connect_raw(port);
-    s.write_all(&startup_packet(196608, &[("user", user), ("database", "x")])).expect("startup");
+    s.write_all(&startup_packet(196608, params)).expect("startup");
     let mut login = rawclient::Login::new(key);
     loop {
         let (tag, body) = read_msg(&mut s).expect("message during login");
