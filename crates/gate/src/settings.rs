@@ -92,10 +92,10 @@ pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
 /// - `client_encoding`: in SJIS, BIG5, GBK, GB18030 and UHC the byte 0x5c (`\`) can be the
 ///   second byte of a character, so the server converts away a backslash the gate saw, or
 ///   the other way round.
-pub(crate) const PINNED: &[(&str, &str)] = &[
-    ("standard_conforming_strings", "on"),
-    ("backslash_quote", "safe_encoding"),
-    ("client_encoding", "UTF8"),
+pub(crate) const PINNED: &[(&str, &str, fn(&str) -> bool)] = &[
+    ("standard_conforming_strings", "on", is_true),
+    ("backslash_quote", "safe_encoding", |v| v.trim().eq_ignore_ascii_case("safe_encoding")),
+    ("client_encoding", "UTF8", is_utf8_name),
 ];
 
 /// Whether `name` is a spelling PostgreSQL accepts for the UTF8 encoding: it compares
@@ -113,24 +113,20 @@ fn is_true(value: &str) -> bool {
     matches!(v.as_str(), "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "on" | "1")
 }
 
-/// Whether `value` is the pinned value of the pinned setting `name` (lower case).
+/// Whether `value` is the pinned value of `name` (lower case); true for a setting not pinned.
+#[cfg(test)]
 pub(crate) fn is_pinned_value(name: &str, value: &str) -> bool {
-    match name {
-        "standard_conforming_strings" => is_true(value),
-        "backslash_quote" => value.trim().eq_ignore_ascii_case("safe_encoding"),
-        "client_encoding" => is_utf8_name(value),
-        _ => true,
-    }
+    PINNED.iter().find(|(n, _, _)| *n == name).is_none_or(|(_, _, ok)| ok(value))
 }
 
 /// Refuses a SET of a pinned setting (see [`PINNED`]) to anything but its pinned value.
 /// `values` are the SET's arguments as text (`None` for one that is not a constant).
 pub(crate) fn check_pinned(name: &str, values: &[Option<&str>]) -> Result<(), Denial> {
-    let Some((_, pinned)) = PINNED.iter().find(|(n, _)| *n == name) else {
+    let Some((_, pinned, ok)) = PINNED.iter().find(|(n, _, _)| *n == name) else {
         return Ok(());
     };
     match values {
-        [Some(v)] if is_pinned_value(name, v) => Ok(()),
+        [Some(v)] if ok(v) => Ok(()),
         _ => Err(Denial::policy(
             "pinned-setting",
             format_args!("SET {name} to anything but {pinned}"),
@@ -275,16 +271,9 @@ fn constant_text(node: &pg_query::protobuf::Node) -> Option<std::string::String>
     })
 }
 
-/// Whether a `row_security` value means on (PostgreSQL's boolean spellings, any prefix case).
+/// Whether a `row_security` value means on (PostgreSQL's boolean spellings, see [`is_true`]).
 fn is_on(node: &pg_query::protobuf::Node) -> bool {
-    match constant(node) {
-        Some(a_const::Val::Sval(s)) => ["on", "true", "yes", "1"]
-            .iter()
-            .any(|v| s.sval.eq_ignore_ascii_case(v)),
-        Some(a_const::Val::Boolval(b)) => b.boolval,
-        Some(a_const::Val::Ival(i)) => i.ival == 1,
-        _ => false,
-    }
+    constant_text(node).is_some_and(|v| is_true(&v))
 }
 
 /// The milliseconds a timeout SET asks for, if the value is a single readable constant.

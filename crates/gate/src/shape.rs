@@ -149,7 +149,7 @@ fn lex_into<'a>(sql: &'a str, out: &mut String, span: &mut impl FnMut(usize, usi
                 }
                 i += digits;
                 // `$1a`, `$1$`: junk (PostgreSQL 16+) or dollar quoting; no shape.
-                if b.get(i).is_some_and(|&x| IDENT_CONT[x as usize] || x == b'$') {
+                if followed_by_word(b, i) {
                     return None;
                 }
             }
@@ -229,8 +229,9 @@ fn bit_string_prefix(b: &[u8], quote: usize) -> bool {
         && (quote < 2 || !(IDENT_CONT[b[quote - 2] as usize] || b[quote - 2] == b'$'))
 }
 
-/// Whether a number ending at `i` runs straight into an identifier character (`0x1F`,
-/// `1_000`, `1e`, `2abc`): PostgreSQL's versions disagree on those, so they get no shape.
+/// Whether a number or `$n` ending at `i` runs straight into an identifier character (`0x1F`,
+/// `1_000`, `1e`, `2abc`, `$1a`) or a `$`: PostgreSQL's versions disagree on those, or it is
+/// dollar quoting, so they get no shape.
 fn followed_by_word(b: &[u8], i: usize) -> bool {
     b.get(i).is_some_and(|&x| IDENT_CONT[x as usize] || x == b'$')
 }

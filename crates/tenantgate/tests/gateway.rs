@@ -88,7 +88,7 @@ fn gateway_end_to_end() {
     step("pgbench", started);
     psycopg_prepared_statements_and_cancel(&on, &tenants);
     step("psycopg", started);
-    asyncpg_connects_and_pools(&on, &tenants);
+    asyncpg_connects_and_pools(&on, &off, &tenants);
     step("asyncpg", started);
     node_pg_extended_protocol(&on, &tenants);
     step("node", started);
@@ -552,20 +552,21 @@ asyncio.run(main())
 
 /// asyncpg (issue #17, bugs 1 and 3): it connects, although it spells the encoding
 /// `'utf-8'` with quotes, and its pool releases connections, although its reset runs
-/// `pg_advisory_unlock_all()` and `UNLISTEN *`. Only the tenant's own rows come back.
-fn asyncpg_connects_and_pools(on: &Gateway, tenants: &[T]) {
+/// `pg_advisory_unlock_all()` and `UNLISTEN *`. Only the tenant's own rows come back, with
+/// the gate on and off.
+fn asyncpg_connects_and_pools(on: &Gateway, off: &Gateway, tenants: &[T]) {
     let Some(py) = python_with("asyncpg", "asyncpg") else {
         panic!("asyncpg is not installed and pip could not install it; run `python3 -m pip install asyncpg`");
     };
-    // One tenant per placement: pooled, schema, database.
-    for x in [&tenants[0], &tenants[2], &tenants[3]] {
+    // One tenant per placement (pooled, schema, database), through both gateways.
+    for (g, x) in [on, off].into_iter().flat_map(|g| [&tenants[0], &tenants[2], &tenants[3]].map(|x| (g, x))) {
         let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
         let out = Command::new(&py)
-            .args(["-c", ASYNCPG_SCRIPT, &on.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
+            .args(["-c", ASYNCPG_SCRIPT, &g.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
             .output()
             .expect("python");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "asyncpg for {}: {}{}", x.t.slug, stdout, String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "asyncpg for {} (gateway {}): {}{}", x.t.slug, g.name, stdout, String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
         assert_eq!(v["own_canary"], true, "{v}");
         assert_eq!(v["leak"], serde_json::json!([]), "{v}");
@@ -937,6 +938,20 @@ fn revoked_keys_and_suspended_tenants(d: &Deployment, on: &Gateway, x: &T) {
     }
 }
 
+/// A psql of tenant `x` holding one backend of `g` for `seconds`; returns once it holds it.
+fn hold_a_backend(g: &Gateway, x: &T, seconds: u32) -> std::process::Child {
+    let child = Command::new("psql")
+        .arg(g.conninfo(&x.t.slug))
+        .args(["-X", "-q", "-c", &format!("SELECT pg_sleep({seconds})")])
+        .env("PGPASSWORD", &x.key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_millis(700));
+    child
+}
+
 /// A budget of one connection per server: a second tenant gets in by evicting the first
 /// tenant's idle connection; while a session holds the only connection, a waiter times out
 /// with 53300 and a clear message.
@@ -947,15 +962,7 @@ fn budget_evicts_idle_and_times_out_waiters(d: &Deployment, tenants: &[T]) {
     assert!(ok, "{out}");
     let (ok, out) = tiny.psql(&b.t.slug, &b.key, "SELECT 'b after eviction';");
     assert!(ok && out.contains("b after eviction"), "{out}");
-    let holder = Command::new("psql")
-        .arg(tiny.conninfo(&b.t.slug))
-        .args(["-X", "-q", "-c", "SELECT pg_sleep(6)"])
-        .env("PGPASSWORD", &b.key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("psql");
-    std::thread::sleep(Duration::from_millis(700));
+    let holder = hold_a_backend(&tiny, b, 6);
     let t0 = Instant::now();
     let (ok, out) = gw::psql_extra(&tiny.conninfo(&a.t.slug), &a.key, &["-c", "SELECT 1"]);
     assert!(!ok && out.contains("too many connections for server us-1") && out.contains("Try again"), "{out}");
@@ -981,15 +988,7 @@ fn budget_evicts_idle_and_times_out_waiters(d: &Deployment, tenants: &[T]) {
     // The per-tenant cap: the message names gateway.pool_max_per_tenant, not the budget
     // (issue #17, bug 6).
     let capped = Gateway::start(d, "capped", "pool_max_per_tenant = 1\ncheckout_timeout_ms = 1000\n");
-    let holder = Command::new("psql")
-        .arg(capped.conninfo(&b.t.slug))
-        .args(["-X", "-q", "-c", "SELECT pg_sleep(4)"])
-        .env("PGPASSWORD", &b.key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("psql");
-    std::thread::sleep(Duration::from_millis(700));
+    let holder = hold_a_backend(&capped, b, 4);
     let (ok, out) = gw::psql_extra(&capped.conninfo(&b.t.slug), &b.key, &["-c", "SELECT 1"]);
     assert!(!ok && out.contains("too many connections for server us-1"), "{out}");
     assert!(out.contains("raise gateway.pool_max_per_tenant") && !out.contains("server_budget"), "the message names the limit that was hit: {out}");
