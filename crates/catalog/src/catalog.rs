@@ -137,6 +137,16 @@ CREATE TABLE tg.verify_runs (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+-- Online moves (tenant move): while a tenant's writes are fenced for the cut-over, the
+-- gateways hold its new connections instead of failing them. The fence itself is enforced
+-- in the tenant's databases (grants revoked); this flag only tells gateways to wait.
+ALTER TABLE tg.tenants ADD COLUMN fenced boolean NOT NULL DEFAULT false;
+CREATE INDEX ON tg.operations (kind, state);
+"#,
+    ),
 ];
 
 pub fn latest_catalog_version() -> i32 {
@@ -169,6 +179,8 @@ pub struct Tenant {
     pub residency: Vec<String>,
     pub requires: Vec<String>,
     pub is_probe: bool,
+    /// Writes are fenced for a move's cut-over: gateways hold new connections.
+    pub fenced: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -221,7 +233,7 @@ pub struct NewTenant<'a> {
     pub is_probe: bool,
 }
 
-const TENANT_COLUMNS: &str = "t.slug, t.key, t.status, t.placement, t.server, s.region, t.residency, t.requires, t.is_probe, t.created_at, t.updated_at";
+const TENANT_COLUMNS: &str = "t.slug, t.key, t.status, t.placement, t.server, s.region, t.residency, t.requires, t.is_probe, t.created_at, t.updated_at, t.fenced";
 
 impl Catalog {
     /// Connect to an initialised catalog.
@@ -495,6 +507,95 @@ impl Catalog {
         Ok(rows.iter().map(op_from_row).collect())
     }
 
+    /// Replace the operation's detail (a move's plan and timings).
+    pub async fn op_detail(&self, id: i64, detail: &serde_json::Value) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.operations SET detail = $2, updated_at = now() WHERE id = $1", &[&id, detail])
+            .await
+            .map_err(|e| Error::db("recording the operation detail", e))?;
+        Ok(())
+    }
+
+    /// Running operations of `kind` (e.g. moves), any tenant.
+    pub async fn running_ops(&self, kind: &str) -> Result<Vec<(Option<String>, Operation)>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, kind, state, step, detail, error, started_at, updated_at, tenant_key FROM tg.operations \
+                 WHERE kind = $1 AND state IN ('running','failed') ORDER BY id",
+                &[&kind],
+            )
+            .await
+            .map_err(|e| Error::db("reading operations", e))?;
+        Ok(rows.iter().map(|r| (r.get(8), op_from_row(r))).collect())
+    }
+
+    /// The latest operation of `kind` for a tenant, whatever its state.
+    pub async fn last_op(&self, key: &TenantKey, kind: &str) -> Result<Option<Operation>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT id, kind, state, step, detail, error, started_at, updated_at FROM tg.operations \
+                 WHERE tenant_key = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+                &[&key.as_str(), &kind],
+            )
+            .await
+            .map_err(|e| Error::db("reading operations", e))?;
+        Ok(row.as_ref().map(op_from_row))
+    }
+
+    // ---------------------------------------------------------------- moves
+
+    /// Set or clear a tenant's move fence flag (gateways hold its new connections while set).
+    pub async fn set_fenced(&self, key: &TenantKey, fenced: bool) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.tenants SET fenced = $2, updated_at = now() WHERE key = $1", &[&key.as_str(), &fenced])
+            .await
+            .map_err(|e| Error::db("updating the tenant's fence", e))?;
+        Ok(())
+    }
+
+    /// The flip of a move (DESIGN I7): in one catalog transaction the tenant's route moves to
+    /// `placement` on `server`, its roles are recorded on that server, its migration target
+    /// follows it, and the operation's step becomes `step`. Either all of it is visible to
+    /// the gateways or none of it; there is no instant with two routes or none.
+    pub async fn flip_route(
+        &mut self,
+        key: &TenantKey,
+        placement: Placement,
+        server: &str,
+        target: Option<&MigrationTarget>,
+        op: i64,
+        step: &str,
+    ) -> Result<()> {
+        let tx = self.client.transaction().await.map_err(|e| Error::db("starting a catalog transaction", e))?;
+        let fail = |e| Error::db("flipping the tenant's route", e);
+        tx.execute(
+            "UPDATE tg.tenants SET placement = $2, server = $3, updated_at = now() WHERE key = $1",
+            &[&key.as_str(), &placement.as_str(), &server],
+        )
+        .await
+        .map_err(fail)?;
+        tx.execute("UPDATE tg.tenant_roles SET server = $2 WHERE tenant_key = $1", &[&key.as_str(), &server])
+            .await
+            .map_err(fail)?;
+        tx.execute("DELETE FROM tg.migration_targets WHERE tenant_key = $1", &[&key.as_str()]).await.map_err(fail)?;
+        if let Some(t) = target {
+            tx.execute(
+                "INSERT INTO tg.migration_targets (target, server, database, schema, tenant_key, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (target) DO UPDATE SET version = EXCLUDED.version, last_error = NULL, updated_at = now()",
+                &[&t.target, &t.server, &t.database, &t.schema, &t.tenant_key, &t.version],
+            )
+            .await
+            .map_err(fail)?;
+        }
+        tx.execute("UPDATE tg.operations SET step = $2, updated_at = now() WHERE id = $1", &[&op, &step])
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(|e| Error::db("committing the flip", e))
+    }
+
     // ---------------------------------------------------------------- audit
 
     /// An operator action, by the operator running the command (`$USER`).
@@ -639,6 +740,7 @@ fn tenant_from_row(r: &Row) -> Result<Tenant> {
         is_probe: r.get(8),
         created_at: r.get(9),
         updated_at: r.get(10),
+        fenced: r.get(11),
     })
 }
 

@@ -62,6 +62,25 @@ fn with_database(url: &str, database: Option<&str>) -> String {
     format!("{}{}/{}{}", &url[..scheme_end + 3], hostpart, db, query)
 }
 
+/// The URL as a libpq key/value connection string to `database`, for a server that
+/// connects to another (a move's subscription). It holds the password: never log it or put
+/// it in an error; it goes only into `CREATE SUBSCRIPTION`, whose conninfo only
+/// superusers can read.
+pub fn conninfo(url: &str, database: &str) -> Result<String> {
+    let bad = |reason: &str| Error::InvalidInput { what: "server URL", value: redact_url(url), reason: reason.into() };
+    let cfg = tokio_postgres::Config::from_str(url).map_err(|e| bad(&e.to_string()))?;
+    let (host, port) = host_port(url).ok_or_else(|| bad("it names no host"))?;
+    let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+    let mut s = format!("host={} port={port} dbname={}", q(&host), q(database));
+    if let Some(u) = cfg.get_user() {
+        s.push_str(&format!(" user={}", q(u)));
+    }
+    if let Some(p) = cfg.get_password() {
+        s.push_str(&format!(" password={}", q(&String::from_utf8_lossy(p))));
+    }
+    Ok(s)
+}
+
 /// Host and port of a URL, for connection lines printed to users.
 pub fn host_port(url: &str) -> Option<(String, u16)> {
     let cfg = tokio_postgres::Config::from_str(url).ok()?;

@@ -71,6 +71,10 @@ pub enum Error {
     #[error("io error on {path}: {source}")]
     Io { path: String, #[source] source: std::io::Error },
 
+    /// Source and target of a move disagree under the fence (the move is rolled back).
+    #[error("verification failed: {0}")]
+    Verify(String),
+
     #[error("simulated crash at failpoint {0} (TENANTGATE_FAILPOINT)")]
     Failpoint(String),
 }

@@ -222,6 +222,142 @@ impl ServerAdmin<'_> {
         Ok(())
     }
 
+    /// Create the target of a move: the shared database (pooled, schema) or the tenant's own
+    /// database, and, except for pooled, the schema its tables are replicated into, named
+    /// `staging` (the source's schema name: logical replication matches tables by qualified
+    /// name; the schema is renamed at the flip). The tenant gets **no access** here: the
+    /// target is opened by [`Self::set_access`] at the flip, so until then nothing but the
+    /// subscription can write to it. Idempotent.
+    pub async fn prepare_move_target(&self, placement: Placement, key: &TenantKey, staging: &str) -> Result<()> {
+        let admin = self.connect(None).await?;
+        self.ensure_shared_on(&admin, placement).await?;
+        let (rw, ro) = (key.rw_role(), key.ro_role());
+        let loc = location(placement, key);
+        match placement {
+            Placement::Pooled => {}
+            Placement::Schema => {
+                let sql = format!("GRANT {BRIDGE_GROUP} TO {}, {};", ident(&rw), ident(&ro));
+                admin.batch_execute(&sql).await.map_err(|e| Error::db("granting bridge access", e))?;
+                let bridge = self.connect(Some(BRIDGE_DB)).await?;
+                ensure_app_schema(&bridge, staging, &[]).await?;
+            }
+            Placement::Database => {
+                ensure_database(&admin, &loc.database, &[]).await?;
+                let tdb = self.connect(Some(&loc.database)).await?;
+                ensure_database_base(&tdb).await?;
+                ensure_app_schema(&tdb, staging, &[&rw, &ro]).await?;
+            }
+        }
+        let sql = format!(
+            "ALTER ROLE {rw} IN DATABASE {db} SET search_path = {s}; ALTER ROLE {ro} IN DATABASE {db} SET search_path = {s};",
+            rw = ident(&rw),
+            ro = ident(&ro),
+            db = ident(&loc.database),
+            s = ident(&loc.schema)
+        );
+        admin.batch_execute(&sql).await.map_err(|e| Error::db("setting the tenant's search_path", e))
+    }
+
+    /// Open or close the tenant's access to its tables in one location, leaving every other
+    /// location on the server alone (a same-server move has the same roles on both sides):
+    /// - pooled: membership in the pool's group roles (CONNECT to `tg_pool` and DML come
+    ///   only through them);
+    /// - schema: USAGE on its schema in `tg_bridge`;
+    /// - database: CONNECT on its database.
+    ///
+    /// Closing also ends the roles' sessions in that database and waits (up to 10 s) until
+    /// they are gone, so once it returns no transaction of the tenant can still commit there.
+    /// This is the write fence of a move. Idempotent.
+    pub async fn set_access(&self, placement: Placement, key: &TenantKey, open: bool) -> Result<()> {
+        let admin = self.connect(None).await?;
+        let (rw, ro) = (ident(&key.rw_role()), ident(&key.ro_role()));
+        let loc = location(placement, key);
+        let (verb, dir) = if open { ("GRANT", "TO") } else { ("REVOKE", "FROM") };
+        let what = if open { "opening" } else { "fencing" };
+        match placement {
+            Placement::Pooled => {
+                let sql = format!("{verb} {POOL_RW_GROUP} {dir} {rw}; {verb} {POOL_RO_GROUP} {dir} {ro};");
+                admin.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the pooled tables"), e))?;
+            }
+            Placement::Schema => {
+                let bridge = self.connect(Some(BRIDGE_DB)).await?;
+                let sql = format!("{verb} USAGE ON SCHEMA {} {dir} {rw}, {ro};", ident(&loc.schema));
+                bridge.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant schema"), e))?;
+            }
+            Placement::Database => {
+                let sql = format!("{verb} CONNECT ON DATABASE {} {dir} {rw}, {ro};", ident(&loc.database));
+                admin.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant database"), e))?;
+            }
+        }
+        if open {
+            return Ok(());
+        }
+        let roles = vec![key.rw_role(), key.ro_role()];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = ANY($1) AND datname = $2",
+                    &[&roles, &loc.database],
+                )
+                .await
+                .map_err(|e| Error::db("ending the tenant's sessions", e))?
+                .get(0);
+            if left == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Migration(format!(
+                    "{left} session(s) of the tenant in database {} did not end within 10 s of pg_terminate_backend; \
+                     find them in pg_stat_activity, then run the command again",
+                    loc.database
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Remove the tenant's container (schema or database) and applied-migration records, but
+    /// not its roles: for the source of a move that stays on the same server. Pooled rows
+    /// are not touched here. Idempotent.
+    pub async fn drop_container(&self, placement: Placement, key: &TenantKey, schema: &str) -> Result<()> {
+        let admin = self.connect(None).await?;
+        let loc = location(placement, key);
+        match placement {
+            Placement::Pooled => Ok(()),
+            Placement::Schema => {
+                if !database_exists(&admin, BRIDGE_DB).await? {
+                    return Ok(());
+                }
+                let bridge = self.connect(Some(BRIDGE_DB)).await?;
+                let sql = format!(
+                    "DROP SCHEMA IF EXISTS {s} CASCADE; \
+                     DELETE FROM tenantgate_admin.applied_migrations WHERE schema_name = {l};",
+                    s = ident(schema),
+                    l = literal(schema)
+                );
+                bridge.batch_execute(&sql).await.map_err(|e| Error::db("dropping the tenant schema", e))
+            }
+            Placement::Database => {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&loc.database));
+                admin.batch_execute(&sql).await.map_err(|e| Error::db("dropping the tenant database", e))
+            }
+        }
+    }
+
+    /// Drop the tenant's roles on this server (after its data left the server).
+    pub async fn drop_tenant_roles(&self, key: &TenantKey) -> Result<()> {
+        let admin = self.connect(None).await?;
+        self.drop_roles(&admin, key).await
+    }
+
+    /// Revoke the tenant's CONNECT to `tg_bridge` (a schema tenant that left this server's bridge).
+    pub async fn leave_bridge(&self, key: &TenantKey) -> Result<()> {
+        let admin = self.connect(None).await?;
+        let sql = format!("REVOKE {BRIDGE_GROUP} FROM {}, {};", ident(&key.rw_role()), ident(&key.ro_role()));
+        admin.batch_execute(&sql).await.map_err(|e| Error::db("revoking bridge access", e))
+    }
+
     /// Remove the tenant's container, applied-migration records and roles. Idempotent;
     /// used both to roll back a failed creation and to erase. Pooled rows are not
     /// touched here (see `erase`).
@@ -376,7 +512,10 @@ async fn ensure_database(c: &Client, name: &str, connectors: &[&str]) -> Result<
         }
     }
     let who = connectors.iter().map(|r| ident(r)).collect::<Vec<_>>().join(", ");
-    let sql = format!("REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {who};", d = ident(name));
+    let mut sql = format!("REVOKE ALL ON DATABASE {d} FROM PUBLIC;", d = ident(name));
+    if !connectors.is_empty() {
+        sql.push_str(&format!(" GRANT CONNECT ON DATABASE {} TO {who};", ident(name)));
+    }
     c.batch_execute(&sql).await.map_err(|e| Error::db(format!("restricting CONNECT on {name}"), e))
 }
 
@@ -423,10 +562,10 @@ COMMIT;
 /// A schema for app tables, owned by the admin, usable by `users` only.
 async fn ensure_app_schema(c: &Client, schema: &str, users: &[&str]) -> Result<()> {
     let who = users.iter().map(|r| ident(r)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "CREATE SCHEMA IF NOT EXISTS {s}; REVOKE ALL ON SCHEMA {s} FROM PUBLIC; GRANT USAGE ON SCHEMA {s} TO {who};",
-        s = ident(schema)
-    );
+    let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {s}; REVOKE ALL ON SCHEMA {s} FROM PUBLIC;", s = ident(schema));
+    if !users.is_empty() {
+        sql.push_str(&format!(" GRANT USAGE ON SCHEMA {} TO {who};", ident(schema)));
+    }
     match c.batch_execute(&sql).await {
         Ok(()) => Ok(()),
         // A concurrent CREATE SCHEMA IF NOT EXISTS can still collide; the second try sees it.

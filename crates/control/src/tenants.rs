@@ -284,6 +284,12 @@ pub async fn show(catalog: &Catalog, slug: &str) -> Result<TenantView> {
     let loc = placement::location(tenant.placement, &tenant.key);
     let open_operation = catalog.open_op(&tenant.key).await?;
     let next_step = match (tenant.status, &open_operation) {
+        (_, Some(op)) if op.kind == "move" => Some(format!(
+            "a move is {} at step {:?}; `tenantgate tenant move {slug} --status` shows its progress, `--resume` continues it{}",
+            op.state,
+            op.step,
+            if ["unfence", "clean", "done"].contains(&op.step.as_str()) { "" } else { ", `--abort` undoes it" }
+        )),
         (TenantStatus::Provisioning, Some(op)) => Some(format!(
             "creation was interrupted at step {:?}; re-run `tenantgate tenant create {slug} --placement {} --server {}` to resume, or `tenantgate tenant erase {slug} --confirm {slug}` to remove it",
             op.step, tenant.placement, tenant.server

@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     pub poll_interval_ms: u64,
     /// How long a cached route is trusted without a NOTIFY or poll confirming it.
     pub route_ttl_ms: u64,
+    /// How long a new connection or HTTP request of a tenant waits while a move fences its
+    /// writes for the cut-over (`tenant move`). It is let through to the new placement as
+    /// soon as the route flips; past this bound it gets the retryable 57P03 (HTTP 503).
+    pub move_hold_ms: u64,
     /// PEM certificate chain; with `tls_key`, SSLRequest is answered 'S'.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -114,6 +118,7 @@ impl Default for GatewayConfig {
             auth_timeout_ms: 30_000,
             poll_interval_ms: 3_000,
             route_ttl_ms: 30_000,
+            move_hold_ms: 10_000,
             tls_cert: None,
             tls_key: None,
             worker_threads: 0,
@@ -161,6 +166,7 @@ impl GatewayConfig {
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("auth_timeout_ms", self.auth_timeout_ms),
             ("poll_interval_ms", self.poll_interval_ms),
+            ("move_hold_ms", self.move_hold_ms),
         ] {
             if v == 0 {
                 return bad(format!("gateway.{name} must be greater than 0"));

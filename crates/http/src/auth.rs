@@ -199,6 +199,8 @@ impl Authenticator<'_> {
         };
         check_tenant_header(headers, &principal.tenant)?;
         let route = self.router.route(&principal.tenant).await.map_err(route_problem)?;
+        // A tenant fenced by a move is held until its route flips (bounded; then 503).
+        let route = self.router.hold_while_fenced(route).await.map_err(route_problem)?;
         route.check_routable().map_err(route_problem)?;
         // A cached key check is confirmed against the route's active keys (revocation evicts
         // those by NOTIFY too), so a revoked key stops working even before its cache entry ages.
@@ -307,6 +309,9 @@ pub fn check_tenant_header(headers: &HeaderMap, tenant: &str) -> Result<(), Prob
 fn route_problem(e: RouteError) -> Problem {
     match e {
         RouteError::Catalog(_) => catalog_down(),
+        RouteError::Moving { .. } => Problem::unavailable(
+            "this tenant is being moved to a new placement and the cut-over is not finished; retry in a moment",
+        ),
         RouteError::Suspended { .. } => Problem::forbidden(
             "tenant-suspended",
             "this tenant is suspended; its data cannot be reached until the operator resumes it",

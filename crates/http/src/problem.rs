@@ -145,6 +145,7 @@ impl Problem {
             E::Config(_) | E::MasterKeyMissing(_) | E::MasterKeyMismatch { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", "Internal Server Error")
             }
+            E::Verify(_) => (StatusCode::CONFLICT, "verify-mismatch", "Conflict"),
             E::Db { .. } | E::Migration(_) | E::Io { .. } | E::Failpoint(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error")
             }

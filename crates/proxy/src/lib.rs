@@ -79,6 +79,7 @@ impl Gateway {
             RouterOptions {
                 ttl: GatewayConfig::ms(cfg.route_ttl_ms),
                 poll_interval: GatewayConfig::ms(cfg.poll_interval_ms),
+                move_hold: GatewayConfig::ms(cfg.move_hold_ms),
             },
         );
         let pools = Pools::new(cfg.clone());

@@ -210,6 +210,27 @@ pub enum TenantCmd {
     Suspend { slug: String },
     /// Resume a suspended tenant
     Resume { slug: String },
+    /// Move a tenant online to another placement and/or server (within its residency)
+    Move {
+        slug: String,
+        /// Target placement: pooled, schema or database
+        #[arg(long, required_unless_present_any = ["resume", "abort", "status"])]
+        to: Option<String>,
+        /// Target server (default: the tenant's own, or the first in its residency)
+        #[arg(long)]
+        server: Option<String>,
+        /// Continue an interrupted move from its recorded step
+        #[arg(long, conflicts_with_all = ["abort", "status", "to"])]
+        resume: bool,
+        /// Undo a move that has not flipped yet; the tenant stays on its source
+        #[arg(long, conflicts_with_all = ["resume", "status", "to"])]
+        abort: bool,
+        /// Show the last move's step and progress
+        #[arg(long, conflicts_with_all = ["resume", "abort", "to"])]
+        status: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase a tenant's data, roles and keys, and print an erasure certificate
     Erase {
         slug: String,

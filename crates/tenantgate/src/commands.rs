@@ -207,6 +207,9 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
             tenants::set_suspended(&cat, &slug, false).await?;
             println!("resumed {slug}");
         }
+        TenantCmd::Move { slug, to, server, resume, abort, status, json } => {
+            return crate::move_cmd::run(cfg, &mut cat, crate::move_cmd::Args { slug, to, server, resume, abort, status, json }).await;
+        }
         TenantCmd::Erase { slug, confirm } => {
             let cert = erase::erase(&mut cat, &slug, confirm.as_deref()).await?;
             output::json(&cert)?;

@@ -7,16 +7,17 @@
 //! and after; the tombstone keeps only the key, a hash of the slug and the certificate.
 //! Never deletes a row that is not the tenant's: pooled deletes are keyed on tenant_id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::Serialize;
-use tokio_postgres::Client;
 
 use crate::catalog::{Catalog, Tenant};
 use crate::quote::ident;
 use crate::error::{Error, Result};
 use crate::model::{Placement, TenantStatus};
 use crate::placement::{self, ServerAdmin};
+
+use super::rows::{self, children_first, tables_in};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCount {
@@ -183,34 +184,12 @@ async fn container_exists(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<bo
         .map_err(|e| Error::db("looking up the tenant schema", e))
 }
 
-async fn tables_in(c: &Client, schema: &str) -> Result<Vec<String>> {
-    let rows = c
-        .query(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r','p') ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| Error::db("listing tables", e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// Delete the tenant's rows from the shared tables, children before parents, in one transaction.
 async fn delete_pooled_rows(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<()> {
     let loc = placement::location(tenant.placement, &tenant.key);
     let mut c = admin.connect(Some(&loc.database)).await?;
     let tables = tables_in(&c, &loc.schema).await?;
-    let edges = c
-        .query(
-            "SELECT child.relname, parent.relname FROM pg_constraint k \
-             JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid \
-             JOIN pg_namespace n ON n.oid = child.relnamespace \
-             WHERE k.contype = 'f' AND n.nspname = $1 AND child.oid <> parent.oid",
-            &[&loc.schema],
-        )
-        .await
-        .map_err(|e| Error::db("reading foreign keys", e))?;
-    let edges: Vec<(String, String)> = edges.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let edges = rows::foreign_keys(&c, &loc.schema).await?;
     let order = children_first(&tables, &edges);
     let tx = c.transaction().await.map_err(|e| Error::db("starting the delete", e))?;
     for table in order {
@@ -218,53 +197,4 @@ async fn delete_pooled_rows(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<
         tx.execute(&sql, &[&tenant.key.as_str()]).await.map_err(|e| Error::db(format!("deleting rows of {table}"), e))?;
     }
     tx.commit().await.map_err(|e| Error::db("committing the delete", e))
-}
-
-/// Order tables so that every referencing (child) table comes before the tables it references.
-fn children_first(tables: &[String], edges: &[(String, String)]) -> Vec<String> {
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut order = Vec::new();
-    while order.len() < tables.len() {
-        let before = order.len();
-        for t in tables {
-            if done.contains(t.as_str()) {
-                continue;
-            }
-            // t can go once every table referencing it is done.
-            let blocked = edges.iter().any(|(child, parent)| parent == t && !done.contains(child.as_str()));
-            if !blocked {
-                done.insert(t);
-                order.push(t.clone());
-            }
-        }
-        if order.len() == before {
-            // A cycle: append the rest; the transaction fails cleanly if it must.
-            order.extend(tables.iter().filter(|t| !done.contains(t.as_str())).cloned());
-            break;
-        }
-    }
-    order
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn children_before_parents() {
-        let t = |s: &str| s.to_string();
-        let tables = vec![t("branches"), t("menu_items"), t("order_items"), t("orders")];
-        let edges = vec![
-            (t("menu_items"), t("branches")),
-            (t("orders"), t("branches")),
-            (t("order_items"), t("orders")),
-            (t("order_items"), t("menu_items")),
-        ];
-        let order = children_first(&tables, &edges);
-        let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
-        assert!(pos("order_items") < pos("orders"));
-        assert!(pos("order_items") < pos("menu_items"));
-        assert!(pos("orders") < pos("branches"));
-        assert_eq!(order.len(), 4);
-    }
 }

@@ -1,4 +1,9 @@
-//! Mobility: operations that take a tenant's data somewhere: erasure now; move,
-//! export and import build on the same resumable-operation pattern.
+//! Mobility: operations that take a tenant's data somewhere, each a resumable state
+//! machine in `tg.operations`: erasure (`erase`) and online moves (`moves`, over
+//! PostgreSQL's logical replication in `replication`). `rows` holds the row-level work
+//! they share.
 
 pub mod erase;
+pub mod moves;
+pub mod replication;
+pub mod rows;

@@ -48,6 +48,7 @@ struct Inner {
     watched: Mutex<HashMap<String, usize>>,
     events: broadcast::Sender<RouteEvent>,
     ttl: Duration,
+    move_hold: Duration,
 }
 
 /// Cached, invalidated routing from the catalog. Cheap to clone; share one per process.
@@ -63,11 +64,13 @@ pub struct RouterOptions {
     pub ttl: Duration,
     /// How often routes of tenants with open sessions are re-read.
     pub poll_interval: Duration,
+    /// How long a new connection of a tenant fenced by a move waits for the cut-over.
+    pub move_hold: Duration,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        RouterOptions { ttl: Duration::from_secs(30), poll_interval: Duration::from_secs(3) }
+        RouterOptions { ttl: Duration::from_secs(30), poll_interval: Duration::from_secs(3), move_hold: Duration::from_secs(10) }
     }
 }
 
@@ -91,6 +94,7 @@ impl Router {
             watched: Mutex::new(HashMap::new()),
             events,
             ttl: opts.ttl,
+            move_hold: opts.move_hold,
         });
         tokio::spawn(listen_task(Arc::downgrade(&inner)));
         tokio::spawn(poll_task(Arc::downgrade(&inner), opts.poll_interval));
@@ -122,6 +126,43 @@ impl Router {
             Err(_) => {}
         }
         route
+    }
+
+    /// Hold an authenticated connection of a tenant that a move has fenced: wait until the
+    /// catalog flips its route and lifts the fence, for at most `bound`, and return the route
+    /// as it is then (usually the new placement). A route that is not fenced is returned at
+    /// once. The bound is [`RouterOptions::move_hold`]. Past it the caller gets [`RouteError::Moving`], which is retryable.
+    ///
+    /// Woken by the routing NOTIFY, and re-reads the catalog every 50 ms besides, so a
+    /// missed notification costs at most that.
+    pub async fn hold_while_fenced(&self, route: Route) -> Result<Route, RouteError> {
+        if !route.fenced {
+            return Ok(route);
+        }
+        let bound = self.inner.move_hold;
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut rx = self.events();
+        loop {
+            let now = self.route_fresh(&route.slug).await?;
+            if now.tenant != route.tenant || !now.fenced {
+                return Ok(now);
+            }
+            let tick = tokio::time::Instant::now() + Duration::from_millis(50);
+            if tick >= deadline {
+                return Err(RouteError::Moving { slug: route.slug.clone(), held_ms: bound.as_millis() as u64 });
+            }
+            let wait = async {
+                loop {
+                    match rx.recv().await {
+                        Ok(RouteEvent::TenantChanged(k)) if k == route.tenant.as_str() => return,
+                        Ok(RouteEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout_at(tick, wait).await;
+        }
     }
 
     /// Learn of changes: every [`RouteEvent`] from now on.
@@ -187,6 +228,7 @@ impl Inner {
             port,
             database: loc.database,
             schema: loc.schema,
+            fenced: tenant.fenced,
             keys: Arc::new(keys),
             master: self.master.clone(),
             fetched_at: Instant::now(),

@@ -29,6 +29,9 @@ pub struct Route {
     /// Database and schema of the tenant's tables.
     pub database: String,
     pub schema: String,
+    /// A move is cutting the tenant over: its writes are fenced in the database, and new
+    /// connections wait ([`super::Router::hold_while_fenced`]) until the route flips.
+    pub fenced: bool,
     /// The tenant's unrevoked keys (verifiers only; they share one salt).
     pub keys: Arc<Vec<ActiveKey>>,
     pub(super) master: Arc<MasterKey>,
@@ -112,6 +115,10 @@ pub enum RouteError {
     Unavailable { slug: String, status: String },
     #[error("tenantgate cannot read its catalog ({0}); try again in a moment")]
     Catalog(String),
+    /// The tenant stayed fenced for a move longer than the gateway holds a connection.
+    /// Retryable: front ends answer 57P03 (wire) or 503 with Retry-After (HTTP).
+    #[error("tenant {slug:?} is being moved and its cut-over took longer than {held_ms} ms; connect again in a moment")]
+    Moving { slug: String, held_ms: u64 },
 }
 
 /// A change the router learned of.

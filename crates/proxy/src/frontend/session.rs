@@ -243,7 +243,15 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
     messages::auth_sasl_final(&mut out, server_final.as_bytes());
     send(stream, &out).await?;
 
-    // Authenticated: the tenant may learn its own status.
+    // Authenticated: the tenant may learn its own status. A tenant fenced by a move is held
+    // here until its route flips, then goes to the new placement.
+    let route = match shared.router.hold_while_fenced(route.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            audit_conn(Some(&route), Some(&key.id), "moving");
+            return Err(Fatal::new("57P03", e.to_string()).into());
+        }
+    };
     if let Err(e) = route.check_routable() {
         audit_conn(Some(&route), Some(&key.id), if matches!(e, RouteError::Suspended { .. }) { "suspended" } else { "unavailable" });
         return Err(Fatal::new("57P03", e.to_string()).into());
