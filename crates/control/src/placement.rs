@@ -262,7 +262,7 @@ impl ServerAdmin<'_> {
     /// location on the server alone (a same-server move has the same roles on both sides):
     /// - pooled: membership in the pool's group roles (CONNECT to `tg_pool` and DML come
     ///   only through them);
-    /// - schema: USAGE on its schema in `tg_bridge`;
+    /// - schema: USAGE on its schema in `tg_bridge`, and CONNECT to `tg_bridge` (its group);
     /// - database: CONNECT on its database.
     ///
     /// Closing also ends the roles' sessions in that database and waits (up to 10 s) until
@@ -274,23 +274,36 @@ impl ServerAdmin<'_> {
         let loc = location(placement, key);
         let (verb, dir) = if open { ("GRANT", "TO") } else { ("REVOKE", "FROM") };
         let what = if open { "opening" } else { "fencing" };
-        match placement {
-            Placement::Pooled => {
-                let sql = format!("{verb} {POOL_RW_GROUP} {dir} {rw}; {verb} {POOL_RO_GROUP} {dir} {ro};");
-                admin.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the pooled tables"), e))?;
-            }
-            Placement::Schema => {
-                let bridge = self.connect(Some(BRIDGE_DB)).await?;
-                let sql = format!("{verb} USAGE ON SCHEMA {} {dir} {rw}, {ro};", ident(&loc.schema));
-                bridge.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant schema"), e))?;
-            }
-            Placement::Database => {
-                let sql = format!("{verb} CONNECT ON DATABASE {} {dir} {rw}, {ro};", ident(&loc.database));
-                admin.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant database"), e))?;
-            }
-        }
+        // The login-level grant: without it the roles cannot connect to the location.
+        let login = match placement {
+            Placement::Pooled => format!("{verb} {POOL_RW_GROUP} {dir} {rw}; {verb} {POOL_RO_GROUP} {dir} {ro};"),
+            Placement::Schema => format!("{verb} {BRIDGE_GROUP} {dir} {rw}, {ro};"),
+            Placement::Database => format!("{verb} CONNECT ON DATABASE {} {dir} {rw}, {ro};", ident(&loc.database)),
+        };
+        let schema_usage = |bridge: Client| async move {
+            let sql = format!("{verb} USAGE ON SCHEMA {} {dir} {rw}, {ro};", ident(&loc.schema));
+            bridge.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant schema"), e))
+        };
         if open {
-            return Ok(());
+            if placement == Placement::Schema {
+                schema_usage(self.connect(Some(BRIDGE_DB)).await?).await?;
+            }
+            return admin.batch_execute(&login).await.map_err(|e| Error::db(format!("{what} the {placement} placement"), e));
+        }
+        // Closing: the revoke and the first round of terminations commit together, so a
+        // statement in flight either ran before the fence (and is replicated) or is ended
+        // with 57P01; none fails half-way on a privilege error. Later rounds end sessions
+        // that logged in before the revoke became visible.
+        let sql = format!(
+            "BEGIN; {login} SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename IN ({r1}, {r2}) AND datname = {d}; COMMIT;",
+            r1 = literal(&key.rw_role()),
+            r2 = literal(&key.ro_role()),
+            d = literal(&loc.database)
+        );
+        if let Err(e) = admin.batch_execute(&sql).await {
+            let _ = admin.batch_execute("ROLLBACK").await;
+            return Err(Error::db(format!("{what} the {placement} placement"), e));
         }
         let roles = vec![key.rw_role(), key.ro_role()];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -304,7 +317,7 @@ impl ServerAdmin<'_> {
                 .map_err(|e| Error::db("ending the tenant's sessions", e))?
                 .get(0);
             if left == 0 {
-                return Ok(());
+                break;
             }
             if std::time::Instant::now() > deadline {
                 return Err(Error::Migration(format!(
@@ -315,6 +328,10 @@ impl ServerAdmin<'_> {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        if placement == Placement::Schema {
+            schema_usage(self.connect(Some(BRIDGE_DB)).await?).await?;
+        }
+        Ok(())
     }
 
     /// Remove the tenant's container (schema or database) and applied-migration records, but

@@ -3,6 +3,7 @@
 //! per-tenant pools and the same limits.
 //!
 //! - [`config`]: the `[gateway]` table of tenantgate.toml (budgets, per-tenant limits);
+//! - [`admission`]: route → backend across a move's fence (held, then retried on the new route);
 //! - [`router`]: route lookup from the catalog, its cache, invalidated by NOTIFY and polling;
 //! - [`backend`]: backend connections and per-tenant-role pools under a per-server budget;
 //! - [`audit`]: connection and denial audit into the catalog, off the request's path;
@@ -15,6 +16,7 @@
 //! writes tenant state or provisions anything; it never shares a backend connection between
 //! tenant roles (DESIGN I2) and never logs SQL text, parameter values or secrets.
 
+pub mod admission;
 pub mod audit;
 pub mod backend;
 pub mod config;

@@ -184,7 +184,10 @@ pub async fn get_schema(
         Some("text") => true,
         Some(_) => return Err(Problem::bad_request("bad-format", "format must be `json` or `text`")),
     };
-    let backend = st.data.pools.checkout(&route, principal.scope).await.map_err(|e| pool_problem(&e))?;
+    // Held through a move's fence, retried on the new route if the old one was just closed.
+    let (_, backend) = tg_dataplane::admission::checkout(&st.data.router, &st.data.pools, route.clone(), principal.scope)
+        .await
+        .map_err(|e| pool_problem(&e))?;
     let statement = Statement { sql: DESCRIBE, params: &[], statement_timeout_ms: 15_000, max_rows: 1, max_bytes: 64 << 20 };
     let out = execute(backend, &statement).await?;
     let doc = out.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Array(vec![]));

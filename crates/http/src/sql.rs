@@ -209,7 +209,10 @@ pub async fn run_sql(
     if verdict.statements == 0 && st.data.gate.config().enabled {
         return Err(Problem::bad_request("empty", "the sql field holds no statement").with_sqlstate("42601"));
     }
-    let backend = st.data.pools.checkout(&route, principal.scope).await.map_err(|e| pool_problem(&e))?;
+    // Held through a move's fence, retried on the new route if the old one was just closed.
+    let (_, backend) = tg_dataplane::admission::checkout(&st.data.router, &st.data.pools, route.clone(), principal.scope)
+        .await
+        .map_err(|e| pool_problem(&e))?;
     let statement = Statement {
         sql: &req.sql,
         params: &params,

@@ -158,12 +158,16 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
     let neighbour_canary = d.plant_canary(&neighbour);
     let (_, mover_key) = create_key(&d, "mover", false);
     let (_, neighbour_key) = create_key(&d, "neighbour", false);
+    // Two gateways on one catalog: the mover writes through both, the neighbour through one.
     let gw = Gateway::start(&d, "moves", "");
+    let gw2 = Gateway::start(&d, "moves-2", "");
     let before_menu = checksum(&d, &neighbour, "menu_items");
 
     let w = Writer::start(gw.port, "mover", &mover_key, 1);
+    let w2 = Writer::start(gw2.port, "mover", &mover_key, 3);
     let nw = Writer::start(gw.port, "neighbour", &neighbour_key, 2);
     let_it_write(&w, 30);
+    let_it_write(&w2, 30);
 
     let mut windows = Vec::new();
     let mut fences = Vec::new();
@@ -181,10 +185,14 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
         for c in v["plan"]["checks"].as_array().expect("checks") {
             assert_eq!(c["source_checksum"], c["target_checksum"], "{c}");
         }
+        // Both gateways route to the new placement after the flip.
         let_it_write(&w, 30);
+        let_it_write(&w2, 30);
     }
     let_it_write(&nw, 10);
-    let (acked, errors) = w.finish();
+    let (acked2, errors2) = w2.finish();
+    let (acked, mut errors) = w.finish();
+    errors.extend(errors2);
     let (n_acked, n_errors) = nw.finish();
 
     // Every acknowledged insert is present exactly once in the final placement.
@@ -196,6 +204,11 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
     let missing: Vec<_> = acked.iter().filter(|n| present.binary_search(n).is_err()).collect();
     assert!(missing.is_empty(), "acknowledged inserts lost: {missing:?}");
     assert!(present.len() >= acked.len());
+    // A write that either gateway let reach the old placement after the fence would be
+    // missing here: the source stops replicating at the fence and is dropped afterwards.
+    let present2 = writer_rows(&d, &t, 3);
+    let missing2: Vec<_> = acked2.iter().filter(|n| present2.binary_search(n).is_err()).collect();
+    assert!(missing2.is_empty(), "acknowledged inserts through the second gateway lost: {missing2:?}");
     // Its seeded data and canary came along.
     let (ok, out) = d.psql_tenant(&t, &format!("SELECT count(*) FROM branches WHERE name = '{mover_canary}'"));
     assert!(ok && out.trim() == "1", "{out}");
@@ -233,4 +246,172 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
     // The audit log records each move with its steps.
     let audited = d.admin("us-1", "tenantgate", &format!("SELECT count(*) FROM tg.audit_events WHERE action = 'tenant.move' AND tenant_key = '{}'", t.key));
     assert_eq!(audited, "3");
+}
+
+/// How many of the tenant's rows each table holds, read as the tenant itself where the
+/// catalog routes it; and a check that its other possible home holds nothing of it.
+fn rows_where_routed(d: &Deployment, slug: &str) -> (Tenant, String) {
+    let t = d.tenant(slug);
+    let (ok, out) = d.psql_tenant(
+        &t,
+        "SELECT (SELECT count(*) FROM branches) || '/' || (SELECT count(*) FROM menu_items) || '/' || (SELECT count(*) FROM orders)",
+    );
+    assert!(ok, "tenant {slug} is not reachable where the catalog routes it ({} on {}): {out}", t.placement, t.server);
+    (t, out.trim().to_string())
+}
+
+/// The same counts read as the server's admin in the location the catalog routes the
+/// tenant to (a fenced tenant cannot read its own rows, by design).
+fn admin_rows_where_routed(d: &Deployment, slug: &str) -> String {
+    let t = d.tenant(slug);
+    let q = |table: &str| format!("(SELECT count(*) FROM {}.{table} WHERE tenant_id = '{}')", t.schema, t.key);
+    d.admin(&t.server, &t.database, &format!("SELECT {} || '/' || {} || '/' || {}", q("branches"), q("menu_items"), q("orders")))
+}
+
+fn open_operations(d: &Deployment) -> String {
+    d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.operations WHERE state IN ('running','failed')")
+}
+
+fn killed(out: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.signal() == Some(9)
+}
+
+#[test]
+fn a_move_killed_after_any_step_resumes_or_aborts_to_one_whole_placement() {
+    let d = Deployment::start();
+    d.ok(&["migrate"]);
+    let t = d.create("crashy", "pooled", "us-1");
+    let canary = d.plant_canary(&t);
+    let neighbour = d.create("bystander", "pooled", "us-1");
+    d.plant_canary(&neighbour);
+    let (_, expected) = rows_where_routed(&d, "crashy");
+    let (_, neighbour_rows) = rows_where_routed(&d, "bystander");
+    let steps = ["prepare", "copy", "catch-up", "fence", "final-catch-up", "verify", "flip", "unfence", "clean"];
+    for (i, step) in steps.iter().enumerate() {
+        let now = d.tenant("crashy");
+        // Same-server moves between pooled and database, and every other time schema.
+        let to = match (now.placement.as_str(), i % 2) {
+            ("pooled", 0) => "database",
+            ("pooled", _) => "schema",
+            _ => "pooled",
+        };
+        let fp = format!("kill:move:{step}");
+        let out = d.tg_env(&["tenant", "move", "crashy", "--to", to, "--server", "us-1"], &[("TENANTGATE_FAILPOINT", fp.as_str())]);
+        assert!(killed(&out), "the mover was not killed at {step}: {}", String::from_utf8_lossy(&out.stderr));
+        // Whatever the step, the catalog routes it to one placement that has all its rows;
+        // killed between the fence and the flip, its writes stay fenced.
+        assert_eq!(admin_rows_where_routed(&d, "crashy"), expected, "after a kill at {step}");
+        let shown = d.json(&["tenant", "show", "crashy", "--json"]);
+        assert_eq!(shown["fenced"], (3..=6).contains(&i), "fence flag after a kill at {step}: {shown}");
+        if !(3..=6).contains(&i) {
+            assert_eq!(rows_where_routed(&d, "crashy").1, expected);
+        }
+        assert_eq!(shown["open_operation"]["kind"], "move", "{shown}");
+        assert!(shown["next_step"].as_str().unwrap_or_default().contains("--resume"), "{shown}");
+        let status = d.json(&["tenant", "move", "crashy", "--status", "--json"]);
+        assert_eq!(status["state"], "running", "{status}");
+
+        let flipped = i >= 6;
+        if i % 2 == 1 && !flipped {
+            let v = d.json(&["tenant", "move", "crashy", "--abort", "--json"]);
+            assert_eq!(v["state"], "rolled_back", "{v}");
+            assert_eq!(d.tenant("crashy").placement, now.placement, "abort returns to the source");
+        } else {
+            if flipped {
+                let err = d.fails(&["tenant", "move", "crashy", "--abort"]);
+                assert!(err.contains("only goes forward") && err.contains("--resume"), "{err}");
+            }
+            let v = d.json(&["tenant", "move", "crashy", "--resume", "--json"]);
+            assert_eq!(v["state"], "done", "{v}");
+            assert_eq!(d.tenant("crashy").placement, to);
+        }
+        let (t, rows) = rows_where_routed(&d, "crashy");
+        assert_eq!(rows, expected, "after recovering from a kill at {step}");
+        let (ok, out) = d.psql_tenant(&t, &format!("SELECT count(*) FROM branches WHERE name = '{canary}'"));
+        assert!(ok && out.trim() == "1", "{out}");
+        assert_eq!(open_operations(&d), "0");
+        assert_no_leftovers(&d);
+        // Nothing of the tenant outside its one placement.
+        let pooled = d.admin("us-1", "tg_pool", &format!("SELECT count(*) FROM app.branches WHERE tenant_id = '{}'", t.key));
+        let bridge = d.admin("us-1", "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'tg_bridge'");
+        let schema = if bridge == "0" {
+            "0".to_string()
+        } else {
+            d.admin("us-1", "tg_bridge", &format!("SELECT count(*) FROM pg_namespace WHERE nspname IN ('{}', 'app')", t.key))
+        };
+        let database = d.admin("us-1", "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{}'", t.key));
+        let expect = |p: &str| if t.placement == p { "1" } else { "0" };
+        assert_eq!(schema, expect("schema"), "after {step}");
+        assert_eq!(database, expect("database"), "after {step}");
+        assert_eq!(pooled != "0", t.placement == "pooled", "after {step}: {pooled} pooled rows");
+        assert_eq!(rows_where_routed(&d, "bystander").1, neighbour_rows, "the neighbour's rows changed at {step}");
+    }
+}
+
+#[test]
+fn a_target_server_stopped_during_the_copy_and_a_verify_mismatch_are_recovered() {
+    let d = Deployment::start();
+    d.ok(&["migrate"]);
+    let t = d.create("wanderer", "pooled", "us-1");
+    d.plant_canary(&t);
+    let (_, expected) = rows_where_routed(&d, "wanderer");
+
+    // The target goes down while the subscription copies.
+    let out = d.tg_env(&["tenant", "move", "wanderer", "--to", "database", "--server", "eu-1"], &[("TENANTGATE_FAILPOINT", "kill:move:prepare")]);
+    assert!(killed(&out));
+    d.eu.stop().expect("stop eu-1");
+    let err = d.fails(&["tenant", "move", "wanderer", "--resume"]);
+    assert!(err.contains("eu-1") && err.contains("--resume"), "{err}");
+    assert!(!err.contains(d.eu.password()), "an error shows a password: {err}");
+    assert_eq!(rows_where_routed(&d, "wanderer").1, expected, "the tenant keeps working on its source");
+    d.eu.start().expect("start eu-1");
+    let v = d.json(&["tenant", "move", "wanderer", "--resume", "--json"]);
+    assert_eq!(v["state"], "done", "{v}");
+    let (t, rows) = rows_where_routed(&d, "wanderer");
+    assert_eq!((t.placement.as_str(), t.server.as_str(), rows.as_str()), ("database", "eu-1", expected.as_str()));
+    assert_no_leftovers(&d);
+
+    // A row that only the target has is caught by the checksums: the move rolls back
+    // before the flip and names the table.
+    let out = d.tg_env(&["tenant", "move", "wanderer", "--to", "schema", "--server", "eu-1"], &[("TENANTGATE_FAILPOINT", "kill:move:final-catch-up")]);
+    assert!(killed(&out));
+    d.admin("eu-1", "tg_bridge", &format!("INSERT INTO app.branches (tenant_id, name, city, country) VALUES ('{}', 'rogue', 'x', 'US')", t.key));
+    let err = d.fails(&["tenant", "move", "wanderer", "--resume"]);
+    assert!(err.contains("table branches differs") && err.contains("rolled back"), "{err}");
+    let (t, rows) = rows_where_routed(&d, "wanderer");
+    assert_eq!((t.placement.as_str(), rows.as_str()), ("database", expected.as_str()));
+    assert_eq!(open_operations(&d), "0");
+    assert_no_leftovers(&d);
+    let staged = d.admin("eu-1", "tg_bridge", "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'");
+    assert_eq!(staged, "0", "the rolled-back target was not removed");
+}
+
+#[test]
+fn a_move_outside_the_residency_is_refused_before_anything_is_created() {
+    let d = Deployment::start();
+    d.ok(&["migrate"]);
+    d.ok(&["tenant", "create", "berlin", "--placement", "pooled", "--server", "eu-1", "--residency", "eu-central"]);
+    let roles_before = d.tenant_role_count("us-1");
+    let err = d.fails(&["tenant", "move", "berlin", "--to", "database", "--server", "us-1"]);
+    assert!(err.contains("residency") && err.contains("eu-central") && err.contains("us-1") && err.contains("Nothing was created"), "{err}");
+    assert_eq!(d.tenant_role_count("us-1"), roles_before);
+    assert_eq!(d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.operations WHERE kind = 'move'"), "0");
+    assert_no_leftovers(&d);
+    let t = d.tenant("berlin");
+    assert_eq!((t.placement.as_str(), t.server.as_str()), ("pooled", "eu-1"));
+    // Other refusals say what to do, and also leave nothing.
+    let err = d.fails(&["tenant", "move", "berlin", "--to", "pooled", "--server", "eu-1"]);
+    assert!(err.contains("already there"), "{err}");
+    let err = d.fails(&["tenant", "move", "berlin", "--to", "nowhere"]);
+    assert!(err.contains("pooled, schema, database"), "{err}");
+    let err = d.fails(&["tenant", "move", "berlin", "--resume"]);
+    assert!(err.contains("no unfinished move"), "{err}");
+    let err = d.fails(&["tenant", "move", "berlin", "--status"]);
+    assert!(err.contains("never been moved"), "{err}");
+    assert_no_leftovers(&d);
+    // Within the residency it moves (eu-1 to a database on eu-1).
+    let v = d.json(&["tenant", "move", "berlin", "--to", "database", "--json"]);
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(d.tenant("berlin").server, "eu-1");
 }

@@ -266,8 +266,10 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
             return Err(Fatal::new(d.sqlstate, format!("startup parameter refused: {}", d.message)).into());
         }
     }
-    let mut backend = match shared.pools.checkout(&route, key.scope).await {
-        Ok(b) => b,
+    // A move may have closed the old placement before this gateway heard of it: admission
+    // holds and retries on the route as the catalog has it now.
+    let (route, mut backend) = match tg_dataplane::admission::checkout(&shared.router, &shared.pools, route.clone(), key.scope).await {
+        Ok(rb) => rb,
         Err(e) => {
             audit_conn(Some(&route), Some(&key.id), if matches!(e, PoolError::Exhausted { .. }) { "budget-exhausted" } else { "backend-error" });
             return Err(pool_fatal(&e).into());
