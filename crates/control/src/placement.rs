@@ -262,8 +262,8 @@ impl ServerAdmin<'_> {
     /// location on the server alone (a same-server move has the same roles on both sides):
     /// - pooled: membership in the pool's group roles (CONNECT to `tg_pool` and DML come
     ///   only through them);
-    /// - schema: USAGE on its schema in `tg_bridge`, and CONNECT to `tg_bridge` (its group);
-    /// - database: CONNECT on its database.
+    /// - schema: CONNECT to `tg_bridge` (its group) and USAGE on its schema there;
+    /// - database: CONNECT on its database and USAGE on its `app` schema.
     ///
     /// Closing also ends the roles' sessions in that database and waits (up to 10 s) until
     /// they are gone, so once it returns no transaction of the tenant can still commit there.
@@ -280,14 +280,19 @@ impl ServerAdmin<'_> {
             Placement::Schema => format!("{verb} {BRIDGE_GROUP} {dir} {rw}, {ro};"),
             Placement::Database => format!("{verb} CONNECT ON DATABASE {} {dir} {rw}, {ro};", ident(&loc.database)),
         };
-        let schema_usage = |bridge: Client| async move {
-            let sql = format!("{verb} USAGE ON SCHEMA {} {dir} {rw}, {ro};", ident(&loc.schema));
-            bridge.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant schema"), e))
+        // The object-level grant: without it a session that is already in cannot reach the
+        // tables (pooled: the group membership above is both).
+        let objects = || async {
+            let (db, schema) = match placement {
+                Placement::Pooled => return Ok(()),
+                _ => (loc.database.as_str(), loc.schema.as_str()),
+            };
+            let c = self.connect(Some(db)).await?;
+            let sql = format!("{verb} USAGE ON SCHEMA {} {dir} {rw}, {ro};", ident(schema));
+            c.batch_execute(&sql).await.map_err(|e| Error::db(format!("{what} the tenant schema"), e))
         };
         if open {
-            if placement == Placement::Schema {
-                schema_usage(self.connect(Some(BRIDGE_DB)).await?).await?;
-            }
+            objects().await?;
             return admin.batch_execute(&login).await.map_err(|e| Error::db(format!("{what} the {placement} placement"), e));
         }
         // Closing: the revoke and the first round of terminations commit together, so a
@@ -305,6 +310,10 @@ impl ServerAdmin<'_> {
             let _ = admin.batch_execute("ROLLBACK").await;
             return Err(Error::db(format!("{what} the {placement} placement"), e));
         }
+        // Then the objects: a session that logged in just before the revoke (and was not
+        // yet listed to be ended) can no longer write. The rounds below end it; once none is
+        // left, no transaction of the tenant can commit here any more.
+        objects().await?;
         let roles = vec![key.rw_role(), key.ro_role()];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
@@ -327,9 +336,6 @@ impl ServerAdmin<'_> {
                 )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        if placement == Placement::Schema {
-            schema_usage(self.connect(Some(BRIDGE_DB)).await?).await?;
         }
         Ok(())
     }
