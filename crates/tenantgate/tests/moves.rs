@@ -410,6 +410,18 @@ fn a_move_outside_the_residency_is_refused_before_anything_is_created() {
     let err = d.fails(&["tenant", "move", "berlin", "--status"]);
     assert!(err.contains("never been moved"), "{err}");
     assert_no_leftovers(&d);
+    // verify's configuration audit finds a move's slot that outlived its move.
+    let v = d.json(&["verify", "--only", "audit", "--json"]);
+    assert!(!v["audit"].as_array().expect("audit").iter().any(|f| f["check"] == "audit.orphan-replication"), "{v}");
+    d.admin("us-1", "postgres", "SELECT pg_create_logical_replication_slot('tg_move_4242', 'pgoutput')");
+    let out = d.tg(&["verify", "--only", "audit", "--json"]);
+    assert!(!out.status.success(), "verify passed with an orphan slot");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    let found = v["audit"].as_array().expect("audit").iter().any(|f| {
+        f["check"] == "audit.orphan-replication" && f["server"] == "us-1" && f["message"].as_str().unwrap_or_default().contains("tg_move_4242")
+    });
+    assert!(found, "{v}");
+    d.admin("us-1", "postgres", "SELECT pg_drop_replication_slot('tg_move_4242')");
     // Within the residency it moves (eu-1 to a database on eu-1).
     let v = d.json(&["tenant", "move", "berlin", "--to", "database", "--json"]);
     assert_eq!(v["state"], "done", "{v}");

@@ -42,6 +42,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ("audit.tenant-ownership", "no object is owned by a tenant role"),
     ("audit.table-privileges", "tenant roles hold no TRUNCATE, REFERENCES or TRIGGER privilege"),
     ("audit.server-version", "the server has the fixes for known RLS CVEs"),
+    ("audit.orphan-replication", "no replication slot, publication or subscription of a move outlives its move (an orphan slot holds WAL forever)"),
 ];
 
 const TENANT_ROLE_RE: &str = "^t[0-9a-f]{12}(_ro)?$";
@@ -49,6 +50,13 @@ const TENANT_ROLE_RE: &str = "^t[0-9a-f]{12}(_ro)?$";
 /// Audit every server in the catalog.
 pub async fn run(catalog: &Catalog) -> Result<Vec<Finding>> {
     let tenants = catalog.tenants().await?;
+    let live_moves: Vec<String> = catalog
+        .running_ops("move")
+        .await?
+        .into_iter()
+        .filter(|(_, op)| op.state == "running" || op.state == "failed")
+        .map(|(_, op)| tg_control::mobility::replication::name(op.id))
+        .collect();
     let mut out = Vec::new();
     for server in catalog.servers().await? {
         let admin = ServerAdmin { name: &server.name, url: &server.url };
@@ -56,6 +64,18 @@ pub async fn run(catalog: &Catalog) -> Result<Vec<Finding>> {
         let mut f = Audit { server: server.name.clone(), out: &mut out };
         f.version(&c).await?;
         f.roles(&c).await?;
+        for (kind, name, db) in tg_control::mobility::moves::leftovers_on(&server).await? {
+            if !live_moves.contains(&name) {
+                f.fail(
+                    "audit.orphan-replication",
+                    format!(
+                        "{kind} {name} (database {db}) belongs to no unfinished move; a slot left behind holds WAL on this server forever. \
+                         Remove it (`SELECT pg_drop_replication_slot('{name}')`, `DROP PUBLICATION {name}`, or for a subscription \
+                         `ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name}`)"
+                    ),
+                );
+            }
+        }
         let mine: Vec<&Tenant> = tenants.iter().filter(|t| t.server == server.name).collect();
         let mut databases: Vec<String> = Vec::new();
         for t in &mine {
