@@ -19,7 +19,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tg_control::catalog::{Catalog, Tenant};
 use tg_control::keys::{self, KeyScope};
-use tg_control::mobility::erase;
+use tg_control::mobility::{erase, moves};
 use tg_control::model::Placement;
 use tg_control::tenants;
 use utoipa::ToSchema;
@@ -38,6 +38,7 @@ pub fn extension() -> Extension {
         .route("/admin/v1/tenants/{slug}/suspend", post(suspend_tenant))
         .route("/admin/v1/tenants/{slug}/resume", post(resume_tenant))
         .route("/admin/v1/tenants/{slug}/erase", post(erase_tenant))
+        .route("/admin/v1/tenants/{slug}/move", get(move_status).post(move_tenant))
         .route("/admin/v1/tenants/{slug}/keys", get(list_keys).post(create_key))
         .route("/admin/v1/tenants/{slug}/keys/{key_id}", delete(revoke_key))
         .route("/admin/v1/migrations", get(migration_status));
@@ -64,6 +65,8 @@ impl Modify for AdminSecurity {
         suspend_tenant,
         resume_tenant,
         erase_tenant,
+        move_tenant,
+        move_status,
         list_keys,
         create_key,
         revoke_key,
@@ -175,6 +178,18 @@ pub struct CreatedOut {
 pub struct EraseRequest {
     /// The slug again, to confirm; erasure cannot be undone.
     pub confirm: String,
+}
+
+/// `POST /admin/v1/tenants/{slug}/move`: start a move (`to`, optional `server`), or act on
+/// the open one (`action`: `resume` or `abort`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequestIn {
+    pub to: Option<PlacementName>,
+    pub server: Option<String>,
+    /// `start` (the default), `resume` or `abort`.
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -360,6 +375,67 @@ pub async fn erase_tenant(
     serde_json::to_value(cert).map(Json).map_err(|e| Problem::internal(format!("cannot render the certificate: {e}")))
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{slug}/move", tag = "admin", params(("slug" = String, Path)), request_body = MoveRequestIn,
+    responses(
+        (status = 202, description = "The move runs in the background; poll GET for its status", body = Object),
+        (status = 200, description = "Aborted: the tenant is back on its source", body = Object),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A move is already open, or none is", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Residency violation, unknown server or placement", body = ProblemBody, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn move_tenant(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    req: Result<Json<MoveRequestIn>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    st.admin(&headers)?;
+    let req = body(req)?;
+    let mut cat = own_catalog(&st).await?;
+    let op = match req.action.as_deref().unwrap_or("start") {
+        "abort" => {
+            let s = moves::abort(&mut cat, &slug).await.map_err(ctl)?;
+            let _ = st.data.router.route_fresh(&slug).await;
+            return Ok((StatusCode::OK, Json(status_json(&s)?)));
+        }
+        "resume" => moves::reopen(&cat, &slug).await.map_err(ctl)?,
+        "start" => {
+            let to = req.to.ok_or_else(|| Problem::bad_request("bad-request", "name the target placement in `to` (pooled, schema or database)"))?;
+            moves::begin(&mut cat, &moves::MoveRequest { slug: slug.clone(), to: to.into(), server: req.server }).await.map_err(ctl)?
+        }
+        other => return Err(Problem::bad_request("bad-request", format!("unknown action {other:?}; use start, resume or abort"))),
+    };
+    // The move outlives the request: it runs on its own catalog connection, and its state is
+    // in the catalog, so a restart of this server leaves it resumable.
+    let cfg = st.control.clone();
+    tokio::spawn(async move {
+        let Ok(mut cat) = Catalog::connect(&cfg.catalog.url).await else { return };
+        if let Err(e) = moves::run(&cfg, &mut cat, op, &|_| {}).await {
+            tracing::warn!("move operation {op} stopped: {e}");
+        }
+    });
+    let s = moves::status(&cat, &slug).await.map_err(ctl)?;
+    Ok((StatusCode::ACCEPTED, Json(status_json(&s)?)))
+}
+
+fn status_json(s: &moves::MoveStatus) -> Result<serde_json::Value, Problem> {
+    serde_json::to_value(s).map_err(|e| Problem::internal(format!("cannot render the move status: {e}")))
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{slug}/move", tag = "admin", params(("slug" = String, Path)),
+    responses((status = 200, description = "The last move: state, step, step times, checks, lag", body = Object),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Never moved", body = ProblemBody, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn move_status(State(st): State<Shared>, headers: HeaderMap, Path(slug): Path<String>) -> JsonResult<serde_json::Value> {
+    st.admin(&headers)?;
+    let cat = own_catalog(&st).await?;
+    let s = moves::status(&cat, &slug).await.map_err(ctl)?;
+    Ok(Json(status_json(&s)?))
+}
+
 #[utoipa::path(get, path = "/admin/v1/tenants/{slug}/keys", tag = "admin", params(("slug" = String, Path)),
     responses((status = 200, body = [KeyView]), (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, body = ProblemBody, content_type = "application/problem+json")),
@@ -448,6 +524,7 @@ mod tests {
             "/admin/v1/tenants/{slug}/suspend",
             "/admin/v1/tenants/{slug}/resume",
             "/admin/v1/tenants/{slug}/erase",
+            "/admin/v1/tenants/{slug}/move",
             "/admin/v1/tenants/{slug}/keys",
             "/admin/v1/tenants/{slug}/keys/{key_id}",
             "/admin/v1/migrations",
@@ -455,7 +532,7 @@ mod tests {
         ] {
             assert!(paths.contains_key(p), "missing {p}");
         }
-        assert_eq!(paths.len(), 15);
+        assert_eq!(paths.len(), 16);
         assert!(doc["components"]["securitySchemes"]["admin"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }

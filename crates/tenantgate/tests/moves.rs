@@ -426,4 +426,42 @@ fn a_move_outside_the_residency_is_refused_before_anything_is_created() {
     let v = d.json(&["tenant", "move", "berlin", "--to", "database", "--json"]);
     assert_eq!(v["state"], "done", "{v}");
     assert_eq!(d.tenant("berlin").server, "eu-1");
+
+    // The admin API: the same refusals, and a move that runs in the background with a
+    // pollable status.
+    let token = "move-admin-token-0123456789abcdef";
+    std::fs::write(d.dir.path().join("admin.token"), token).expect("token");
+    let base = std::fs::read_to_string(&d.config).expect("config");
+    let config = d.dir.path().join("admin-moves.toml");
+    std::fs::write(&config, format!("{base}\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n")).expect("config");
+    let (mut child, line) = common::gateway::spawn_serve(&config, "HTTP API listening on").expect("serve");
+    let addr = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
+    let url = format!("http://{addr}/admin/v1/tenants/berlin/move");
+    let post = |body: Value| match ureq::post(&url).set("Authorization", &format!("Bearer {token}")).send_json(body) {
+        Ok(r) => (r.status(), r.into_json::<Value>().expect("json")),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json::<Value>().expect("problem json")),
+        Err(e) => panic!("{e}"),
+    };
+    let (code, v) = post(serde_json::json!({"to": "schema", "server": "us-1"}));
+    assert_eq!(code, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("residency"), "{v}");
+    let (code, v) = post(serde_json::json!({"to": "schema"}));
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["plan"]["to"]["placement"], "schema", "{v}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let r = ureq::get(&url).set("Authorization", &format!("Bearer {token}")).call().expect("status");
+        let v: Value = r.into_json().expect("json");
+        if v["state"] != "running" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(d.tenant("berlin").placement, "schema");
+    let (code, v) = post(serde_json::json!({"action": "abort"}));
+    assert_eq!(code, 409, "{v}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_no_leftovers(&d);
 }

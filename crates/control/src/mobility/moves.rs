@@ -180,6 +180,31 @@ fn to_json(plan: &Plan) -> Result<serde_json::Value> {
 /// residency, to where it already is, of a tenant that is not active, or with a move already
 /// open is refused and nothing is left behind.
 pub async fn start(cfg: &Config, catalog: &mut Catalog, req: &MoveRequest, report: Reporter<'_>) -> Result<MoveStatus> {
+    let op = begin(catalog, req).await?;
+    run(cfg, catalog, op, report).await
+}
+
+/// Run a move that [`begin`] recorded (or continue it), to its end.
+pub async fn run(cfg: &Config, catalog: &mut Catalog, op: i64, report: Reporter<'_>) -> Result<MoveStatus> {
+    let (_, op, plan) = open_move_by_id(catalog, op).await?;
+    let step = STEPS.iter().copied().find(|s| *s == op.step).unwrap_or(STEPS[0]);
+    drive(cfg, catalog, op.id, plan, step, report).await
+}
+
+async fn open_move_by_id(catalog: &Catalog, id: i64) -> Result<(Option<String>, Operation, Plan)> {
+    let found = catalog.running_ops("move").await?.into_iter().find(|(_, op)| op.id == id);
+    match found {
+        Some((key, op)) => {
+            let plan = plan_of(&op)?;
+            Ok((key, op, plan))
+        }
+        None => Err(Error::Migration(format!("move operation {id} is not open"))),
+    }
+}
+
+/// Check a move request and record the move (nothing is created on any server yet).
+/// Returns the operation id for [`run`].
+pub async fn begin(catalog: &mut Catalog, req: &MoveRequest) -> Result<i64> {
     let tenant = catalog.tenant(&req.slug).await?;
     if let Some(op) = catalog.open_op(&tenant.key).await? {
         let hint = if op.kind == "move" {
@@ -279,7 +304,7 @@ pub async fn start(cfg: &Config, catalog: &mut Catalog, req: &MoveRequest, repor
     catalog
         .audit("tenant.move.start", Some(&tenant.key), serde_json::json!({"from": plan.from, "to": plan.to, "operation": op}))
         .await?;
-    drive(cfg, catalog, op, plan, STEPS[0], report).await
+    Ok(op)
 }
 
 /// The target server: the one asked for, else the tenant's own if the placement changes,
@@ -331,11 +356,16 @@ async fn open_move(catalog: &Catalog, slug: &str) -> Result<(Tenant, Operation, 
 
 /// Continue an interrupted move from its recorded step.
 pub async fn resume(cfg: &Config, catalog: &mut Catalog, slug: &str, report: Reporter<'_>) -> Result<MoveStatus> {
-    let (tenant, op, plan) = open_move(catalog, slug).await?;
-    let step = STEPS.iter().copied().find(|s| *s == op.step).unwrap_or(STEPS[0]);
+    let op = reopen(catalog, slug).await?;
+    run(cfg, catalog, op, report).await
+}
+
+/// Mark an interrupted move running again (for [`run`]); returns its operation id.
+pub async fn reopen(catalog: &Catalog, slug: &str) -> Result<i64> {
+    let (tenant, op, _) = open_move(catalog, slug).await?;
     catalog.op_finish(op.id, "running", None).await?;
-    catalog.audit("tenant.move.resume", Some(&tenant.key), serde_json::json!({"operation": op.id, "step": step})).await?;
-    drive(cfg, catalog, op.id, plan, step, report).await
+    catalog.audit("tenant.move.resume", Some(&tenant.key), serde_json::json!({"operation": op.id, "step": op.step})).await?;
+    Ok(op.id)
 }
 
 /// The last move of a tenant, with its progress.
