@@ -472,32 +472,7 @@ fn relation_size(server: &str, database: &str, schema: &str, bytes: Option<&i64>
 async fn pooled_sizes(admin: &ServerAdmin<'_>) -> Result<HashMap<String, u64>> {
     let server = admin.name;
     let client = admin.connect(Some(placement::POOL_DB)).await.map_err(|e| Error::measure(server, placement::POOL_DB, e))?;
-    let tables = client
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
-             ORDER BY 1",
-            &[&placement::APP_SCHEMA],
-        )
-        .await
-        .map_err(|e| Error::measure_db(server, placement::POOL_DB, e))?;
-    let mut sizes: HashMap<String, u64> = HashMap::new();
-    for t in tables {
-        let table: String = t.get(0);
-        // `table` was quoted by format('%I.%I') above.
-        let sql = format!("SELECT tenant_id::text, coalesce(sum(pg_column_size(x.*)), 0)::bigint FROM {table} x GROUP BY 1");
-        let rows = client.query(&sql, &[]).await.map_err(|e| Error::measure_db(server, format!("{} table {table}", placement::POOL_DB), e))?;
-        for r in rows {
-            let key: Option<String> = r.get(0);
-            let bytes: i64 = r.get(1);
-            if let Some(k) = key {
-                *sizes.entry(k).or_default() += bytes.max(0) as u64;
-            }
-        }
-    }
-    Ok(sizes)
+    tg_control::mobility::rows::pooled_bytes(&client).await.map_err(|e| Error::measure(server, placement::POOL_DB, e))
 }
 
 #[cfg(test)]

@@ -20,6 +20,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the catalog (idempotent) and register the servers listed in the config
     Init,
+    /// Even out pooled tenants' bytes across the servers of a region by moving pooled tenants
+    Rebalance {
+        /// Show the proposed moves (the default)
+        #[arg(long, conflicts_with = "apply")]
+        plan: bool,
+        /// Run the proposed moves, one at a time
+        #[arg(long)]
+        apply: bool,
+        /// Only this region
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the wire-protocol gateway until SIGINT/SIGTERM
     Serve {
         /// Listen address (default: gateway.listen from the config, 127.0.0.1:6432); port 0 picks a free port

@@ -17,6 +17,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Init => init(&Config::load(&cli.config)?).await,
+        Command::Rebalance { plan: _, apply, region, json } => {
+            let cfg = Config::load(&cli.config)?;
+            let mut cat = catalog(&cfg).await?;
+            crate::move_cmd::rebalance(&cfg, &mut cat, apply, region.as_deref(), json).await
+        }
         Command::Serve { listen, .. } => crate::serve::run(&Config::load(&cli.config)?, listen).await,
         Command::Token { slug, read_only, ttl } => crate::http_cmd::token(&Config::load(&cli.config)?, &slug, read_only, &ttl).await,
         Command::Server(cmd) => server(&Config::load(&cli.config)?, cmd).await,

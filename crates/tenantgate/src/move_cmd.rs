@@ -1,5 +1,6 @@
-//! `tenantgate tenant move`: start, resume, abort or show an online move, with a progress
-//! bar per step (rows copied, replication lag) or `--json` for scripts.
+//! `tenantgate tenant move` (start, resume, abort or show an online move, with a progress
+//! bar per step: rows copied, replication lag; or `--json` for scripts) and
+//! `tenantgate rebalance` (plan and apply moves that even out a region's pooled servers).
 
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tg_control::catalog::Catalog;
 use tg_control::config::Config;
 use tg_control::mobility::moves::{self, MoveRequest, MoveStatus, Progress};
+use tg_control::mobility::rebalance;
 use tg_control::model::Placement;
 
 use crate::output;
@@ -88,6 +90,55 @@ pub async fn run(cfg: &Config, cat: &mut Catalog, a: Args) -> Result<ExitCode> {
         print_status(&status);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tenantgate rebalance`: print the plan, or apply it move by move.
+pub async fn rebalance(cfg: &Config, cat: &mut Catalog, apply: bool, region: Option<&str>, json: bool) -> Result<ExitCode> {
+    let plan = rebalance::plan(cat, region).await?;
+    if !apply {
+        if json {
+            output::json(&plan)?;
+        } else {
+            print_plan(&plan);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    use std::io::IsTerminal;
+    let bars = Bars { current: Mutex::new(None), hidden: json || !std::io::stderr().is_terminal() };
+    let report = |p: &Progress| bars.show(p);
+    let done = rebalance::apply(cfg, cat, &plan, &report).await?;
+    if json {
+        output::json(&serde_json::json!({"plan": plan, "moves": done}))?;
+    } else {
+        print_plan(&plan);
+        for s in &done {
+            print_status(s);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &rebalance::Plan) {
+    if plan.moves.is_empty() {
+        println!("balanced: no move would even out the pooled bytes further");
+    }
+    for m in &plan.moves {
+        println!("move {} ({} bytes): pooled on {} -> pooled on {}", m.slug, m.bytes, m.from_server, m.to_server);
+    }
+    let rows: Vec<Vec<String>> = plan
+        .servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.region.clone(),
+                s.server.clone(),
+                format!("{} / {}", s.tenants_before, s.bytes_before),
+                format!("{} / {}", s.tenants_after, s.bytes_after),
+            ]
+        })
+        .collect();
+    output::table(&["REGION", "SERVER", "POOLED TENANTS / BYTES NOW", "AFTER THE PLAN"], &rows);
+    println!("({})", plan.method);
 }
 
 fn print_status(s: &MoveStatus) {

@@ -465,3 +465,59 @@ fn a_move_outside_the_residency_is_refused_before_anything_is_created() {
     let _ = child.wait();
     assert_no_leftovers(&d);
 }
+
+#[test]
+fn rebalance_evens_out_a_regions_pooled_servers_within_residency() {
+    let d = Deployment::start();
+    let us2 = tg_local::Cluster::start_temp(tg_local::ClusterOptions { name: "us-2".into(), ..Default::default() }).expect("start us-2");
+    d.ok(&["server", "add", "us-2", "--url", &us2.url("postgres"), "--region", "us-east"]);
+    d.ok(&["migrate"]);
+    // Three pooled tenants on us-1 of different sizes, one pooled tenant in eu-central.
+    let mut keys = Vec::new();
+    for (slug, orders) in [("big", 3000), ("mid", 1500), ("small", 300)] {
+        let t = d.create(slug, "pooled", "us-1");
+        d.plant_canary(&t);
+        d.admin(
+            "us-1",
+            "tg_pool",
+            &format!(
+                "INSERT INTO app.orders (tenant_id, branch_id, customer_name) \
+                 SELECT '{k}', (SELECT branch_id FROM app.branches WHERE tenant_id = '{k}' LIMIT 1), 'guest ' || g FROM generate_series(1, {orders}) g",
+                k = t.key
+            ),
+        );
+        keys.push(t);
+    }
+    d.ok(&["tenant", "create", "eu-pooled", "--placement", "pooled", "--server", "eu-1", "--residency", "eu-central"]);
+
+    let plan = d.json(&["rebalance", "--plan", "--json"]);
+    let moves = plan["moves"].as_array().expect("moves").clone();
+    assert!(!moves.is_empty(), "{plan}");
+    for m in &moves {
+        assert_eq!((m["from_server"].as_str(), m["to_server"].as_str()), (Some("us-1"), Some("us-2")), "{plan}");
+    }
+    assert_eq!(moves[0]["slug"], "big", "the largest tenant that narrows the gap goes first: {plan}");
+    let after: Vec<u64> = plan["servers"].as_array().expect("servers").iter().filter(|s| s["region"] == "us-east").map(|s| s["bytes_after"].as_u64().unwrap_or(0)).collect();
+    let before: Vec<u64> = plan["servers"].as_array().expect("servers").iter().filter(|s| s["region"] == "us-east").map(|s| s["bytes_before"].as_u64().unwrap_or(0)).collect();
+    let spread = |v: &[u64]| v.iter().max().unwrap_or(&0) - v.iter().min().unwrap_or(&0);
+    assert!(spread(&after) < spread(&before), "{plan}");
+    // Only this region when asked.
+    let eu = d.json(&["rebalance", "--plan", "--region", "eu-central", "--json"]);
+    assert_eq!(eu["moves"].as_array().map(Vec::len), Some(0), "{eu}");
+
+    let applied = d.json(&["rebalance", "--apply", "--region", "us-east", "--json"]);
+    assert_eq!(applied["moves"].as_array().map(Vec::len), Some(moves.len()), "{applied}");
+    for m in &moves {
+        let slug = m["slug"].as_str().expect("slug");
+        let t = d.tenant(slug);
+        assert_eq!((t.placement.as_str(), t.server.as_str()), ("pooled", "us-2"));
+        let orig = keys.iter().find(|k| k.slug == slug).expect("tenant");
+        let count = d.admin("us-1", "tg_pool", &format!("SELECT count(*) FROM app.orders WHERE tenant_id = '{}'", orig.key));
+        assert_eq!(count, "0", "{slug}'s rows stayed on us-1");
+    }
+    assert_eq!(d.tenant("eu-pooled").server, "eu-1");
+    // Balanced now: a second plan proposes nothing more.
+    let again = d.json(&["rebalance", "--plan", "--region", "us-east", "--json"]);
+    assert_eq!(again["moves"].as_array().map(Vec::len), Some(0), "{again}");
+    drop(us2);
+}

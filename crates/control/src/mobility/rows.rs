@@ -17,6 +17,38 @@ pub async fn tables_in(c: &Client, schema: &str) -> Result<Vec<String>> {
     super::replication::tables(c, schema).await
 }
 
+/// Every pooled tenant's bytes in a server's shared tables (`tg_pool`, schema `app`), by
+/// tenant key: an estimate, `sum(pg_column_size(row))` over its rows in every shared table
+/// with a `tenant_id` column (row data only: no indexes, no per-page or dead-row overhead).
+pub async fn pooled_bytes(c: &Client) -> Result<std::collections::HashMap<String, u64>> {
+    let tables = c
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+             ORDER BY 1",
+            &[&crate::placement::APP_SCHEMA],
+        )
+        .await
+        .map_err(|e| Error::db("listing the shared tables", e))?;
+    let mut sizes = std::collections::HashMap::new();
+    for t in tables {
+        let table: String = t.get(0);
+        // `table` was quoted by format('%I.%I') above.
+        let sql = format!("SELECT tenant_id::text, coalesce(sum(pg_column_size(x.*)), 0)::bigint FROM {table} x GROUP BY 1");
+        let rows = c.query(&sql, &[]).await.map_err(|e| Error::db(format!("measuring {table}"), e))?;
+        for r in rows {
+            let key: Option<String> = r.get(0);
+            let bytes: i64 = r.get(1);
+            if let Some(k) = key {
+                *sizes.entry(k).or_default() += bytes.max(0) as u64;
+            }
+        }
+    }
+    Ok(sizes)
+}
+
 /// The columns of `schema.table`, in order.
 pub async fn columns(c: &Client, schema: &str, table: &str) -> Result<Vec<String>> {
     let rows = c
