@@ -288,10 +288,17 @@ fn a_move_killed_after_any_step_resumes_or_aborts_to_one_whole_placement() {
     let (_, expected) = rows_where_routed(&d, "crashy");
     let (_, neighbour_rows) = rows_where_routed(&d, "bystander");
     let steps = ["prepare", "copy", "catch-up", "fence", "final-catch-up", "verify", "flip", "unfence", "clean"];
-    for (i, step) in steps.iter().enumerate() {
+    // Before the flip each step is killed twice: once recovered with --abort, once with
+    // --resume. After the flip only --resume is possible.
+    let runs: Vec<(usize, &str, bool)> = steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| if i < 6 { vec![(i, *s, true), (i, *s, false)] } else { vec![(i, *s, false)] })
+        .collect();
+    for (n, (i, step, abort)) in runs.into_iter().enumerate() {
         let now = d.tenant("crashy");
         // Same-server moves between pooled and database, and every other time schema.
-        let to = match (now.placement.as_str(), i % 2) {
+        let to = match (now.placement.as_str(), n % 2) {
             ("pooled", 0) => "database",
             ("pooled", _) => "schema",
             _ => "pooled",
@@ -313,7 +320,7 @@ fn a_move_killed_after_any_step_resumes_or_aborts_to_one_whole_placement() {
         assert_eq!(status["state"], "running", "{status}");
 
         let flipped = i >= 6;
-        if i % 2 == 1 && !flipped {
+        if abort {
             let v = d.json(&["tenant", "move", "crashy", "--abort", "--json"]);
             assert_eq!(v["state"], "rolled_back", "{v}");
             assert_eq!(d.tenant("crashy").placement, now.placement, "abort returns to the source");
@@ -355,12 +362,24 @@ fn a_target_server_stopped_during_the_copy_and_a_verify_mismatch_are_recovered()
     d.ok(&["migrate"]);
     let t = d.create("wanderer", "pooled", "us-1");
     d.plant_canary(&t);
-    let (_, expected) = rows_where_routed(&d, "wanderer");
 
+    // Enough rows that the initial copy takes a while.
+    d.admin(
+        "us-1",
+        "tg_pool",
+        &format!(
+            "INSERT INTO app.orders (tenant_id, branch_id, customer_name) \
+             SELECT '{k}', (SELECT branch_id FROM app.branches WHERE tenant_id = '{k}' LIMIT 1), 'guest ' || g FROM generate_series(1, 300000) g",
+            k = t.key
+        ),
+    );
+    let (_, expected) = rows_where_routed(&d, "wanderer");
     // The target goes down while the subscription copies.
     let out = d.tg_env(&["tenant", "move", "wanderer", "--to", "database", "--server", "eu-1"], &[("TENANTGATE_FAILPOINT", "kill:move:prepare")]);
     assert!(killed(&out));
+    let copying = d.admin("eu-1", &t.key, "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')");
     d.eu.stop().expect("stop eu-1");
+    assert_ne!(copying, "0", "the copy had finished before the target stopped; the test needs more rows");
     let err = d.fails(&["tenant", "move", "wanderer", "--resume"]);
     assert!(err.contains("eu-1") && err.contains("--resume"), "{err}");
     assert!(!err.contains(d.eu.password()), "an error shows a password: {err}");
