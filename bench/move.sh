@@ -7,9 +7,11 @@
 # Each round, per size: create a fresh pooled tenant, load N orders (as the admin, with
 # generate_series), copy exactly its rows into a scratch database and time
 # `pg_dump -Fc scratch | pg_restore` into a new database on eu-1 (the baseline), then start
-# the writer (pgbench -R through the gateway, one insert per transaction) and time
+# the writer (pgbench -C -R through the gateway: one insert per transaction, each on a new
+# connection, as a reconnecting app) and time
 # `tenantgate tenant move --to database --server eu-1`. Reported: the move's total time,
-# its fence (writes held), the baseline, their ratio, and the writer's failed transactions.
+# its fence (writes held), the baseline, their ratio, the writer's rows found in the new
+# placement and its errors (pgbench -C aborts a client on its first error).
 #
 # Usage: bench/move.sh       (about 8 minutes with the defaults on 2 cores)
 #   SIZES="10000 1000000"    orders per tenant
@@ -41,7 +43,7 @@ psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 psql_q "$US_ADMIN" -c 'select 1' >/dev/null && psql_q "$EU_ADMIN" -c 'select 1' >/dev/null
 
 RAW="$BENCH_DIR/raw.tsv"
-printf 'size\tround\tbytes\tmove_ms\tfence_ms\tbaseline_ms\twriter_tx\twriter_failed\n' > "$RAW"
+printf 'size\tround\tbytes\tmove_ms\tfence_ms\tbaseline_ms\twriter_rows\twriter_errors\tsteps_ms\n' > "$RAW"
 
 cat > "$BENCH_DIR/writer.sql" <<'EOF'
 INSERT INTO orders (branch_id, table_no, customer_name, total) VALUES ('b0000000-0000-4000-8000-000000000001', 1 + (random() * 40)::int, 'bench writer', 12.50);
@@ -71,7 +73,7 @@ EOF
       -c "\copy (SELECT * FROM app.orders WHERE tenant_id = '$key') TO '$BENCH_DIR/orders.copy'"
     pg_dump -s -n app -t app.branches -t app.orders "$(url_db "$US_ADMIN" tg_pool)" \
       | grep -v -E '^(GRANT|REVOKE)|OWNER TO' | sed 's/DEFAULT tenantgate.current_tenant()//' > "$BENCH_DIR/schema.sql"
-    psql_q "$(url_db "$US_ADMIN" bench_scratch)" -f "$BENCH_DIR/schema.sql" > /dev/null
+    psql_q "$(url_db "$US_ADMIN" bench_scratch)" -c "CREATE SCHEMA app" -f "$BENCH_DIR/schema.sql" > /dev/null
     psql_q "$(url_db "$US_ADMIN" bench_scratch)" -c "\copy app.branches FROM '$BENCH_DIR/branches.copy'" -c "\copy app.orders FROM '$BENCH_DIR/orders.copy'"
     t0=$(date +%s%N)
     pg_dump -Fc "$(url_db "$US_ADMIN" bench_scratch)" | pg_restore -O -x -d "$(url_db "$EU_ADMIN" bench_restore)"
@@ -82,26 +84,29 @@ EOF
 
     # The move, with a writer through the gateway.
     secret=$("$TG" key create "$slug" --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-    PGPASSWORD="$secret" pgbench -n -h 127.0.0.1 -p "$GW_PORT" -U "$slug" -c 1 -R "$WRITER_RATE" -T 600 \
+    PGPASSWORD="$secret" pgbench -n -h 127.0.0.1 -p "$GW_PORT" -U "$slug" -C -c 1 -R "$WRITER_RATE" -T 600 \
       -f "$BENCH_DIR/writer.sql" app > "$BENCH_DIR/writer-$slug.out" 2>&1 &
     WRITER=$!
     sleep 2
     "$TG" tenant move "$slug" --to database --server eu-1 --json > "$BENCH_DIR/move-$slug.json"
     sleep 2
-    kill -INT "$WRITER" 2>/dev/null || true
+    # (A background job of a script ignores SIGINT; pgbench ends on SIGTERM without a report,
+    # so the writer's work is counted in the tenant's rows below.)
+    kill -TERM "$WRITER" 2>/dev/null || true
     wait "$WRITER" 2>/dev/null || true
-    read -r move_ms fence_ms < <(python3 - "$BENCH_DIR/move-$slug.json" <<'PY'
+    read -r move_ms fence_ms steps < <(python3 - "$BENCH_DIR/move-$slug.json" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
 assert v["state"] == "done", v
-print(sum(s["ms"] for s in v["plan"]["steps"]), v["plan"]["fence_ms"])
+print(sum(s["ms"] for s in v["plan"]["steps"]), v["plan"]["fence_ms"], ",".join(f"{s['step']}={s['ms']}" for s in v["plan"]["steps"]))
 PY
     )
-    wtx=$(awk '/^number of transactions actually processed: / {print $6; exit}' "$BENCH_DIR/writer-$slug.out")
-    wfail=$(grep -c -E 'ERROR|FATAL|server closed' "$BENCH_DIR/writer-$slug.out" || true)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$bytes" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" >> "$RAW"
-    printf 'size=%s round=%s move=%sms fence=%sms pg_dump|pg_restore=%sms writer tx=%s errors=%s\n' \
-      "$size" "$round" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" >&2
+    # The writer's rows, read as the tenant in its new placement: every one it committed.
+    wtx=$(PGPASSWORD="$secret" psql -X -At -h 127.0.0.1 -p "$GW_PORT" -U "$slug" app -c "SELECT count(*) FROM orders WHERE customer_name = 'bench writer'")
+    wfail=$(grep -c -E 'ERROR|FATAL|server closed|aborted' "$BENCH_DIR/writer-$slug.out" || true)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$bytes" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" "$steps" >> "$RAW"
+    printf 'size=%s round=%s move=%sms fence=%sms pg_dump|pg_restore=%sms writer rows=%s errors=%s steps: %s\n' \
+      "$size" "$round" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" "$steps" >&2
     "$TG" tenant erase "$slug" --confirm "$slug" > /dev/null
     psql_q "$EU_ADMIN" -c "DROP DATABASE IF EXISTS bench_restore"
     psql_q "$US_ADMIN" -c "DROP DATABASE IF EXISTS bench_scratch"
@@ -118,15 +123,16 @@ by = {}
 for r in rows:
     by.setdefault(int(r["size"]), []).append(r)
 out = [f"# Online move: pooled (us-1) → database (eu-1), {datetime.date.today()}", "", f"Machine: {machine}", "",
-       "| orders | rounds | move (median, range) | fence (median, max) | pg_dump \\| pg_restore (median) | move / dump+restore (median of per-round ratios, range) | writer errors |",
-       "|---:|---:|---|---|---|---|---:|"]
+       "| orders | rounds | move, total (median, range) | of which cut-over, before cleaning the source (median) | fence (median, max) | pg_dump \\| pg_restore (median) | move / dump+restore (median of per-round ratios, range) | writer errors |",
+       "|---:|---:|---|---|---|---|---|---:|"]
 runs = []
 for size in sorted(by):
     rs = by[size]
     mv = [int(r["move_ms"]) for r in rs]; fe = [int(r["fence_ms"]) for r in rs]; bl = [int(r["baseline_ms"]) for r in rs]
     ratios = [int(r["move_ms"]) / max(1, int(r["baseline_ms"])) for r in rs]
-    errs = sum(int(r["writer_failed"]) for r in rs)
-    out.append(f"| {size:,} | {len(rs)} | {statistics.median(mv):,.0f} ms ({min(mv):,}–{max(mv):,}) | {statistics.median(fe):,.0f} ms (max {max(fe):,}) | "
+    errs = sum(int(r["writer_errors"]) for r in rs)
+    cut = [sum(int(kv.split("=")[1]) for kv in r["steps_ms"].split(",") if not kv.startswith("clean=")) for r in rs]
+    out.append(f"| {size:,} | {len(rs)} | {statistics.median(mv):,.0f} ms ({min(mv):,}–{max(mv):,}) | {statistics.median(cut):,.0f} ms | {statistics.median(fe):,.0f} ms (max {max(fe):,}) | "
                f"{statistics.median(bl):,.0f} ms | {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) | {errs} |")
     for r in rs:
         runs.append({"from": "pooled", "to": "database", "tenant_bytes": int(r["bytes"]), "rows": size,

@@ -318,6 +318,15 @@ fn a_move_killed_after_any_step_resumes_or_aborts_to_one_whole_placement() {
         assert!(shown["next_step"].as_str().unwrap_or_default().contains("--resume"), "{shown}");
         let status = d.json(&["tenant", "move", "crashy", "--status", "--json"]);
         assert_eq!(status["state"], "running", "{status}");
+        if n == 0 {
+            // Nothing that would break an open move runs beside it.
+            let err = d.fails(&["migrate"]);
+            assert!(err.contains("a move is under way") && err.contains("Nothing was migrated"), "{err}");
+            let err = d.fails(&["tenant", "erase", "crashy", "--confirm", "crashy"]);
+            assert!(err.contains("a move is under way") && err.contains("Nothing was erased"), "{err}");
+            let err = d.fails(&["tenant", "move", "crashy", "--to", "schema"]);
+            assert!(err.contains("already under way") && err.contains("--resume"), "{err}");
+        }
 
         let flipped = i >= 6;
         if abort {

@@ -74,6 +74,17 @@ pub fn pool_target(server: &str) -> MigrationTarget {
 
 /// Apply every pending migration to every target, `jobs` targets at a time.
 pub async fn run(catalog: &Catalog, jobs: usize) -> Result<Report> {
+    // A move copies a fixed app-schema version: migrating its source meanwhile would break
+    // the replication (and the target would miss the migration).
+    let moving = catalog.running_ops("move").await?;
+    if let Some((_, op)) = moving.first() {
+        let slug = op.detail.get("slug").and_then(|s| s.as_str()).unwrap_or("?").to_string();
+        return Err(Error::WrongStatus {
+            slug,
+            status: format!("moving (step {})", op.step),
+            hint: "a move is under way; run `tenantgate migrate` after it finishes (`tenantgate tenant move SLUG --status`), or abort it with `--abort`. Nothing was migrated".into(),
+        });
+    }
     let migrations = catalog.app_migrations().await?;
     let latest = migrations.last().map_or(0, |m| m.version);
     let servers = catalog.servers().await?;

@@ -55,6 +55,13 @@ pub async fn erase(catalog: &mut Catalog, slug: &str, confirm: Option<&str>) -> 
     let started_at = chrono::Utc::now();
     let op = match catalog.open_op(&tenant.key).await? {
         Some(op) if op.kind == "erase" => op.id,
+        Some(op) if op.kind == "move" => {
+            return Err(Error::WrongStatus {
+                slug: slug.into(),
+                status: format!("moving (step {})", op.step),
+                hint: format!("a move is under way; finish it (`tenantgate tenant move {slug} --resume`) or undo it (`--abort`) before erasing. Nothing was erased"),
+            })
+        }
         _ => catalog.start_op("erase", Some(&tenant.key), serde_json::json!({"slug": slug})).await?,
     };
     catalog.set_status(&tenant.key, TenantStatus::Erasing).await?;

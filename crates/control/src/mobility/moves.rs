@@ -554,7 +554,7 @@ async fn run_step(cfg: &Config, catalog: &mut Catalog, ends: &Ends, op: i64, pla
             plan.fence_ms = Some(fence);
             Ok(())
         }
-        "clean" => clean(catalog, ends, plan).await,
+        "clean" => clean(ends, plan).await,
         _ => Ok(()),
     }
 }
@@ -715,9 +715,10 @@ async fn verify(ends: &Ends, plan: &mut Plan) -> Result<()> {
     let dst_schema = target_schema(plan).to_string();
     let mut checks = Vec::new();
     for t in &plan.tables {
+        let how = repl::row_hash_for(&src, &src_schema, t).await?;
         let (a, b) = tokio::join!(
-            repl::table_checksum(&src, &src_schema, t, &plan.key),
-            repl::table_checksum(&dst, &dst_schema, t, &plan.key)
+            repl::table_checksum(&src, &src_schema, t, &plan.key, how),
+            repl::table_checksum(&dst, &dst_schema, t, &plan.key, how)
         );
         let ((sn, ss), (tn, ts)) = (a?, b?);
         if sn != tn || ss != ts {
@@ -766,7 +767,7 @@ async fn flip(catalog: &mut Catalog, ends: &Ends, op: i64, plan: &Plan) -> Resul
     catalog.flip_route(&plan.key, plan.to.placement, &plan.to.server, target.as_ref(), op, "unfence").await
 }
 
-async fn clean(catalog: &Catalog, ends: &Ends, plan: &Plan) -> Result<()> {
+async fn clean(ends: &Ends, plan: &Plan) -> Result<()> {
     // Replication objects first: nothing may be published from rows being deleted.
     if plan.naming == Naming::Mirror {
         let dst = ends.dst(plan).await?;
@@ -793,7 +794,6 @@ async fn clean(catalog: &Catalog, ends: &Ends, plan: &Plan) -> Result<()> {
     } else if plan.from.placement == Placement::Schema {
         src_admin.leave_bridge(&plan.key).await?;
     }
-    let _ = catalog;
     Ok(())
 }
 

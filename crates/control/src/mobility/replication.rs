@@ -255,17 +255,43 @@ pub async fn leftovers(c: &Client) -> Result<Vec<(String, String, String)>> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
+/// How a table's rows are hashed for [`table_checksum`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowHash {
+    /// `hash_record_extended(row, 0)`: each column by its type's own hash function (no
+    /// text conversion: about 3× faster, and independent of output settings).
+    Record,
+    /// `hashtextextended(row::text, 0)`, for tables with a column type that has no hash
+    /// function (PostgreSQL then refuses `hash_record_extended`).
+    Text,
+}
+
 /// Per-table row count and an order-independent checksum of the tenant's rows: the sum of
-/// a 64-bit hash of each row's text. Both sides are read with the same output settings,
-/// so equal rows give equal text.
-pub async fn table_checksum(c: &Client, schema: &str, table: &str, key: &TenantKey) -> Result<(i64, String)> {
+/// a 64-bit hash of each row. Both sides must use the same [`RowHash`]; with `Text` they
+/// are read under [`CHECKSUM_SETTINGS`], so equal rows give equal text.
+pub async fn table_checksum(c: &Client, schema: &str, table: &str, key: &TenantKey, how: RowHash) -> Result<(i64, String)> {
+    let hash = match how {
+        RowHash::Record => "hash_record_extended(t.*, 0)",
+        RowHash::Text => "hashtextextended(t::text, 0)",
+    };
     let sql = format!(
-        "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {}.{} t WHERE tenant_id = $1",
+        "SELECT count(*), coalesce(sum({hash}::numeric), 0)::text FROM {}.{} t WHERE tenant_id = $1",
         ident(schema),
         ident(table)
     );
     let r = c.query_one(&sql, &[&key.as_str()]).await.map_err(|e| Error::db(format!("checksumming {table}"), e))?;
     Ok((r.get(0), r.get(1)))
+}
+
+/// Whether every column of `schema.table` can be hashed as a record (probed on an empty
+/// selection, so it costs nothing).
+pub async fn row_hash_for(c: &Client, schema: &str, table: &str) -> Result<RowHash> {
+    let sql = format!("SELECT hash_record_extended(t.*, 0) FROM {}.{} t LIMIT 0", ident(schema), ident(table));
+    match c.query(&sql, &[]).await {
+        Ok(_) => Ok(RowHash::Record),
+        Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("42883") => Ok(RowHash::Text),
+        Err(e) => Err(Error::db(format!("probing {table}'s row hash"), e)),
+    }
 }
 
 /// The session settings under which [`table_checksum`] reads rows, on both sides.
