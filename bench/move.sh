@@ -104,6 +104,8 @@ PY
     # The writer's rows, read as the tenant in its new placement: every one it committed.
     wtx=$(PGPASSWORD="$secret" psql -X -At -h 127.0.0.1 -p "$GW_PORT" -U "$slug" app -c "SELECT count(*) FROM orders WHERE customer_name = 'bench writer'")
     wfail=$(grep -c -E 'ERROR|FATAL|server closed|aborted' "$BENCH_DIR/writer-$slug.out" || true)
+    werr=$(grep -m1 -E 'ERROR|FATAL|server closed' "$BENCH_DIR/writer-$slug.out" | tr '\t' ' ' | cut -c1-160 || true)
+    [ -n "$werr" ] && echo "writer: $werr" >&2
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$round" "$bytes" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" "$steps" >> "$RAW"
     printf 'size=%s round=%s move=%sms fence=%sms pg_dump|pg_restore=%sms writer rows=%s errors=%s steps: %s\n' \
       "$size" "$round" "$move_ms" "$fence_ms" "$baseline_ms" "${wtx:-?}" "$wfail" "$steps" >&2

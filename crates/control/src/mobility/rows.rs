@@ -93,16 +93,20 @@ pub async fn foreign_keys(c: &Client, schema: &str) -> Result<Vec<(String, Strin
 }
 
 /// Delete every row of tenant `key` from the shared tables of `schema`, children before
-/// parents, in batches of 10,000 rows (each its own transaction, so the shared tables are
+/// parents, in batches of 50,000 rows (each its own transaction, so the shared tables are
 /// never locked for long), then VACUUM the tables. Returns the rows deleted.
 pub async fn delete_tenant_rows(c: &Client, schema: &str, key: &TenantKey) -> Result<u64> {
     let tables = tables_in(c, schema).await?;
     let order = children_first(&tables, &foreign_keys(c, schema).await?);
+    // Children go first, so no row left behind ever references a deleted one, and every
+    // foreign key includes tenant_id, so no other tenant's row references these: the
+    // per-row foreign-key triggers can be skipped (they made up most of the cost).
+    c.batch_execute("SET session_replication_role = replica").await.map_err(|e| Error::db("preparing the delete", e))?;
     let mut total = 0;
     for table in &order {
         let t = format!("{}.{}", ident(schema), ident(table));
         let sql = format!(
-            "DELETE FROM {t} WHERE tenant_id = $1 AND ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE tenant_id = $1 LIMIT 10000))"
+            "DELETE FROM {t} WHERE tenant_id = $1 AND ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE tenant_id = $1 LIMIT 50000))"
         );
         loop {
             let n = c.execute(&sql, &[&key.as_str()]).await.map_err(|e| Error::db(format!("deleting rows of {table}"), e))?;
@@ -112,6 +116,7 @@ pub async fn delete_tenant_rows(c: &Client, schema: &str, key: &TenantKey) -> Re
             }
         }
     }
+    c.batch_execute("RESET session_replication_role").await.map_err(|e| Error::db("finishing the delete", e))?;
     for table in &order {
         c.batch_execute(&format!("VACUUM (ANALYZE) {}.{}", ident(schema), ident(table)))
             .await
