@@ -85,6 +85,16 @@ fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
 
 /// Classifies one top-level statement: its kind first, then every name in its tree.
 fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig, reads_literals: &mut bool) -> Result<Statement, Denial> {
+    // `SELECT set_config(name, value, is_local)` on its own is judged as the SET it is; the
+    // verdict depends on the literal name and value, so it is never shared by shape.
+    let set_config = match node {
+        NodeEnum::SelectStmt(s) => settings::sole_set_config(s),
+        _ => None,
+    };
+    if let Some(set) = set_config {
+        *reads_literals = true;
+        return Ok(Statement { writes: None, timeout: settings::classify(&set, &cfg.allowed_settings)? });
+    }
     let mut statement = kind(node, cfg)?;
     check_names(facts, cfg)?;
     check_casts(facts, cfg, reads_literals)?;

@@ -21,7 +21,7 @@ pub(crate) struct Finding {
 
 const SET_CONFIG: Finding = Finding {
     rule: "set-config",
-    why: "it changes settings, bypassing the SET allow-list",
+    why: "it changes settings from inside a query; use SET, or `SELECT set_config('name', value, false)` as a statement of its own, which is held to the SET allow-list",
 };
 const LISTEN_NOTIFY: Finding = Finding {
     rule: "listen-notify",

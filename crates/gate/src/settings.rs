@@ -209,6 +209,86 @@ pub(crate) fn classify(
     }))
 }
 
+/// A statement that is exactly `SELECT set_config(name, value, is_local)` (drivers and ORMs
+/// send this: Django sets `TimeZone` so, asyncpg `jit`), as the SET it amounts to, or `None`
+/// for any other statement. The name must be a string constant and `is_local` a boolean
+/// constant; the value a constant or a parameter (`$1`, whose value the gate does not know).
+/// Anywhere else `set_config` stays refused.
+pub(crate) fn sole_set_config(s: &pg_query::protobuf::SelectStmt) -> Option<VariableSetStmt> {
+    let plain = s.from_clause.is_empty()
+        && s.where_clause.is_none()
+        && s.group_clause.is_empty()
+        && s.having_clause.is_none()
+        && s.with_clause.is_none()
+        && s.values_lists.is_empty()
+        && s.sort_clause.is_empty()
+        && s.limit_count.is_none()
+        && s.limit_offset.is_none()
+        && s.locking_clause.is_empty()
+        && s.window_clause.is_empty()
+        && s.distinct_clause.is_empty()
+        && s.larg.is_none()
+        && s.rarg.is_none()
+        && s.into_clause.is_none();
+    let [target] = s.target_list.as_slice() else { return None };
+    if !plain {
+        return None;
+    }
+    let Some(NodeEnum::ResTarget(rt)) = target.node.as_ref() else { return None };
+    let Some(NodeEnum::FuncCall(call)) = rt.val.as_ref().and_then(|v| v.node.as_ref()) else { return None };
+    let names: Vec<&str> = call
+        .funcname
+        .iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    let named = matches!(names.as_slice(), ["set_config"] | ["pg_catalog", "set_config"]);
+    if !named || call.agg_star || call.agg_distinct || call.func_variadic || call.over.is_some() || call.agg_filter.is_some() || !call.agg_order.is_empty() {
+        return None;
+    }
+    let [name, value, local] = call.args.as_slice() else { return None };
+    let name = match constant(uncast(name))? {
+        a_const::Val::Sval(s) => s.sval.to_ascii_lowercase(),
+        _ => return None,
+    };
+    let is_local = match constant(uncast(local))? {
+        a_const::Val::Boolval(b) => b.boolval,
+        a_const::Val::Sval(s) => is_true(&s.sval),
+        _ => return None,
+    };
+    let value = uncast(value);
+    let value = match value.node.as_ref() {
+        Some(NodeEnum::AConst(_)) | Some(NodeEnum::ParamRef(_)) => value.clone(),
+        _ => return None,
+    };
+    Some(VariableSetStmt {
+        kind: VariableSetKind::VarSetValue as i32,
+        name,
+        args: vec![value],
+        is_local,
+        ..Default::default()
+    })
+}
+
+/// The argument of a cast to text (`'UTC'::text`), or the node itself.
+fn uncast(node: &pg_query::protobuf::Node) -> &pg_query::protobuf::Node {
+    match node.node.as_ref() {
+        Some(NodeEnum::TypeCast(tc)) => {
+            let text = tc.type_name.as_ref().is_some_and(|t| {
+                t.array_bounds.is_empty()
+                    && t.names.last().and_then(|n| n.node.as_ref()).is_some_and(|n| matches!(n, NodeEnum::String(s) if s.sval == "text"))
+            });
+            match (text, tc.arg.as_deref()) {
+                (true, Some(arg)) => arg,
+                _ => node,
+            }
+        }
+        _ => node,
+    }
+}
+
 /// Checks a timeout SET against the tenant's cap.
 pub(crate) fn check_cap(set: &TimeoutSet, limits: &Limits) -> Result<(), Denial> {
     let Some(cap) = set.setting.cap(limits) else {

@@ -89,6 +89,7 @@ fn gateway_end_to_end() {
     psycopg_prepared_statements_and_cancel(&on, &tenants);
     step("psycopg", started);
     asyncpg_connects_and_pools(&on, &off, &tenants);
+    django_sets_its_time_zone_and_queries(&on, &off, &tenants);
     step("asyncpg", started);
     node_pg_extended_protocol(&on, &tenants);
     step("node", started);
@@ -344,7 +345,8 @@ fn gate_reads_sql_as_postgres_does(d: &Deployment, on: &Gateway, off: &Gateway, 
         ("SET backslash_quote = on", "pinned-setting"),
         ("SET client_encoding = 'SJIS'", "pinned-setting"),
         ("SET NAMES 'GBK'", "pinned-setting"),
-        ("SELECT set_config('client_encoding', 'SJIS', false)", "set-config"),
+        ("SELECT set_config('client_encoding', 'SJIS', false)", "pinned-setting"),
+        ("SELECT 1, set_config('client_encoding', 'SJIS', false)", "set-config"),
     ] {
         denied(&gw::raw_query(&mut sa, set), rule, set);
     }
@@ -572,6 +574,72 @@ fn asyncpg_connects_and_pools(on: &Gateway, off: &Gateway, tenants: &[T]) {
         assert_eq!(v["leak"], serde_json::json!([]), "{v}");
         assert_eq!(v["encoding"], "UTF8", "{v}");
         assert_eq!(v["pooled"], serde_json::json!((1..=20).collect::<Vec<i32>>()), "{v}");
+    }
+}
+
+const DJANGO_SCRIPT: &str = r#"
+import json, sys
+import django
+from django.conf import settings
+port, user, key, canary, others = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
+# USE_TZ with a connection time zone: Django's first statement on every new connection is
+# SELECT set_config('TimeZone', %s, false), with the zone as a bound parameter.
+settings.configure(
+    USE_TZ=True, TIME_ZONE="UTC", INSTALLED_APPS=[],
+    DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "HOST": "127.0.0.1", "PORT": port,
+                           "NAME": "whatever", "USER": user, "PASSWORD": key, "TIME_ZONE": "Europe/Paris"}},
+)
+django.setup()
+from django.db import connection, models
+class Branch(models.Model):
+    branch_id = models.UUIDField(primary_key=True)
+    name = models.TextField()
+    country = models.TextField()
+    opened_on = models.DateField()
+    class Meta:
+        app_label = "tenantgate_test"
+        db_table = "branches"
+        managed = False
+res = {}
+seen = list(Branch.objects.filter(country="XX").order_by("name").values_list("name", flat=True))
+res["own_canary"] = canary in seen
+res["leak"] = [o for o in others if any(o in s for s in seen)]
+with connection.cursor() as cur:
+    cur.execute("SHOW TimeZone")
+    res["timezone"] = cur.fetchone()[0]
+    cur.execute("SELECT now()")
+    res["aware"] = cur.fetchone()[0].tzinfo is not None
+res["count"] = Branch.objects.count()
+connection.close()
+# A new connection sets the zone again.
+res["count_again"] = Branch.objects.filter(country="XX").count()
+print(json.dumps(res))
+"#;
+
+/// Django's ORM with `USE_TZ` through the gateway (drop-in bug 4): its
+/// `SELECT set_config('TimeZone', %s, false)` passes like the SET it is.
+fn django_sets_its_time_zone_and_queries(on: &Gateway, off: &Gateway, tenants: &[T]) {
+    if python_with("psycopg", "psycopg[binary]").is_none() {
+        panic!("psycopg is not installed and pip could not install it");
+    }
+    let Some(py) = python_with("django", "django") else {
+        panic!("Django is not installed and pip could not install it; run `python3 -m pip install django`");
+    };
+    for (g, x) in [on, off].into_iter().flat_map(|g| [&tenants[0], &tenants[2], &tenants[3]].map(|x| (g, x))) {
+        let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
+        let out = Command::new(&py)
+            .args(["-c", DJANGO_SCRIPT, &g.port.to_string(), &x.t.slug, &x.key, &x.canary, &others.join(",")])
+            .output()
+            .expect("python");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "Django for {} (gateway {}): {}{}", x.t.slug, g.name, stdout, String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+        assert_eq!(v["own_canary"], true, "{v}");
+        assert_eq!(v["leak"], serde_json::json!([]), "{v}");
+        assert_eq!(v["timezone"], "Europe/Paris", "{v}");
+        assert_eq!(v["aware"], true, "{v}");
+        assert!(v["count"].as_i64().unwrap_or(0) >= 1, "{v}");
+        assert_eq!(v["count_again"], 1, "{v}");
     }
 }
 

@@ -305,11 +305,12 @@ fn cursors() {
 }
 
 #[test]
-fn set_config_is_denied_anywhere() {
+fn set_config_is_denied_anywhere_but_as_a_statement_of_its_own() {
     for sql in [
-        "SELECT set_config('role', 'x', false)",
-        "SELECT pg_catalog.set_config('app.tenant', 'victim', false)",
-        "SELECT \"set_config\"('a', 'b', true)",
+        "SELECT set_config('timezone', 'UTC', false), 1",
+        "SELECT set_config('timezone', 'UTC', false) FROM orders",
+        "SELECT set_config('timezone', lower('UTC'), false)",
+        "SELECT set_config('timezone', 'UTC', false) UNION ALL SELECT 'x'",
         "SELECT * FROM orders WHERE id = (SELECT 1 FROM (SELECT set_config('role','x',false)) s)",
         "WITH c AS (SELECT set_config('role','x',false)) SELECT * FROM c",
         "SELECT CASE WHEN true THEN set_config('a','b',false) END",

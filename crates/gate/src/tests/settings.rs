@@ -230,3 +230,53 @@ fn settings_that_change_lexing_are_pinned() {
     denied("SET backslash_quote = safe_encoding", "setting-not-allowed");
     assert!(everything.check("t", "SET backslash_quote = safe_encoding", Scope::ReadWrite, &Limits::default()).is_ok());
 }
+
+#[test]
+fn set_config_as_a_statement_is_held_to_the_set_rules() {
+    let gate = gate();
+    // As drivers send it: Django (TimeZone, a bound or literal value), asyncpg.
+    for sql in [
+        "SELECT set_config('TimeZone', 'UTC', false)",
+        "SELECT set_config('TimeZone', $1, false)",
+        "SELECT pg_catalog.set_config('timezone', 'Europe/Paris'::text, true)",
+        "select SET_CONFIG('application_name', 'django', 'false')",
+        "SELECT set_config('statement_timeout', '5s', false)",
+        "SELECT set_config('row_security', 'on', false)",
+        "SELECT set_config('client_encoding', 'utf-8', false)",
+    ] {
+        assert!(gate.check("t", sql, Scope::ReadOnly, &capped()).is_ok(), "{sql}");
+    }
+    // Everything a SET would be refused for, with the same rule.
+    for (sql, rule) in [
+        ("SELECT set_config('role', 'x', false)", "set-role"),
+        ("SELECT set_config('session_authorization', 'x', false)", "session-authorization"),
+        ("SELECT pg_catalog.set_config('app.tenant', 'victim', false)", "setting-not-allowed"),
+        ("SELECT \"set_config\"('work_mem', '2GB', true)", "setting-not-allowed"),
+        ("SELECT set_config('statement_timeout', '0', false)", "timeout-cap"),
+        ("SELECT set_config('statement_timeout', '10min', false)", "timeout-cap"),
+        ("SELECT set_config('statement_timeout', $1, false)", "timeout-cap"),
+        ("SELECT set_config('row_security', 'off', false)", "row-security"),
+        ("SELECT set_config('row_security', $1, false)", "row-security"),
+        ("SELECT set_config('standard_conforming_strings', 'off', false)", "pinned-setting"),
+        ("SELECT set_config('client_encoding', 'SJIS', false)", "pinned-setting"),
+        ("SELECT set_config('client_encoding', $1, false)", "pinned-setting"),
+    ] {
+        let d = gate.check("t", sql, Scope::ReadWrite, &capped()).expect_err(sql);
+        assert_eq!(d.rule, rule, "{sql}: {}", d.message);
+    }
+}
+
+#[test]
+fn set_config_verdicts_are_never_shared_by_shape() {
+    // The same shape with an allowed value first must not let a refused one through.
+    let gate = gate();
+    assert!(gate.check("t", "SELECT set_config('timezone', 'UTC', false)", Scope::ReadWrite, &capped()).is_ok());
+    let d = gate
+        .check("t", "SELECT set_config('standard_conforming_strings', 'off', false)", Scope::ReadWrite, &capped())
+        .expect_err("shape reuse");
+    assert_eq!(d.rule, "pinned-setting");
+    let d = gate.check("t", "SELECT set_config('timezone', 'UTC', false) ", Scope::ReadWrite, &capped()).map(|_| ());
+    assert!(d.is_ok());
+    let d = gate.check("t", "SELECT set_config('role', 'UTC', false)", Scope::ReadWrite, &capped()).expect_err("role");
+    assert_eq!(d.rule, "set-role");
+}
