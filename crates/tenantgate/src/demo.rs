@@ -106,6 +106,8 @@ async fn print_gateway_lines(cat: &Catalog, cfg: &Config) -> Result<()> {
     use tg_control::keys::{self, KeyScope};
     let gw = tg_proxy::GatewayConfig::from_table(&cfg.gateway)?;
     let (host, port) = gw.listen.rsplit_once(':').unwrap_or(("127.0.0.1", "6432"));
+    let http = tg_http::config::HttpConfig::from_table(&cfg.http)?;
+    let signer = tg_http::jwt::DevSigner::load(&http, &cfg.base_dir).ok();
     println!("Through the gateway (user = tenant slug, password = a fresh API key):");
     println!();
     for t in &TENANTS {
@@ -121,6 +123,13 @@ async fn print_gateway_lines(cat: &Catalog, cfg: &Config) -> Result<()> {
             "    curl -s -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/sql -d '{{\"sql\": \"select count(*) from orders\"}}'",
             k.secret
         );
+        if let Some(signer) = &signer {
+            let jwt = signer.sign(t.slug, false, 3600)?;
+            println!(
+                "    curl -s -H 'Authorization: Bearer {jwt}' -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/sql -d '{{\"sql\": \"select count(*) from orders\"}}'   # JWT, 1 h (`tenantgate token {}` makes more)",
+                t.slug
+            );
+        }
         println!();
     }
     println!("Serving until Ctrl-C (the clusters keep running; `tenantgate demo --stop` stops them).");
@@ -151,12 +160,23 @@ fn write_config(dir: &Path, clusters: &[Cluster]) -> Result<PathBuf> {
     let mut toml = String::from("# Written by `tenantgate demo`. Holds admin passwords: keep it private.\n\n");
     let servers: Vec<tg_local::LocalServer> =
         SERVERS.iter().zip(clusters).map(|(s, c)| tg_local::LocalServer { name: s.name, region: s.region, cluster: c }).collect();
+    // A development HS256 key, so `tenantgate token SLUG` and the JWT lines below work at
+    // once. Kept across runs; never use it outside the demo.
+    let jwt_secret = dir.join("jwt-dev.secret");
+    if !jwt_secret.exists() {
+        use rand::RngCore;
+        let mut b = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        write_private(&jwt_secret, &hex::encode(b))?;
+    }
     let bench = dir.join("move-benchmark.json");
     std::fs::write(&bench, MOVE_BENCHMARK).with_context(|| format!("writing {}", bench.display()))?;
     toml.push_str(&tg_local::deployment_toml(
         &servers,
         "restaurant/migrations",
-        "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\n\n",
+        "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\n\n\
+         # Development JWT key (demo only): `tenantgate token SLUG` signs with it.\n\
+         [[http.jwt_keys]]\nkid = \"demo-dev\"\nalg = \"HS256\"\nsecret_file = \"jwt-dev.secret\"\n\n",
     ));
     let path = dir.join("tenantgate.toml");
     write_private(&path, &toml)?;

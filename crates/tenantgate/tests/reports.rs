@@ -350,6 +350,11 @@ fn examples_match_the_demo() {
     };
     tg(&["demo", "--no-serve", "--dir", dir.to_str().expect("path")], None);
     let config = dir.join("tenantgate.toml");
+    // The demo configures a development JWT key: `tenantgate token` works at once.
+    let jwt = tg(&["token", "pasta-palace", "--ttl", "5m"], Some(&config));
+    assert_eq!(jwt.trim().split('.').count(), 3, "not a JWT: {jwt}");
+    let header = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jwt.trim().split('.').next().unwrap_or_default()).expect("header");
+    assert!(String::from_utf8_lossy(&header).contains("HS256"), "{}", String::from_utf8_lossy(&header));
     let examples = common::repo_root().join("docs/examples");
     let bless = std::env::var("TENANTGATE_BLESS").is_ok_and(|v| v == "1");
     let mut drift = Vec::new();
