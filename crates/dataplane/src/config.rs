@@ -94,6 +94,7 @@ impl LimitsConfig {
         tg_gate::Limits {
             max_statement_timeout_ms: opt(self.statement_timeout_ms),
             max_idle_in_transaction_ms: opt(self.idle_in_transaction_timeout_ms),
+            own_database: false,
         }
     }
 }

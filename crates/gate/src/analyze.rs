@@ -18,6 +18,9 @@ pub(crate) struct Statement {
     pub writes: Option<&'static str>,
     /// A capped timeout this statement sets, to check against the tenant's limits.
     pub timeout: Option<TimeoutSet>,
+    /// `Some(what)` if it uses a notification channel (LISTEN, NOTIFY, `pg_notify()`): allowed
+    /// only to a tenant with a database of its own (`Limits::own_database`).
+    pub channel: Option<&'static str>,
 }
 
 /// The scope-independent verdict on a whole query string.
@@ -93,10 +96,13 @@ fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig, reads_literals: &m
     };
     if let Some(set) = set_config {
         *reads_literals = true;
-        return Ok(Statement { writes: None, timeout: settings::classify(&set, &cfg.allowed_settings)? });
+        return Ok(Statement { writes: None, timeout: settings::classify(&set, &cfg.allowed_settings)?, channel: None });
     }
     let mut statement = kind(node, cfg)?;
     check_names(facts, cfg)?;
+    if facts.functions.iter().any(|p| p.last().is_some_and(|n| n.eq_ignore_ascii_case("pg_notify"))) {
+        statement.channel = statement.channel.or(Some("pg_notify()"));
+    }
     check_casts(facts, cfg, reads_literals)?;
     statement.writes = statement.writes.or_else(|| write_of(facts));
     Ok(statement)
@@ -106,6 +112,7 @@ fn read() -> Result<Statement, Denial> {
     Ok(Statement {
         writes: None,
         timeout: None,
+        channel: None,
     })
 }
 
@@ -113,7 +120,12 @@ fn write(kind: &'static str) -> Result<Statement, Denial> {
     Ok(Statement {
         writes: Some(kind),
         timeout: None,
+        channel: None,
     })
+}
+
+fn channel(what: &'static str) -> Result<Statement, Denial> {
+    Ok(Statement { writes: None, timeout: None, channel: Some(what) })
 }
 
 /// Allows or refuses a statement by its kind. Inner statements (of EXPLAIN, PREPARE, DECLARE,
@@ -130,6 +142,7 @@ fn kind(node: &NodeEnum, cfg: &GateConfig) -> Result<Statement, Denial> {
         NodeEnum::VariableSetStmt(s) => Ok(Statement {
             writes: None,
             timeout: settings::classify(s, &cfg.allowed_settings)?,
+            channel: None,
         }),
         NodeEnum::VariableShowStmt(_)
         | NodeEnum::ExecuteStmt(_)
@@ -173,15 +186,11 @@ fn kind(node: &NodeEnum, cfg: &GateConfig) -> Result<Statement, Denial> {
             "maintenance is the operator's job and affects every tenant sharing the table",
         )),
         // UNLISTEN only drops the caller's own session's registrations (asyncpg's pool reset
-        // sends `UNLISTEN *`); LISTEN and NOTIFY reach every session of the database.
+        // sends `UNLISTEN *`); LISTEN and NOTIFY reach every session of the database, so
+        // they are allowed per tenant, by placement (see `apply`).
         NodeEnum::UnlistenStmt(_) => read(),
-        NodeEnum::ListenStmt(_) | NodeEnum::NotifyStmt(_) => {
-            Err(Denial::policy(
-                "listen-notify",
-                "LISTEN/NOTIFY",
-                "notification channels are shared by every session of the database",
-            ))
-        }
+        NodeEnum::ListenStmt(_) => channel("LISTEN"),
+        NodeEnum::NotifyStmt(_) => channel("NOTIFY"),
         NodeEnum::CheckPointStmt(_) | NodeEnum::LoadStmt(_) => Err(Denial::policy(
             "admin",
             "CHECKPOINT/LOAD",

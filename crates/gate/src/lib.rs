@@ -101,6 +101,10 @@ pub struct Limits {
     pub max_statement_timeout_ms: Option<u64>,
     /// Cap for `idle_in_transaction_session_timeout`, in milliseconds.
     pub max_idle_in_transaction_ms: Option<u64>,
+    /// The tenant has a database of its own (the `database` placement), so notification
+    /// channels (LISTEN, NOTIFY, `pg_notify()`) reach only its own sessions and are allowed.
+    /// Elsewhere they are database-wide and refused.
+    pub own_database: bool,
 }
 
 /// The gate's answer for an allowed query string.
@@ -166,6 +170,14 @@ fn apply(analysis: &Analysis, scope: Scope, limits: &Limits) -> Result<Verdict, 
         }
         if let Some(timeout) = &statement.timeout {
             settings::check_cap(timeout, limits)?;
+        }
+        if let (Some(what), false) = (statement.channel, limits.own_database) {
+            return Err(Denial::policy(
+                "listen-notify",
+                what,
+                "notification channels are shared by every tenant of this placement's database; they work for a tenant \
+                 with a database of its own (the database placement: `tenantgate tenant move SLUG --to database`)",
+            ));
         }
     }
     match &analysis.denial {

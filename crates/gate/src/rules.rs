@@ -23,13 +23,10 @@ const SET_CONFIG: Finding = Finding {
     rule: "set-config",
     why: "it changes settings from inside a query; use SET, or `SELECT set_config('name', value, false)` as a statement of its own, which is held to the SET allow-list",
 };
-const LISTEN_NOTIFY: Finding = Finding {
-    rule: "listen-notify",
-    why: "notification channels are shared by every session of the database",
-};
 const ADVISORY_LOCK: Finding = Finding {
     rule: "advisory-lock",
-    why: "advisory locks are shared by every session of the database",
+    why: "advisory locks live in the server's shared lock table: keys are shared by every tenant of a database, \
+          and a session taking many of them fills the table for every tenant of the server",
 };
 const DYNAMIC_SQL: Finding = Finding {
     rule: "dynamic-sql",
@@ -239,8 +236,6 @@ fn listed(name: &str, exact: &[&str], prefixes: &[&str]) -> bool {
 pub(crate) fn function(name: &str, strict_catalog: bool) -> Option<Finding> {
     if name == "set_config" {
         Some(SET_CONFIG)
-    } else if name == "pg_notify" {
-        Some(LISTEN_NOTIFY)
     } else if name == "pg_advisory_unlock_all" {
         // Releases only the caller's own session locks (asyncpg's pool reset calls it).
         None

@@ -81,7 +81,8 @@ impl SqlLimits {
 
     /// What the gate caps a tenant's own `SET statement_timeout` to.
     pub fn gate_limits(&self) -> tg_gate::Limits {
-        tg_gate::Limits { max_statement_timeout_ms: Some(self.statement_timeout_ms), max_idle_in_transaction_ms: None }
+        // No LISTEN over HTTP: a request has no session to deliver notifications to.
+        tg_gate::Limits { max_statement_timeout_ms: Some(self.statement_timeout_ms), max_idle_in_transaction_ms: None, own_database: false }
     }
 }
 

@@ -90,6 +90,7 @@ fn gateway_end_to_end() {
     step("psycopg", started);
     asyncpg_connects_and_pools(&on, &off, &tenants);
     django_sets_its_time_zone_and_queries(&on, &off, &tenants);
+    channels_work_with_a_database_of_ones_own(&on, &tenants);
     step("asyncpg", started);
     node_pg_extended_protocol(&on, &tenants);
     step("node", started);
@@ -640,6 +641,21 @@ fn django_sets_its_time_zone_and_queries(on: &Gateway, off: &Gateway, tenants: &
         assert_eq!(v["aware"], true, "{v}");
         assert!(v["count"].as_i64().unwrap_or(0) >= 1, "{v}");
         assert_eq!(v["count_again"], 1, "{v}");
+    }
+}
+
+/// LISTEN/NOTIFY through the gate: a tenant with a database of its own gets its own
+/// notifications (psql prints them); in the shared placements LISTEN is refused with the way
+/// out named, so no tenant can receive another's payload.
+fn channels_work_with_a_database_of_ones_own(on: &Gateway, tenants: &[T]) {
+    let db = tenants.iter().find(|x| x.t.placement == "database").expect("a database tenant");
+    let (ok, out) = on.psql(&db.t.slug, &db.key, "LISTEN jobs;\nNOTIFY jobs, 'job-42';\nSELECT 1;\n");
+    assert!(ok && out.contains("Asynchronous notification \"jobs\" with payload \"job-42\""), "{out}");
+    for x in tenants.iter().filter(|x| x.t.placement != "database") {
+        let (ok, out) = on.psql(&x.t.slug, &x.key, "LISTEN jobs;\n");
+        assert!(!ok && out.contains("listen-notify") && out.contains("database placement"), "{}: {out}", x.t.slug);
+        let (ok, out) = on.psql(&x.t.slug, &x.key, &format!("SELECT pg_notify('jobs', '{}');\n", x.canary));
+        assert!(!ok && out.contains("listen-notify"), "{}: {out}", x.t.slug);
     }
 }
 

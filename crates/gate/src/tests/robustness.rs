@@ -145,6 +145,7 @@ fn check_all_scopes(gate: &Gate, sql: &str) {
     let limits = Limits {
         max_statement_timeout_ms: Some(1000),
         max_idle_in_transaction_ms: Some(1000),
+        own_database: false,
     };
     for scope in [Scope::ReadWrite, Scope::ReadOnly] {
         if let Err(denial) = gate.check("t", sql, scope, &limits) {

@@ -608,3 +608,23 @@ fn a_drivers_session_reset_is_allowed() {
     denied("SELECT pg_advisory_unlock(1)", "advisory-lock");
     denied("LISTEN ch", "listen-notify");
 }
+
+#[test]
+fn channels_are_allowed_only_with_a_database_of_ones_own() {
+    let g = gate();
+    let shared = Limits::default();
+    let own = Limits { own_database: true, ..Limits::default() };
+    for sql in ["LISTEN jobs", "NOTIFY jobs, 'x'", "SELECT pg_notify('jobs', 'x')", "SELECT 1; LISTEN \"Jobs\""] {
+        let d = g.check("t", sql, Scope::ReadWrite, &shared).expect_err(sql);
+        assert_eq!(d.rule, "listen-notify", "{sql}");
+        assert!(d.message.contains("database placement"), "{}", d.message);
+        assert!(g.check("t", sql, Scope::ReadWrite, &own).is_ok(), "{sql}");
+    }
+    // A cached verdict for one tenant does not carry over to another.
+    assert!(g.check("a", "LISTEN jobs", Scope::ReadWrite, &own).is_ok());
+    assert!(g.check("b", "LISTEN jobs", Scope::ReadWrite, &shared).is_err());
+    // UNLISTEN drops only the caller's own registrations: allowed everywhere.
+    assert!(g.check("t", "UNLISTEN *", Scope::ReadWrite, &shared).is_ok());
+    // Advisory locks stay refused everywhere (the shared lock table).
+    denied("SELECT pg_advisory_lock(1)", "advisory-lock");
+}
