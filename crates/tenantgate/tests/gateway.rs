@@ -776,6 +776,12 @@ const { Client } = require('pg');
   res.own_canary = seen.includes(canary);
   res.leak = others.split(',').filter(o => seen.some(s => s.includes(o)));
   await c.end();
+  // node-postgres' statement_timeout option (a startup parameter), under the tenant's cap.
+  const t = new Client({ host: '127.0.0.1', port: Number(port), user, password: key, database: 'whatever', statement_timeout: 1500 });
+  await t.connect();
+  res.timeout_shown = (await t.query('SHOW statement_timeout')).rows[0].statement_timeout;
+  try { await t.query('SELECT pg_sleep(3)'); res.timed_out = null; } catch (e) { res.timed_out = e.code; }
+  await t.end();
   console.log(JSON.stringify(res));
 })().catch(e => { console.error(e); process.exit(1); });
 "#;
@@ -811,6 +817,8 @@ fn node_pg_extended_protocol(on: &Gateway, tenants: &[T]) {
     assert_eq!(v["after_denial"], 42, "{v}");
     assert_eq!(v["in_txn_denied"], "42501", "{v}");
     assert_eq!(v["txn_aborted"], "25P02", "a denial aborts the transaction like any error: {v}");
+    assert_eq!(v["timeout_shown"], "1500ms", "node-pg's statement_timeout option: {v}");
+    assert_eq!(v["timed_out"], "57014", "the timeout set at connect time applies: {v}");
 }
 
 /// Malformed and hostile input: each gets a clean FATAL or ERROR and the gateway keeps
