@@ -81,6 +81,9 @@ pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
     "transaction_deferrable",
     "row_security",
     "enable_*",
+    // Planner switches of the session's own queries (asyncpg turns JIT off around its
+    // type introspection).
+    "jit",
 ];
 
 /// Settings that change how PostgreSQL lexes or decodes the text of a statement, with the
@@ -210,10 +213,11 @@ pub(crate) fn classify(
 }
 
 /// A statement that is exactly `SELECT set_config(name, value, is_local)` (drivers and ORMs
-/// send this: Django sets `TimeZone` so, asyncpg `jit`), as the SET it amounts to, or `None`
-/// for any other statement. The name must be a string constant and `is_local` a boolean
-/// constant; the value a constant or a parameter (`$1`, whose value the gate does not know).
-/// Anywhere else `set_config` stays refused.
+/// send this: Django sets `TimeZone` so), possibly beside reads of `current_setting(name)`
+/// (asyncpg: `SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new`),
+/// as the SET it amounts to, or `None` for any other statement. The name must be a string
+/// constant and `is_local` a boolean constant; the value a constant or a parameter (`$1`,
+/// whose value the gate does not know). Anywhere else `set_config` stays refused.
 pub(crate) fn sole_set_config(s: &pg_query::protobuf::SelectStmt) -> Option<VariableSetStmt> {
     let plain = s.from_clause.is_empty()
         && s.where_clause.is_none()
@@ -230,25 +234,39 @@ pub(crate) fn sole_set_config(s: &pg_query::protobuf::SelectStmt) -> Option<Vari
         && s.larg.is_none()
         && s.rarg.is_none()
         && s.into_clause.is_none();
-    let [target] = s.target_list.as_slice() else { return None };
     if !plain {
         return None;
     }
-    let Some(NodeEnum::ResTarget(rt)) = target.node.as_ref() else { return None };
-    let Some(NodeEnum::FuncCall(call)) = rt.val.as_ref().and_then(|v| v.node.as_ref()) else { return None };
-    let names: Vec<&str> = call
-        .funcname
-        .iter()
-        .filter_map(|n| match n.node.as_ref() {
-            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-            _ => None,
-        })
-        .collect();
-    let named = matches!(names.as_slice(), ["set_config"] | ["pg_catalog", "set_config"]);
-    if !named || call.agg_star || call.agg_distinct || call.func_variadic || call.over.is_some() || call.agg_filter.is_some() || !call.agg_order.is_empty() {
-        return None;
+    let mut set = None;
+    for target in &s.target_list {
+        let Some(NodeEnum::ResTarget(rt)) = target.node.as_ref() else { return None };
+        let Some(NodeEnum::FuncCall(call)) = rt.val.as_ref().and_then(|v| v.node.as_ref()) else { return None };
+        let names: Vec<&str> = call
+            .funcname
+            .iter()
+            .filter_map(|n| match n.node.as_ref() {
+                Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+                _ => None,
+            })
+            .collect();
+        let plain_call = !(call.agg_star || call.agg_distinct || call.func_variadic || call.over.is_some() || call.agg_filter.is_some() || !call.agg_order.is_empty());
+        if !plain_call || names.len() != call.funcname.len() {
+            return None;
+        }
+        match names.as_slice() {
+            ["set_config"] | ["pg_catalog", "set_config"] if set.is_none() => set = Some(set_config_call(&call.args)?),
+            // Reading a setting beside it changes nothing.
+            ["current_setting"] | ["pg_catalog", "current_setting"] if call.args.iter().all(|a| constant(uncast(a)).is_some()) => {}
+            _ => return None,
+        }
     }
-    let [name, value, local] = call.args.as_slice() else { return None };
+    set
+}
+
+/// The SET that `set_config(name, value, is_local)` amounts to, if its arguments have the
+/// forms [`sole_set_config`] accepts.
+fn set_config_call(args: &[pg_query::protobuf::Node]) -> Option<VariableSetStmt> {
+    let [name, value, local] = args else { return None };
     let name = match constant(uncast(name))? {
         a_const::Val::Sval(s) => s.sval.to_ascii_lowercase(),
         _ => return None,

@@ -308,6 +308,9 @@ fn cursors() {
 fn set_config_is_denied_anywhere_but_as_a_statement_of_its_own() {
     for sql in [
         "SELECT set_config('timezone', 'UTC', false), 1",
+        "SELECT set_config('timezone', 'UTC', false), set_config('jit', 'off', false)",
+        "SELECT current_setting(name), set_config('jit', 'off', false) FROM pg_settings",
+        "SELECT lower(current_setting('jit')), set_config('jit', 'off', false)",
         "SELECT set_config('timezone', 'UTC', false) FROM orders",
         "SELECT set_config('timezone', lower('UTC'), false)",
         "SELECT set_config('timezone', 'UTC', false) UNION ALL SELECT 'x'",

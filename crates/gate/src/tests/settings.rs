@@ -245,6 +245,9 @@ fn set_config_as_a_statement_is_held_to_the_set_rules() {
         "SELECT set_config('statement_timeout', '5s', false)",
         "SELECT set_config('row_security', 'on', false)",
         "SELECT set_config('client_encoding', 'utf-8', false)",
+        // asyncpg, around its type introspection.
+        "SELECT\n    current_setting('jit') AS cur,\n    set_config('jit', 'off', false) AS new",
+        "SELECT set_config('jit', $1, false)",
     ] {
         assert!(gate.check("t", sql, Scope::ReadOnly, &capped()).is_ok(), "{sql}");
     }
@@ -262,6 +265,7 @@ fn set_config_as_a_statement_is_held_to_the_set_rules() {
         ("SELECT set_config('standard_conforming_strings', 'off', false)", "pinned-setting"),
         ("SELECT set_config('client_encoding', 'SJIS', false)", "pinned-setting"),
         ("SELECT set_config('client_encoding', $1, false)", "pinned-setting"),
+        ("SELECT current_setting('jit'), set_config('role', 'x', false)", "set-role"),
     ] {
         let d = gate.check("t", sql, Scope::ReadWrite, &capped()).expect_err(sql);
         assert_eq!(d.rule, rule, "{sql}: {}", d.message);
