@@ -306,7 +306,8 @@ fn http_api_end_to_end() {
         ("SET LOCAL standard_conforming_strings = off", "pinned-setting"),
         ("SET client_encoding = 'SJIS'", "pinned-setting"),
         ("SET NAMES 'BIG5'", "pinned-setting"),
-        ("SELECT set_config('standard_conforming_strings', 'off', true)", "set-config"),
+        ("SELECT set_config('standard_conforming_strings', 'off', true)", "pinned-setting"),
+        ("SELECT 1, set_config('standard_conforming_strings', 'off', true)", "set-config"),
     ] {
         let r = sql(&main, &aw, set, json!([]));
         assert_eq!((r.status, r.json()["rule"].clone()), (403, json!(rule)), "{set}: {r:?}");
