@@ -516,18 +516,18 @@ impl Catalog {
         Ok(())
     }
 
-    /// Running operations of `kind` (e.g. moves), any tenant.
-    pub async fn running_ops(&self, kind: &str) -> Result<Vec<(Option<String>, Operation)>> {
+    /// Unfinished (running or failed) operations of `kind` (e.g. moves), any tenant.
+    pub async fn running_ops(&self, kind: &str) -> Result<Vec<Operation>> {
         let rows = self
             .client
             .query(
-                "SELECT id, kind, state, step, detail, error, started_at, updated_at, tenant_key FROM tg.operations \
+                "SELECT id, kind, state, step, detail, error, started_at, updated_at FROM tg.operations \
                  WHERE kind = $1 AND state IN ('running','failed') ORDER BY id",
                 &[&kind],
             )
             .await
             .map_err(|e| Error::db("reading operations", e))?;
-        Ok(rows.iter().map(|r| (r.get(8), op_from_row(r))).collect())
+        Ok(rows.iter().map(op_from_row).collect())
     }
 
     /// The latest operation of `kind` for a tenant, whatever its state.

@@ -187,14 +187,7 @@ impl ServerAdmin<'_> {
                 ensure_app_schema(&tdb, APP_SCHEMA, &[&rw, &ro]).await?;
             }
         }
-        let sql = format!(
-            "ALTER ROLE {rw} IN DATABASE {db} SET search_path = {s}; ALTER ROLE {ro} IN DATABASE {db} SET search_path = {s};",
-            rw = ident(&rw),
-            ro = ident(&ro),
-            db = ident(&loc.database),
-            s = ident(&loc.schema)
-        );
-        admin.batch_execute(&sql).await.map_err(|e| Error::db("setting the tenant's search_path", e))
+        set_search_path(admin, key, &loc).await
     }
 
     /// Allow or refuse logins by the tenant's roles. Refusing also ends their sessions,
@@ -236,8 +229,7 @@ impl ServerAdmin<'_> {
         match placement {
             Placement::Pooled => {}
             Placement::Schema => {
-                let sql = format!("GRANT {BRIDGE_GROUP} TO {}, {};", ident(&rw), ident(&ro));
-                admin.batch_execute(&sql).await.map_err(|e| Error::db("granting bridge access", e))?;
+                // CONNECT to tg_bridge comes with the rest of the access, at the flip.
                 let bridge = self.connect(Some(BRIDGE_DB)).await?;
                 ensure_app_schema(&bridge, staging, &[]).await?;
             }
@@ -248,14 +240,7 @@ impl ServerAdmin<'_> {
                 ensure_app_schema(&tdb, staging, &[&rw, &ro]).await?;
             }
         }
-        let sql = format!(
-            "ALTER ROLE {rw} IN DATABASE {db} SET search_path = {s}; ALTER ROLE {ro} IN DATABASE {db} SET search_path = {s};",
-            rw = ident(&rw),
-            ro = ident(&ro),
-            db = ident(&loc.database),
-            s = ident(&loc.schema)
-        );
-        admin.batch_execute(&sql).await.map_err(|e| Error::db("setting the tenant's search_path", e))
+        set_search_path(&admin, key, &loc).await
     }
 
     /// Open or close the tenant's access to its tables in one location, leaving every other
@@ -436,6 +421,18 @@ impl ServerAdmin<'_> {
         }
         Ok(())
     }
+}
+
+/// The tenant roles' search_path in the location's database: its tables' schema.
+async fn set_search_path(admin: &Client, key: &TenantKey, loc: &Location) -> Result<()> {
+    let sql = format!(
+        "ALTER ROLE {rw} IN DATABASE {db} SET search_path = {s}; ALTER ROLE {ro} IN DATABASE {db} SET search_path = {s};",
+        rw = ident(&key.rw_role()),
+        ro = ident(&key.ro_role()),
+        db = ident(&loc.database),
+        s = ident(&loc.schema)
+    );
+    admin.batch_execute(&sql).await.map_err(|e| Error::db("setting the tenant's search_path", e))
 }
 
 /// Enable and force RLS with the tenant policy on every table of `schema`, and grant

@@ -158,9 +158,10 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
     let neighbour_canary = d.plant_canary(&neighbour);
     let (_, mover_key) = create_key(&d, "mover", false);
     let (_, neighbour_key) = create_key(&d, "neighbour", false);
-    // Two gateways on one catalog: the mover writes through both, the neighbour through one.
+    // Two gateways on one catalog, one with the gate off (the database alone isolates): the
+    // mover writes through both, the neighbour through one.
     let gw = Gateway::start(&d, "moves", "");
-    let gw2 = Gateway::start(&d, "moves-2", "");
+    let gw2 = Gateway::start(&d, "moves-2", "gate = false");
     let before_menu = checksum(&d, &neighbour, "menu_items");
 
     let w = Writer::start(gw.port, "mover", &mover_key, 1);
@@ -231,6 +232,14 @@ fn a_tenant_moves_online_through_every_placement_while_it_and_a_neighbour_write(
     assert!(ok && out.trim() == "0", "{out}");
     let (ok, out) = d.psql_tenant(&t, &format!("SELECT count(*) FROM branches WHERE name = '{neighbour_canary}'"));
     assert!(ok && out.trim() == "0", "{out}");
+    // The same through both gateways, gate on and gate off: the moved tenant reads its own
+    // canary in its new placement and never the neighbour's.
+    for g in [&gw, &gw2] {
+        let (ok, out) = g.psql("mover", &mover_key, "SELECT name FROM branches WHERE name LIKE 'CANARY%';");
+        assert!(ok && out.contains(&mover_canary) && !out.contains(&neighbour_canary), "gateway {}: {out}", g.name);
+        let (ok, out) = g.psql("neighbour", &neighbour_key, "SELECT name FROM branches WHERE name LIKE 'CANARY%';");
+        assert!(ok && out.contains(&neighbour_canary) && !out.contains(&mover_canary), "gateway {}: {out}", g.name);
+    }
     // The eu server holds nothing of the tenant any more: no database, no schema, no roles.
     assert_eq!(d.tenant_role_count("eu-1"), 0);
     let dbs = d.admin("eu-1", "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{}'", t.key));
@@ -266,6 +275,19 @@ fn admin_rows_where_routed(d: &Deployment, slug: &str) -> String {
     let t = d.tenant(slug);
     let q = |table: &str| format!("(SELECT count(*) FROM {}.{table} WHERE tenant_id = '{}')", t.schema, t.key);
     d.admin(&t.server, &t.database, &format!("SELECT {} || '/' || {} || '/' || {}", q("branches"), q("menu_items"), q("orders")))
+}
+
+/// Add `n` orders to a pooled tenant on us-1 (as the admin: fast, no gateway).
+fn add_orders(d: &Deployment, t: &Tenant, n: u32) {
+    d.admin(
+        "us-1",
+        "tg_pool",
+        &format!(
+            "INSERT INTO app.orders (tenant_id, branch_id, customer_name) \
+             SELECT '{k}', (SELECT branch_id FROM app.branches WHERE tenant_id = '{k}' LIMIT 1), 'guest ' || g FROM generate_series(1, {n}) g",
+            k = t.key
+        ),
+    );
 }
 
 fn open_operations(d: &Deployment) -> String {
@@ -373,15 +395,7 @@ fn a_target_server_stopped_during_the_copy_and_a_verify_mismatch_are_recovered()
     d.plant_canary(&t);
 
     // Enough rows that the initial copy takes a while.
-    d.admin(
-        "us-1",
-        "tg_pool",
-        &format!(
-            "INSERT INTO app.orders (tenant_id, branch_id, customer_name) \
-             SELECT '{k}', (SELECT branch_id FROM app.branches WHERE tenant_id = '{k}' LIMIT 1), 'guest ' || g FROM generate_series(1, 300000) g",
-            k = t.key
-        ),
-    );
+    add_orders(&d, &t, 300_000);
     let (_, expected) = rows_where_routed(&d, "wanderer");
     // The target goes down while the subscription copies.
     let out = d.tg_env(&["tenant", "move", "wanderer", "--to", "database", "--server", "eu-1"], &[("TENANTGATE_FAILPOINT", "kill:move:prepare")]);
@@ -473,6 +487,18 @@ fn a_move_outside_the_residency_is_refused_before_anything_is_created() {
     let (code, v) = post(serde_json::json!({"to": "schema", "server": "us-1"}));
     assert_eq!(code, 422, "{v}");
     assert!(v["detail"].as_str().unwrap_or_default().contains("residency"), "{v}");
+    // Bad input: a clear 400 or 422, and no move is recorded.
+    for (body, want) in [
+        (serde_json::json!({"action": "bogus"}), 400),
+        (serde_json::json!({}), 400),
+        (serde_json::json!({"to": "nowhere"}), 400),
+        (serde_json::json!({"to": "schema", "surprise": 1}), 400),
+    ] {
+        let (code, v) = post(body.clone());
+        assert!(code == want || (want == 400 && code == 422), "{body}: {code} {v}");
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}: {v}");
+    }
+    assert_eq!(d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.operations WHERE kind = 'move' AND state = 'running'"), "0");
     let (code, v) = post(serde_json::json!({"to": "schema"}));
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["plan"]["to"]["placement"], "schema", "{v}");
@@ -505,15 +531,7 @@ fn rebalance_evens_out_a_regions_pooled_servers_within_residency() {
     for (slug, orders) in [("big", 3000), ("mid", 1500), ("small", 300)] {
         let t = d.create(slug, "pooled", "us-1");
         d.plant_canary(&t);
-        d.admin(
-            "us-1",
-            "tg_pool",
-            &format!(
-                "INSERT INTO app.orders (tenant_id, branch_id, customer_name) \
-                 SELECT '{k}', (SELECT branch_id FROM app.branches WHERE tenant_id = '{k}' LIMIT 1), 'guest ' || g FROM generate_series(1, {orders}) g",
-                k = t.key
-            ),
-        );
+        add_orders(&d, &t, orders);
         keys.push(t);
     }
     d.ok(&["tenant", "create", "eu-pooled", "--placement", "pooled", "--server", "eu-1", "--residency", "eu-central"]);

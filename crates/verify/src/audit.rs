@@ -54,8 +54,7 @@ pub async fn run(catalog: &Catalog) -> Result<Vec<Finding>> {
         .running_ops("move")
         .await?
         .into_iter()
-        .filter(|(_, op)| op.state == "running" || op.state == "failed")
-        .map(|(_, op)| tg_control::mobility::replication::name(op.id))
+        .map(|op| tg_control::mobility::replication::name(op.id))
         .collect();
     let mut out = Vec::new();
     for server in catalog.servers().await? {

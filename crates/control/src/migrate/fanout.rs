@@ -77,7 +77,7 @@ pub async fn run(catalog: &Catalog, jobs: usize) -> Result<Report> {
     // A move copies a fixed app-schema version: migrating its source meanwhile would break
     // the replication (and the target would miss the migration).
     let moving = catalog.running_ops("move").await?;
-    if let Some((_, op)) = moving.first() {
+    if let Some(op) = moving.first() {
         let slug = op.detail.get("slug").and_then(|s| s.as_str()).unwrap_or("?").to_string();
         return Err(Error::WrongStatus {
             slug,

@@ -186,17 +186,17 @@ pub async fn start(cfg: &Config, catalog: &mut Catalog, req: &MoveRequest, repor
 
 /// Run a move that [`begin`] recorded (or continue it), to its end.
 pub async fn run(cfg: &Config, catalog: &mut Catalog, op: i64, report: Reporter<'_>) -> Result<MoveStatus> {
-    let (_, op, plan) = open_move_by_id(catalog, op).await?;
+    let (op, plan) = open_move_by_id(catalog, op).await?;
     let step = STEPS.iter().copied().find(|s| *s == op.step).unwrap_or(STEPS[0]);
     drive(cfg, catalog, op.id, plan, step, report).await
 }
 
-async fn open_move_by_id(catalog: &Catalog, id: i64) -> Result<(Option<String>, Operation, Plan)> {
-    let found = catalog.running_ops("move").await?.into_iter().find(|(_, op)| op.id == id);
+async fn open_move_by_id(catalog: &Catalog, id: i64) -> Result<(Operation, Plan)> {
+    let found = catalog.running_ops("move").await?.into_iter().find(|op| op.id == id);
     match found {
-        Some((key, op)) => {
+        Some(op) => {
             let plan = plan_of(&op)?;
-            Ok((key, op, plan))
+            Ok((op, plan))
         }
         None => Err(Error::Migration(format!("move operation {id} is not open"))),
     }
@@ -243,7 +243,7 @@ pub async fn begin(catalog: &mut Catalog, req: &MoveRequest) -> Result<i64> {
     };
     // Two renaming moves into one server's bridge would both stage in schema `app`.
     if naming == Naming::Rename && to.placement == Placement::Schema {
-        for (_, op) in catalog.running_ops("move").await? {
+        for op in catalog.running_ops("move").await? {
             if let Ok(p) = plan_of(&op) {
                 if p.to == to && p.naming == Naming::Rename {
                     return Err(Error::WrongStatus {
@@ -271,7 +271,7 @@ pub async fn begin(catalog: &mut Catalog, req: &MoveRequest) -> Result<i64> {
         });
     }
     repl::check_replica_identity(&src, &src_loc.schema).await?;
-    let tables = repl::tables(&src, &src_loc.schema).await?;
+    let tables = rows::tables_in(&src, &src_loc.schema).await?;
     ServerAdmin { name: &target.name, url: &target.url }.connect(None).await?;
     let migrations = catalog.app_migrations().await?;
     let version = migrations.iter().map(|m| m.version).max().unwrap_or(0);
@@ -533,11 +533,8 @@ async fn run_step(cfg: &Config, catalog: &mut Catalog, ends: &Ends, op: i64, pla
         "copy" => copy(ends, plan, report).await,
         "catch-up" => catch_up(ends, plan, report).await,
         "fence" => {
-            let t = Instant::now();
             catalog.set_fenced(&plan.key, true).await?;
-            ends.src_admin().set_access(plan.from.placement, &plan.key, false).await?;
-            plan.fence_ms = Some(t.elapsed().as_millis() as u64);
-            Ok(())
+            ends.src_admin().set_access(plan.from.placement, &plan.key, false).await
         }
         "final-catch-up" => final_catch_up(ends, plan, report).await,
         "verify" => verify(ends, plan).await,
@@ -789,10 +786,9 @@ async fn clean(ends: &Ends, plan: &Plan) -> Result<()> {
         repl::drop_slot(&src, &plan.name).await?;
     }
     src_admin.drop_container(plan.from.placement, &plan.key, &src_loc.schema).await?;
+    // On the same server the roles stay; the fence already revoked their access here.
     if plan.from.server != plan.to.server {
         src_admin.drop_tenant_roles(&plan.key).await?;
-    } else if plan.from.placement == Placement::Schema {
-        src_admin.leave_bridge(&plan.key).await?;
     }
     Ok(())
 }

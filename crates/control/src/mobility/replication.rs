@@ -23,19 +23,6 @@ pub fn name(op: i64) -> String {
     format!("{PREFIX}{op}")
 }
 
-/// The app tables of `schema`, by name.
-pub async fn tables(c: &Client, schema: &str) -> Result<Vec<String>> {
-    let rows = c
-        .query(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r','p') ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| Error::db("listing tables", e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// Refuse to publish a table whose replica identity does not include `tenant_id`: a row
 /// filter on such a table makes UPDATE and DELETE on it fail for every tenant of the pool,
 /// and without a replica identity at all the subscriber cannot apply them.

@@ -14,7 +14,15 @@ use crate::quote::ident;
 
 /// The tables of `schema`, by name.
 pub async fn tables_in(c: &Client, schema: &str) -> Result<Vec<String>> {
-    super::replication::tables(c, schema).await
+    let rows = c
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r','p') ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| Error::db("listing tables", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Every pooled tenant's bytes in a server's shared tables (`tg_pool`, schema `app`), by
