@@ -1,5 +1,5 @@
 //! tenantgate's data-plane core: what every door (the wire gateway `tg-proxy`, the HTTP API
-//! `tg-http`) shares, so that a request through any of them takes the same route, the same
+//! `tg-http`, the MCP server `tg-mcp`) shares, so that a request through any of them takes the same route, the same
 //! per-tenant pools and the same limits.
 //!
 //! - [`config`]: the `[gateway]` table of tenantgate.toml (budgets, per-tenant limits);
@@ -8,6 +8,12 @@
 //! - [`backend`]: backend connections and per-tenant-role pools under a per-server budget;
 //! - [`audit`]: connection and denial audit into the catalog, off the request's path;
 //! - [`net`]: PostgreSQL message framing and the few messages the data plane writes;
+//! - [`jwt`]: tenant JWTs (pinned-algorithm verification, development signing);
+//! - [`principal`]: who is calling, from a bearer credential (JWT or `tgk_` key) → principal and route;
+//! - [`exchange`]: one statement over a pooled backend in the extended query protocol;
+//! - [`values`]: PostgreSQL text values to JSON;
+//! - [`statement`]: one tenant statement through gate → admission → exchange, under per-call limits;
+//! - [`schema`]: the tenant's schema description (tables, columns, keys, comments);
 //! - [`error`]: why the data plane could not start.
 //!
 //! Per connection: route lookup (router) → authentication (the door's) → pool checkout
@@ -21,8 +27,14 @@ pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod exchange;
+pub mod jwt;
 pub mod net;
+pub mod principal;
 pub mod router;
+pub mod schema;
+pub mod statement;
+pub mod values;
 
 pub use backend::{Backend, PoolError, Pools, RawMessage};
 pub use config::GatewayConfig;

@@ -63,40 +63,8 @@ pub struct HttpConfig {
     pub metrics: MetricsConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum Alg {
-    HS256,
-    RS256,
-    ES256,
-}
-
-impl Alg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Alg::HS256 => "HS256",
-            Alg::RS256 => "RS256",
-            Alg::ES256 => "ES256",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct JwtKeyConfig {
-    /// Matched against the token's `kid` header. For JWKS keys, a `kid` in the JWK wins.
-    #[serde(default)]
-    pub kid: Option<String>,
-    pub alg: Alg,
-    /// HS256: file holding the shared secret (at least 32 bytes).
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-    /// HS256: environment variable holding the shared secret.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// RS256/ES256: a JWKS file (`{"keys": [...]}`) of public keys.
-    #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
-}
+/// The JWT key types live with the verifier, in `tg_dataplane::jwt`.
+pub use tg_dataplane::jwt::{Alg, JwtKeyConfig};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +178,18 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// What the JWT verifier (and the development signer) need, for this door and the MCP door.
+    pub fn jwt(&self) -> tg_dataplane::jwt::JwtConfig {
+        tg_dataplane::jwt::JwtConfig {
+            keys: self.jwt_keys.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway_seconds: self.leeway_seconds,
+            tenant_claim: self.tenant_claim.clone(),
+            scope_claim: self.scope_claim.clone(),
+        }
+    }
+
     /// Parse `[http]` (`tg_catalog::config::Config::http`) strictly.
     pub fn from_table(table: &toml::Table) -> Result<HttpConfig, HttpError> {
         let cfg: HttpConfig = toml::Value::Table(table.clone())

@@ -22,4 +22,7 @@ pub enum HttpError {
 
     #[error(transparent)]
     Control(#[from] tg_catalog::Error),
+
+    #[error(transparent)]
+    Jwt(#[from] tg_dataplane::jwt::JwtError),
 }

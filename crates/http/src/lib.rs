@@ -9,14 +9,16 @@
 //!
 //! Modules, one concept each:
 //! - `config`: the `[http]` table;
-//! - `jwt`: key loading, pinned-algorithm verification, dev-token signing;
-//! - `auth`: the principal of a request (JWT or `tgk_` key), `X-Tenant-ID`, the admin token;
-//! - `limits`: the per-tenant rate limit and the per-call row/byte/time limits;
-//! - `exchange`: one statement over a pooled backend in the extended query protocol;
-//! - `values`: PostgreSQL text values to JSON;
+//! - `auth`: the bearer header, `X-Tenant-ID`, the admin token; the credential itself is
+//!   verified by `tg_dataplane::principal` (shared with the MCP door);
+//! - `limits`: the per-tenant rate limit and the per-call row/byte/time limits of `[http]`;
 //! - `sql`: `POST /v1/sql`; `schema`: `GET /v1/schema`; `tenant_keys`: `GET /v1/keys…`;
 //! - `problem`: RFC 9457 errors; `metrics`: `/metrics`;
 //! - `openapi`: `/openapi.json`; `server`: routes, middleware, state and `serve`.
+//!
+//! JWT verification, the principal, the one-statement exchange and the schema description live
+//! in `tg-dataplane` (`jwt`, `principal`, `exchange`, `values`, `statement`, `schema`), shared
+//! with the MCP door; `jwt` is re-exported here for the callers that sign development tokens.
 //!
 //! What this crate must never do: trust a tenant id from a query string, a body or a header on
 //! its own; pass a PostgreSQL NOTICE, DETAIL, HINT or CONTEXT to a client; log or return a
@@ -25,7 +27,6 @@
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod jwt;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -34,9 +35,9 @@ pub mod schema;
 pub mod server;
 pub mod sql;
 pub mod tenant_keys;
-pub mod values;
-pub mod exchange;
+
+pub use tg_dataplane::jwt;
 
 pub use config::HttpConfig;
 pub use error::HttpError;
-pub use server::{serve, AppState, DataPlane, Extension, HttpServer};
+pub use server::{serve, AppState, DataPlane, Extension, HttpServer, Mount};

@@ -1,5 +1,6 @@
 //! Per-tenant limits of the HTTP API: the request-rate token bucket (429 + `Retry-After`) and
-//! the row, byte and time limits of one `/v1/sql` call.
+//! the row, byte and time limits of one `/v1/sql` call (`[http.limits]`, as a
+//! `tg_dataplane::statement::CallLimits`).
 //!
 //! Owns the arithmetic and the buckets' memory (bounded: idle buckets are pruned). It never
 //! decides who a tenant is (callers pass the authenticated tenant) and never sleeps or queues a
@@ -61,29 +62,12 @@ impl RateLimiter {
 }
 
 /// The limits of one `/v1/sql` call for one tenant.
-#[derive(Debug, Clone, Copy)]
-pub struct SqlLimits {
-    pub max_rows: u32,
-    pub max_bytes: usize,
-    pub statement_timeout_ms: u64,
-}
+pub type SqlLimits = tg_dataplane::statement::CallLimits;
 
-impl SqlLimits {
-    /// HTTP's own limits, with the statement timeout capped by the wire gateway's per-tenant
-    /// cap when it has one (`gateway_cap_ms`).
-    pub fn new(cfg: &LimitsConfig, gateway_cap_ms: Option<u64>) -> SqlLimits {
-        let t = match gateway_cap_ms {
-            Some(cap) if cap > 0 => cfg.statement_timeout_ms.min(cap),
-            _ => cfg.statement_timeout_ms,
-        };
-        SqlLimits { max_rows: cfg.max_rows, max_bytes: cfg.max_bytes, statement_timeout_ms: t }
-    }
-
-    /// What the gate caps a tenant's own `SET statement_timeout` to.
-    pub fn gate_limits(&self) -> tg_gate::Limits {
-        // No LISTEN over HTTP: a request has no session to deliver notifications to.
-        tg_gate::Limits { max_statement_timeout_ms: Some(self.statement_timeout_ms), max_idle_in_transaction_ms: None, own_database: false }
-    }
+/// HTTP's own limits, with the statement timeout capped by the wire gateway's per-tenant cap
+/// when it has one (`gateway_cap_ms`).
+pub fn sql_limits(cfg: &LimitsConfig, gateway_cap_ms: Option<u64>) -> SqlLimits {
+    SqlLimits::new(cfg.max_rows, cfg.max_bytes, cfg.statement_timeout_ms, gateway_cap_ms)
 }
 
 #[cfg(test)]

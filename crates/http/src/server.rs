@@ -17,11 +17,12 @@ use axum::routing::{get, post};
 use axum::Router as AxumRouter;
 use tg_catalog::config::Config;
 
-use crate::auth::{AdminToken, Authenticator, KeyCache, Principal};
+use crate::auth::AdminToken;
+use tg_dataplane::principal::{Authenticator, KeyCache, Principal};
 use crate::config::HttpConfig;
 use crate::error::HttpError;
-use crate::jwt::JwtVerifier;
-use crate::limits::{RateLimiter, SqlLimits};
+use crate::limits::{sql_limits, RateLimiter, SqlLimits};
+use tg_dataplane::jwt::JwtVerifier;
 use crate::metrics::{self as m, TenantLabels};
 use crate::problem::Problem;
 use crate::{openapi, schema, sql, tenant_keys};
@@ -59,7 +60,7 @@ impl TenantSlot {
 impl AppState {
     /// Build the state: load JWT keys and the admin token; install the metrics recorder.
     pub fn new(control: Arc<Config>, http: HttpConfig, data: DataPlane) -> Result<Shared, HttpError> {
-        let jwt = JwtVerifier::load(&http, &control.base_dir)?;
+        let jwt = JwtVerifier::load(&http.jwt(), &control.base_dir)?;
         let admin_token = load_admin_token(&http, &control)?;
         let keys = KeyCache::new(Duration::from_secs(http.key_cache_seconds));
         keys.follow(&data.router);
@@ -83,7 +84,7 @@ impl AppState {
         slot: &TenantSlot,
     ) -> Result<(Principal, tg_dataplane::router::Route), Problem> {
         let auth = Authenticator { jwt: &self.jwt, router: &self.data.router, keys: &self.keys, api_keys: self.http.api_keys };
-        let (p, route) = auth.principal(headers).await?;
+        let (p, route) = crate::auth::principal(&auth, headers).await?;
         slot.set(&p.tenant);
         if let Err(wait) = self.limiter.check(&p.tenant) {
             m::rate_limited(&self.labels.peek(&p.tenant));
@@ -95,7 +96,7 @@ impl AppState {
     /// The per-call limits of `tenant`.
     pub fn sql_limits(&self, tenant: &str) -> SqlLimits {
         let cap = self.data.gateway.limits_for(tenant).statement_timeout_ms;
-        SqlLimits::new(&self.http.limits, Some(cap))
+        sql_limits(&self.http.limits, Some(cap))
     }
 
     pub fn admin(&self, headers: &axum::http::HeaderMap) -> Result<(), Problem> {
@@ -141,8 +142,22 @@ pub struct Extension {
     pub openapi: utoipa::openapi::OpenApi,
 }
 
-/// The route table: the data-plane routes, then each extension's.
+/// A self-contained router another door serves under a path of this server (the MCP door's
+/// streamable HTTP endpoint, `tg-mcp`, at `/mcp`). It has its own state and does its own
+/// authentication, so this crate never depends on that door; it shares this server's listener,
+/// metrics middleware and body limit.
+pub struct Mount {
+    pub path: &'static str,
+    pub router: AxumRouter,
+}
+
+/// The route table: the data-plane routes, then each extension's, then each mounted door.
 pub fn app(state: Shared, extensions: Vec<Extension>) -> AxumRouter {
+    app_with(state, extensions, Vec::new())
+}
+
+/// [`app`] with other doors' routers mounted (see [`Mount`]).
+pub fn app_with(state: Shared, extensions: Vec<Extension>, mounts: Vec<Mount>) -> AxumRouter {
     let max_body = state.http.max_body_bytes;
     let mut doc = openapi::document();
     let mut routes = AxumRouter::new()
@@ -153,6 +168,9 @@ pub fn app(state: Shared, extensions: Vec<Extension>) -> AxumRouter {
     for e in extensions {
         doc.merge(e.openapi);
         routes = routes.merge(e.routes);
+    }
+    for m in mounts {
+        routes = routes.nest_service(m.path, m.router);
     }
     let doc = Arc::new(doc);
     routes
@@ -229,6 +247,7 @@ pub struct HttpServer {
     state: Shared,
     listener: tokio::net::TcpListener,
     extensions: Vec<Extension>,
+    mounts: Vec<Mount>,
 }
 
 impl HttpServer {
@@ -240,12 +259,18 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
-        Ok(HttpServer { state, listener, extensions: Vec::new() })
+        Ok(HttpServer { state, listener, extensions: Vec::new(), mounts: Vec::new() })
     }
 
     /// Mount another crate's routes beside the data-plane routes (see [`Extension`]).
     pub fn mount(mut self, extension: Extension) -> HttpServer {
         self.extensions.push(extension);
+        self
+    }
+
+    /// Serve another door's router under its path (see [`Mount`]).
+    pub fn mount_door(mut self, mount: Mount) -> HttpServer {
+        self.mounts.push(mount);
         self
     }
 
@@ -265,7 +290,7 @@ impl HttpServer {
 
     /// Serve until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), HttpError> {
-        axum::serve(self.listener, app(self.state, self.extensions))
+        axum::serve(self.listener, app_with(self.state, self.extensions, self.mounts))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| HttpError::Serve(e.to_string()))

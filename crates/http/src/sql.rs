@@ -1,35 +1,27 @@
 //! `POST /v1/sql`: one statement, with bound parameters, as the caller's tenant role.
 //!
-//! Flow: authenticate → rate limit → gate (one statement, scope, timeout cap) → check out a
-//! backend of the tenant's role from the shared pools → run it (`exchange`) under the tenant's
-//! row, byte and time limits → map values to JSON (`values`) → give the connection back.
+//! Flow: authenticate → rate limit → `tg_dataplane::statement::run` (gate: one statement,
+//! scope, timeout cap → a backend of the tenant's role from the shared pools → the exchange
+//! under the tenant's row, byte and time limits → values as JSON → the connection back). The
+//! MCP door's `run_sql` takes the same path.
 //!
 //! Owns the request and response shapes and the error mapping of one call. Must never:
 //! interpolate a parameter into SQL, run a statement the gate refused, pass NOTICE or DETAIL
 //! text on, reuse a connection whose exchange did not finish cleanly, or read a tenant id from
 //! the body or the query string (unknown body fields such as `tenant_id` are ignored).
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tg_dataplane::backend::{Backend, PoolError};
+use tg_dataplane::backend::PoolError;
+use tg_dataplane::statement::{self, StatementError, MAX_PARAMS};
 use utoipa::ToSchema;
 
 use crate::metrics;
 use crate::problem::Problem;
 use crate::server::{Shared, TenantSlot};
-use crate::values;
-use crate::exchange::{self, BackendIo, ExecError, Statement};
-
-/// Extra time given to the database beyond `statement_timeout` before the gateway gives up on
-/// the connection itself.
-const GRACE: Duration = Duration::from_secs(5);
-/// PostgreSQL's limit on parameters in one Bind message.
-const MAX_PARAMS: usize = 65_535;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SqlRequest {
@@ -82,18 +74,6 @@ pub fn text_params(params: &[Value]) -> Result<Vec<Option<String>>, Problem> {
         .collect())
 }
 
-/// `BackendIo` over the wire gateway's pooled backend.
-pub struct Pooled<'a>(pub &'a mut Backend);
-
-impl BackendIo for Pooled<'_> {
-    async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.0.send(bytes).await.map_err(|e| e.to_string())
-    }
-    async fn recv_frame(&mut self) -> Result<bytes::Bytes, String> {
-        self.0.recv().await.map(|m| m.bytes).map_err(|e| e.to_string())
-    }
-}
-
 /// A pool error as a problem. Backend login failures are summarised: their text comes from
 /// the tenant's server and is not the caller's business.
 pub fn pool_problem(e: &PoolError) -> Problem {
@@ -119,40 +99,32 @@ pub fn pool_problem(e: &PoolError) -> Problem {
     }
 }
 
-/// Run one statement on a checked-out backend, with a wall-clock guard; gives the backend back
-/// (reset) when the exchange ended cleanly, closes it otherwise.
-pub async fn execute(mut backend: Backend, st: &Statement<'_>) -> Result<exchange::Outcome, Problem> {
-    let guard = Duration::from_millis(st.statement_timeout_ms) + GRACE;
-    let result = tokio::time::timeout(guard, exchange::run(&mut Pooled(&mut backend), st)).await;
-    match result {
-        Ok(Ok(out)) => {
-            tokio::spawn(backend.release());
-            Ok(out)
+/// Why a statement did not run, as a problem.
+pub fn statement_problem(e: StatementError) -> Problem {
+    match e {
+        StatementError::Denied(d) => {
+            metrics::denial(d.rule);
+            Problem::denial(&d)
         }
-        Ok(Err(ExecError::Db { sqlstate, message })) => {
-            tokio::spawn(backend.release());
-            Err(Problem::postgres(&sqlstate, &message))
+        StatementError::NotOne(n) => Problem::bad_request(
+            "one-statement",
+            format!("send one statement per request; this one holds {n}"),
+        )
+        .with_sqlstate("42601"),
+        StatementError::Empty => Problem::bad_request("empty", "the sql field holds no statement").with_sqlstate("42601"),
+        StatementError::TooManyParams => {
+            Problem::bad_request("too-many-params", format!("at most {MAX_PARAMS} params are allowed"))
         }
-        Ok(Err(ExecError::Unsupported(m))) => {
-            backend.close();
-            Err(Problem::bad_request("unsupported", m))
-        }
-        Ok(Err(ExecError::Broken(_))) => {
-            backend.close();
+        StatementError::Pool(e) => pool_problem(&e),
+        StatementError::Db { sqlstate, message } => Problem::postgres(&sqlstate, &message),
+        StatementError::Unsupported(m) => Problem::bad_request("unsupported", m),
+        StatementError::Broken => {
             let mut p = Problem::unavailable("the connection to the tenant's database broke during the statement; retry");
             p.status = axum::http::StatusCode::BAD_GATEWAY;
             p.code = "backend-unavailable";
-            Err(p)
+            p
         }
-        Err(_) => {
-            if let Some(c) = backend.cancel_target() {
-                tokio::spawn(async move {
-                    let _ = c.cancel().await;
-                });
-            }
-            backend.close();
-            Err(Problem::postgres("57014", "canceling statement due to statement timeout"))
-        }
+        StatementError::Timeout => Problem::postgres("57014", "canceling statement due to statement timeout"),
     }
 }
 
@@ -195,79 +167,13 @@ pub async fn run_sql(
     })?;
     let params = text_params(&req.params)?;
     let limits = st.sql_limits(&principal.tenant);
-    let verdict = st.data.gate.check(&principal.tenant, &req.sql, principal.gate_scope(), &limits.gate_limits()).map_err(|d| {
-        metrics::denial(d.rule);
-        Problem::denial(&d)
-    })?;
-    if verdict.statements > 1 {
-        return Err(Problem::bad_request(
-            "one-statement",
-            format!("send one statement per request; this one holds {}", verdict.statements),
-        )
-        .with_sqlstate("42601"));
-    }
-    if verdict.statements == 0 && st.data.gate.config().enabled {
-        return Err(Problem::bad_request("empty", "the sql field holds no statement").with_sqlstate("42601"));
-    }
-    // Held through a move's fence, retried on the new route if the old one was just closed.
-    let (_, backend) = tg_dataplane::admission::checkout(&st.data.router, &st.data.pools, route.clone(), principal.scope)
-        .await
-        .map_err(|e| pool_problem(&e))?;
-    let statement = Statement {
-        sql: &req.sql,
-        params: &params,
-        statement_timeout_ms: limits.statement_timeout_ms,
-        max_rows: limits.max_rows,
-        max_bytes: limits.max_bytes,
-    };
-    let out = execute(backend, &statement).await?;
-    let names = type_names(&st, &route, principal.scope, &out.columns).await;
+    let answer = statement::run(&st.data, &principal, &route, &req.sql, &params, &limits).await.map_err(statement_problem)?;
     Ok(Json(SqlResponse {
-        columns: out.columns.iter().zip(names).map(|(c, t)| SqlColumn { name: c.name.clone(), type_: t }).collect(),
-        rows: out.rows,
-        row_count: out.row_count,
-        truncated: out.truncated,
+        columns: answer.columns.into_iter().map(|(name, type_)| SqlColumn { name, type_ }).collect(),
+        rows: answer.rows,
+        row_count: answer.row_count,
+        truncated: answer.truncated,
     }))
-}
-
-/// Type names of the result columns: built-ins from a table; others (the tenant's own enums,
-/// domains, …) from the tenant's own database, through the pool, when there are any.
-async fn type_names(
-    st: &Shared,
-    route: &tg_dataplane::router::Route,
-    scope: tg_catalog::keys::KeyScope,
-    cols: &[exchange::Column],
-) -> Vec<String> {
-    let unknown: Vec<u32> = cols.iter().filter(|c| values::builtin_type_name(c.type_oid).is_none()).map(|c| c.type_oid).collect();
-    let mut looked_up = std::collections::HashMap::new();
-    if !unknown.is_empty() {
-        if let Ok(backend) = st.data.pools.checkout(route, scope).await {
-            let list = format!("{{{}}}", unknown.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
-            let params = [Some(list)];
-            let q = Statement {
-                sql: "SELECT t.oid::int8, pg_catalog.format_type(t.oid, NULL) FROM pg_catalog.pg_type t WHERE t.oid = ANY ($1::oid[])",
-                params: &params,
-                statement_timeout_ms: 5_000,
-                max_rows: 1_000,
-                max_bytes: 1 << 20,
-            };
-            if let Ok(out) = execute(backend, &q).await {
-                for r in out.rows {
-                    if let (Some(Value::Number(oid)), Some(Value::String(name))) = (r.first(), r.get(1)) {
-                        if let Some(oid) = oid.as_u64() {
-                            looked_up.insert(oid, name.clone());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    cols.iter()
-        .map(|c| match values::builtin_type_name(c.type_oid) {
-            Some(n) => n.to_string(),
-            None => looked_up.get(&u64::from(c.type_oid)).cloned().unwrap_or_else(|| "unknown".to_string()),
-        })
-        .collect()
 }
 
 #[cfg(test)]

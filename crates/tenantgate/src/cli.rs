@@ -54,6 +54,15 @@ pub enum Command {
     /// Manage tenant API keys (the password a client gives the gateway)
     #[command(subcommand)]
     Key(KeyCmd),
+    /// MCP server for LLM agents over stdio, as one tenant (also at /mcp on `serve`)
+    Mcp {
+        /// A tenant API key (tgk_…) or tenant JWT; better given in the env than on the command line
+        #[arg(long, env = "TENANTGATE_MCP_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The tenant slug the credential must belong to (optional cross-check)
+        #[arg(long, env = "TENANTGATE_MCP_TENANT")]
+        tenant: Option<String>,
+    },
     /// Sign a development JWT for a tenant with the configured HS256 key ([[http.jwt_keys]])
     Token {
         slug: String,

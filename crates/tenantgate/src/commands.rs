@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::move_cmd::rebalance(&cfg, &mut cat, apply, region.as_deref(), json).await
         }
         Command::Serve { listen, .. } => crate::serve::run(&Config::load(&cli.config)?, listen).await,
+        Command::Mcp { token, tenant } => crate::mcp_cmd::stdio(&Config::load(&cli.config)?, token, tenant).await,
         Command::Token { slug, read_only, ttl } => crate::http_cmd::token(&Config::load(&cli.config)?, &slug, read_only, &ttl).await,
         Command::Server(cmd) => server(&Config::load(&cli.config)?, cmd).await,
         Command::Tenant(cmd) => tenant(&Config::load(&cli.config)?, cmd).await,

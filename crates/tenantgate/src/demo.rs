@@ -107,7 +107,7 @@ async fn print_gateway_lines(cat: &Catalog, cfg: &Config) -> Result<()> {
     let gw = tg_proxy::GatewayConfig::from_table(&cfg.gateway)?;
     let (host, port) = gw.listen.rsplit_once(':').unwrap_or(("127.0.0.1", "6432"));
     let http = tg_http::config::HttpConfig::from_table(&cfg.http)?;
-    let signer = tg_http::jwt::DevSigner::load(&http, &cfg.base_dir).ok();
+    let signer = tg_http::jwt::DevSigner::load(&http.jwt(), &cfg.base_dir).ok();
     println!("Through the gateway (user = tenant slug, password = a fresh API key):");
     println!();
     for t in &TENANTS {

@@ -14,7 +14,7 @@ use tg_http::{HttpConfig, HttpServer};
 pub async fn token(cfg: &Config, slug: &str, read_only: bool, ttl: &str) -> Result<ExitCode> {
     let http = HttpConfig::from_table(&cfg.http)?;
     let ttl = parse_ttl(ttl)?;
-    let signer = DevSigner::load(&http, &cfg.base_dir)?;
+    let signer = DevSigner::load(&http.jwt(), &cfg.base_dir)?;
     // A token for a tenant that does not exist would only fail later, less clearly.
     Catalog::connect(&cfg.catalog.url).await?.tenant(slug).await?;
     println!("{}", signer.sign(slug, read_only, ttl)?);
@@ -40,10 +40,12 @@ pub async fn start(
     }
     let data = gateway.data_plane();
     // The data-plane routes (tg-http) and, beside them, the control plane's admin API.
-    let server = HttpServer::bind(Arc::new(cfg.clone()), http, data).await?.mount(tg_admin::extension());
+    // The MCP door's streamable HTTP endpoint, with its own authentication (crate tg-mcp).
+    let mcp = crate::mcp_cmd::http_mount(cfg, &http, data.clone())?;
+    let server = HttpServer::bind(Arc::new(cfg.clone()), http, data).await?.mount(tg_admin::extension()).mount_door(mcp);
     let addr = server.local_addr().map_or_else(|| "?".to_string(), |a| a.to_string());
     println!(
-        "tenantgate HTTP API listening on {addr} (JWT keys: {}, admin API: {})",
+        "tenantgate HTTP API listening on {addr} (JWT keys: {}, admin API: {}, MCP at /mcp)",
         if server.has_jwt_keys() { "configured" } else { "none, API keys only" },
         if server.has_admin() { "on" } else { "off" }
     );

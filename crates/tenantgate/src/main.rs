@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod demo;
 mod http_cmd;
+mod mcp_cmd;
 mod move_cmd;
 mod output;
 mod serve;

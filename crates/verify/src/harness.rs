@@ -80,7 +80,7 @@ async fn start_http(cfg: &Config, gw: &tg_proxy::Gateway, shutdowns: &mut Vec<to
     }
     http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     http.rate_limit.rate_per_second = 0.0;
-    let configured = tg_http::jwt::first_hs256_secret(&http, &cfg.base_dir).map_err(setup("loading the HS256 key of [http] (verify signs its attack tokens with it)"))?;
+    let configured = tg_http::jwt::first_hs256_secret(&http.jwt(), &cfg.base_dir).map_err(setup("loading the HS256 key of [http] (verify signs its attack tokens with it)"))?;
     let mut secret_file = None;
     let (key, ephemeral) = match configured {
         Some((kid, secret)) => (Hs256Key::new(kid, secret), false),
@@ -144,7 +144,7 @@ pub fn external_http(cfg: &Config, url: &str) -> Result<HttpTarget> {
         return Err(Error::Setup(format!("--target-http {url:?}: expected http://HOST:PORT (verify speaks plain HTTP; run it next to the API, not through TLS)")));
     }
     let http = tg_http::HttpConfig::from_table(&cfg.http).map_err(setup("reading [http] for --target-http"))?;
-    let key = tg_http::jwt::first_hs256_secret(&http, &cfg.base_dir)
+    let key = tg_http::jwt::first_hs256_secret(&http.jwt(), &cfg.base_dir)
         .map_err(setup("loading the HS256 key of [http] (verify signs its attack tokens with it)"))?
         .map(|(kid, secret)| Hs256Key::new(kid, secret));
     if key.is_none() {

@@ -7,6 +7,9 @@
 //! algorithm confusion are refused. `kid` is only ever compared with configured ids; it never
 //! names a file or a URL. `exp` is required; `nbf`, `iss` and `aud` are checked with the leeway.
 //!
+//! Shared by the doors that take a bearer credential (HTTP, MCP); the keys and claims are
+//! configured once, in `[http]` (`tg-http` parses the table and hands over a [`JwtConfig`]).
+//!
 //! Must never: log or return key material or a token, accept a token without a verified
 //! signature, or derive the tenant from anything but the verified claims.
 
@@ -17,8 +20,69 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
-use crate::config::{Alg, HttpConfig, JwtKeyConfig};
-use crate::error::HttpError;
+use serde::{Deserialize, Serialize};
+
+/// Why key material could not be loaded, or a token signed. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("jwt key material: {0}")]
+    Key(String),
+    #[error("jwt config: {0}")]
+    Config(String),
+}
+
+/// The one algorithm a configured key is pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Alg {
+    HS256,
+    RS256,
+    ES256,
+}
+
+impl Alg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::HS256 => "HS256",
+            Alg::RS256 => "RS256",
+            Alg::ES256 => "ES256",
+        }
+    }
+}
+
+/// One entry of `[[http.jwt_keys]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// Matched against the token's `kid` header. For JWKS keys, a `kid` in the JWK wins.
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub alg: Alg,
+    /// HS256: file holding the shared secret (at least 32 bytes).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// HS256: environment variable holding the shared secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// RS256/ES256: a JWKS file (`{"keys": [...]}`) of public keys.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// What a door needs to verify (and, for development, sign) tenant JWTs.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub keys: Vec<JwtKeyConfig>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values, when set.
+    pub audience: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    /// Claim holding the tenant slug.
+    pub tenant_claim: String,
+    /// Claim holding the scope (`read` / `write`).
+    pub scope_claim: String,
+}
 
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
 const MIN_SECRET_BYTES: usize = 32;
@@ -79,20 +143,20 @@ pub enum TokenError {
     NoKeys,
 }
 
-fn read_secret(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<u8>, HttpError> {
+fn read_secret(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<u8>, JwtError> {
     let raw = if let Some(f) = &k.secret_file {
         let p = resolve(base, f);
-        std::fs::read(&p).map_err(|e| HttpError::Key(format!("{at}: cannot read secret_file {}: {e}", p.display())))?
+        std::fs::read(&p).map_err(|e| JwtError::Key(format!("{at}: cannot read secret_file {}: {e}", p.display())))?
     } else if let Some(var) = &k.secret_env {
         std::env::var(var)
-            .map_err(|_| HttpError::Key(format!("{at}: environment variable {var} (secret_env) is not set")))?
+            .map_err(|_| JwtError::Key(format!("{at}: environment variable {var} (secret_env) is not set")))?
             .into_bytes()
     } else {
-        return Err(HttpError::Key(format!("{at}: an HS256 key needs secret_file or secret_env")));
+        return Err(JwtError::Key(format!("{at}: an HS256 key needs secret_file or secret_env")));
     };
     let secret = raw.trim_ascii().to_vec();
     if secret.len() < MIN_SECRET_BYTES {
-        return Err(HttpError::Key(format!(
+        return Err(JwtError::Key(format!(
             "{at}: the HS256 secret is {} bytes; use at least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)",
             secret.len()
         )));
@@ -108,15 +172,15 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-fn load_jwks(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<VerifyKey>, HttpError> {
+fn load_jwks(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<VerifyKey>, JwtError> {
     let Some(f) = &k.jwks_file else {
-        return Err(HttpError::Key(format!("{at}: an {} key needs jwks_file", k.alg.as_str())));
+        return Err(JwtError::Key(format!("{at}: an {} key needs jwks_file", k.alg.as_str())));
     };
     let p = resolve(base, f);
     let text = std::fs::read_to_string(&p)
-        .map_err(|e| HttpError::Key(format!("{at}: cannot read jwks_file {}: {e}", p.display())))?;
+        .map_err(|e| JwtError::Key(format!("{at}: cannot read jwks_file {}: {e}", p.display())))?;
     let set: JwkSet = serde_json::from_str(&text)
-        .map_err(|e| HttpError::Key(format!("{at}: {} is not a JWKS ({{\"keys\": [...]}}): {e}", p.display())))?;
+        .map_err(|e| JwtError::Key(format!("{at}: {} is not a JWKS ({{\"keys\": [...]}}): {e}", p.display())))?;
     let alg = algorithm(k.alg);
     let mut out = Vec::new();
     for (i, jwk) in set.keys.iter().enumerate() {
@@ -126,7 +190,7 @@ fn load_jwks(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<VerifyKey>, 
             _ => false,
         };
         if !family_ok {
-            return Err(HttpError::Key(format!(
+            return Err(JwtError::Key(format!(
                 "{at}: key #{} in {} is not a{} key; a JWKS file holds keys of the one algorithm its entry pins",
                 i + 1,
                 p.display(),
@@ -135,7 +199,7 @@ fn load_jwks(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<VerifyKey>, 
         }
         if let Some(ka) = jwk.common.key_algorithm {
             if format!("{ka:?}") != k.alg.as_str() {
-                return Err(HttpError::Key(format!(
+                return Err(JwtError::Key(format!(
                     "{at}: key #{} in {} says alg {ka:?}, but the entry pins {}",
                     i + 1,
                     p.display(),
@@ -144,20 +208,20 @@ fn load_jwks(k: &JwtKeyConfig, base: &Path, at: &str) -> Result<Vec<VerifyKey>, 
             }
         }
         let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| HttpError::Key(format!("{at}: key #{} in {} is unusable: {e}", i + 1, p.display())))?;
+            .map_err(|e| JwtError::Key(format!("{at}: key #{} in {} is unusable: {e}", i + 1, p.display())))?;
         out.push(VerifyKey { kid: jwk.common.key_id.clone().or_else(|| k.kid.clone()), alg, key });
     }
     if out.is_empty() {
-        return Err(HttpError::Key(format!("{at}: {} holds no keys", p.display())));
+        return Err(JwtError::Key(format!("{at}: {} holds no keys", p.display())));
     }
     Ok(out)
 }
 
 impl JwtVerifier {
     /// Load every configured key. `base` resolves relative file names (the config's directory).
-    pub fn load(cfg: &HttpConfig, base: &Path) -> Result<JwtVerifier, HttpError> {
+    pub fn load(cfg: &JwtConfig, base: &Path) -> Result<JwtVerifier, JwtError> {
         let mut keys = Vec::new();
-        for (i, k) in cfg.jwt_keys.iter().enumerate() {
+        for (i, k) in cfg.keys.iter().enumerate() {
             let at = format!("[[http.jwt_keys]] #{}", i + 1);
             match k.alg {
                 Alg::HS256 => {
@@ -270,8 +334,8 @@ pub type KidAndSecret = (Option<String>, Vec<u8>);
 /// The `kid` and secret of the first configured HS256 key, if any: for `tenantgate verify`,
 /// which signs its own attack tokens (valid ones, and ones that must be refused). The secret
 /// must stay in memory; never print it.
-pub fn first_hs256_secret(cfg: &HttpConfig, base: &Path) -> Result<Option<KidAndSecret>, HttpError> {
-    let Some((i, k)) = cfg.jwt_keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
+pub fn first_hs256_secret(cfg: &JwtConfig, base: &Path) -> Result<Option<KidAndSecret>, JwtError> {
+    let Some((i, k)) = cfg.keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
         return Ok(None);
     };
     let secret = read_secret(k, base, &format!("[[http.jwt_keys]] #{}", i + 1))?;
@@ -295,9 +359,9 @@ impl std::fmt::Debug for DevSigner {
 }
 
 impl DevSigner {
-    pub fn load(cfg: &HttpConfig, base: &Path) -> Result<DevSigner, HttpError> {
-        let Some((i, k)) = cfg.jwt_keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
-            return Err(HttpError::Key(
+    pub fn load(cfg: &JwtConfig, base: &Path) -> Result<DevSigner, JwtError> {
+        let Some((i, k)) = cfg.keys.iter().enumerate().find(|(_, k)| k.alg == Alg::HS256) else {
+            return Err(JwtError::Key(
                 "no HS256 key is configured to sign with. Add one to tenantgate.toml:\n\
                  [[http.jwt_keys]]\nalg = \"HS256\"\nsecret_file = \"jwt.secret\"   # e.g. `openssl rand -hex 32 > jwt.secret`"
                     .into(),
@@ -315,9 +379,9 @@ impl DevSigner {
     }
 
     /// A token for `tenant`, valid from now for `ttl_seconds`.
-    pub fn sign(&self, tenant: &str, read_only: bool, ttl_seconds: u64) -> Result<String, HttpError> {
+    pub fn sign(&self, tenant: &str, read_only: bool, ttl_seconds: u64) -> Result<String, JwtError> {
         let now = chrono::Utc::now().timestamp();
-        let ttl = i64::try_from(ttl_seconds).map_err(|_| HttpError::Config("--ttl is too large".into()))?;
+        let ttl = i64::try_from(ttl_seconds).map_err(|_| JwtError::Config("--ttl is too large".into()))?;
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::from(format!("tenantgate-dev:{tenant}")));
         claims.insert(self.tenant_claim.clone(), Value::from(tenant));
@@ -333,12 +397,12 @@ impl DevSigner {
         }
         let mut header = Header::new(Algorithm::HS256);
         header.kid = self.kid.clone();
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| HttpError::Key(format!("cannot sign the token: {e}")))
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| JwtError::Key(format!("cannot sign the token: {e}")))
     }
 }
 
 /// Parse a TTL such as `90s`, `15m`, `1h`, `7d` or a bare number of seconds.
-pub fn parse_ttl(s: &str) -> Result<u64, HttpError> {
+pub fn parse_ttl(s: &str) -> Result<u64, JwtError> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 's')) => (&s[..i], 1),
@@ -350,8 +414,8 @@ pub fn parse_ttl(s: &str) -> Result<u64, HttpError> {
     match num.parse::<u64>() {
         Ok(n) if n > 0 => n
             .checked_mul(mult)
-            .ok_or_else(|| HttpError::Config(format!("--ttl {s:?} is too large"))),
-        _ => Err(HttpError::Config(format!("--ttl {s:?} is not a duration; use e.g. 90s, 15m, 1h or 7d"))),
+            .ok_or_else(|| JwtError::Config(format!("--ttl {s:?} is too large"))),
+        _ => Err(JwtError::Config(format!("--ttl {s:?} is not a duration; use e.g. 90s, 15m, 1h or 7d"))),
     }
 }
 
@@ -359,14 +423,22 @@ pub fn parse_ttl(s: &str) -> Result<u64, HttpError> {
 mod tests {
     use super::*;
 
-    fn cfg(dir: &Path) -> HttpConfig {
+    fn cfg(dir: &Path) -> JwtConfig {
         std::fs::write(dir.join("jwt.secret"), "0123456789abcdef0123456789abcdef0123").expect("write");
-        let t: toml::Table = toml::from_str(
-            "issuer = \"iss-1\"\naudience = [\"aud-1\"]\nleeway_seconds = 0\n\
-             [[jwt_keys]]\nalg = \"HS256\"\nkid = \"dev\"\nsecret_file = \"jwt.secret\"\n",
-        )
-        .expect("toml");
-        HttpConfig::from_table(&t).expect("cfg")
+        JwtConfig {
+            keys: vec![JwtKeyConfig {
+                kid: Some("dev".into()),
+                alg: Alg::HS256,
+                secret_file: Some("jwt.secret".into()),
+                secret_env: None,
+                jwks_file: None,
+            }],
+            issuer: Some("iss-1".into()),
+            audience: vec!["aud-1".into()],
+            leeway_seconds: 0,
+            tenant_claim: "tenant".into(),
+            scope_claim: "scope".into(),
+        }
     }
 
     fn hs(claims: Value, kid: Option<&str>, secret: &[u8]) -> String {

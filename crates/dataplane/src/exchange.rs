@@ -66,7 +66,7 @@ pub enum ExecError {
     Db { sqlstate: String, message: String },
     /// Not safe to reuse the connection (I/O error, protocol surprise, cut short).
     Broken(String),
-    /// The statement needs something HTTP cannot do (COPY); the connection must be discarded.
+    /// The statement needs something a one-statement door cannot do (COPY); the connection must be discarded.
     Unsupported(String),
 }
 
@@ -211,10 +211,10 @@ pub async fn run<B: BackendIo>(b: &mut B, st: &Statement<'_>) -> Result<Outcome,
             | backend::Message::EmptyQueryResponse
             | backend::Message::CommandComplete(_) => {}
             backend::Message::CopyInResponse(_) | backend::Message::CopyOutResponse(_) => {
-                // COPY cannot be driven over HTTP; the backend now waits for data we will not
+                // COPY cannot be driven through a one-statement door; the backend now waits for data we will not
                 // send, so the connection must not be reused.
                 return Err(ExecError::Unsupported(
-                    "COPY is not available over HTTP; use the wire protocol (psql \\copy), or SELECT the rows".into(),
+                    "COPY is not available here; use the wire protocol (psql \\copy), or SELECT the rows".into(),
                 ));
             }
             other => {
