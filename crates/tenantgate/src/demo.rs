@@ -132,7 +132,40 @@ async fn print_gateway_lines(cat: &Catalog, cfg: &Config) -> Result<()> {
         }
         println!();
     }
+    print_mcp_lines(cat, cfg, &http).await?;
     println!("Serving until Ctrl-C (the clusters keep running; `tenantgate demo --stop` stops them).");
+    Ok(())
+}
+
+/// A fresh read-only `mcp` key for the first tenant, and the MCP client config (Claude
+/// Desktop's `mcpServers` shape) for both transports. The key goes to this terminal only,
+/// like the keys above; never into a log.
+async fn print_mcp_lines(cat: &Catalog, cfg: &Config, http: &tg_http::HttpConfig) -> Result<()> {
+    use tg_control::keys::{self, KeyScope};
+    let Some(t) = TENANTS.first() else { return Ok(()) };
+    for k in keys::list(cat, t.slug).await? {
+        if k.name.as_deref() == Some("mcp") && k.revoked_at.is_none() {
+            keys::revoke(cat, t.slug, &k.id).await?;
+        }
+    }
+    let k = keys::create(cat, t.slug, KeyScope::ReadOnly, Some("mcp")).await?;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tenantgate".into());
+    let config = cfg.base_dir.join("tenantgate.toml");
+    let stdio = serde_json::json!({"mcpServers": {"tenantgate": {
+        "command": exe,
+        "args": ["mcp"],
+        "env": {"TENANTGATE_CONFIG": config.display().to_string(), "TENANTGATE_MCP_TOKEN": k.secret, "TENANTGATE_MCP_TENANT": t.slug},
+    }}});
+    let remote = serde_json::json!({"mcpServers": {"tenantgate": {
+        "type": "http",
+        "url": format!("http://{}/mcp", http.listen),
+        "headers": {"Authorization": format!("Bearer {}", k.secret)},
+    }}});
+    println!("MCP (LLM agents, Text2SQL) as {}, read-only. Claude Desktop / any MCP client, stdio:", t.slug);
+    println!("{}", serde_json::to_string_pretty(&stdio)?);
+    println!("or streamable HTTP while this demo serves:");
+    println!("{}", serde_json::to_string_pretty(&remote)?);
+    println!();
     Ok(())
 }
 
