@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian/Ubuntu machine lacks to build and test tenantgate:
 # libclang (the pg_query crate's build needs it) and PostgreSQL 15 server binaries
-# (initdb/pg_ctl, used by the demo and the tests), plus psql/pgbench.
+# (initdb/pg_ctl, used by the demo and the tests), plus psql/pgbench, a JDK and pgjdbc
+# (the drop-in clients suite).
 # Idempotent: installs nothing that is already there.
 set -euo pipefail
 
@@ -29,6 +30,10 @@ have_initdb || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v pgbench >/dev/null || need+=(postgresql-contrib-15)
 command -v runuser >/dev/null || need+=(util-linux)
+# The drop-in clients suite (crates/tenantgate/tests/clients.rs) runs pgjdbc as a single-file
+# Java program: a JDK 11+ and Debian's pgjdbc jar.
+command -v java >/dev/null || need+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 
 if ! command -v cargo >/dev/null; then
   echo "error: cargo is not installed. Install Rust with rustup (https://rustup.rs), then re-run." >&2

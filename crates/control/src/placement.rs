@@ -540,16 +540,51 @@ async fn ensure_database(c: &Client, name: &str, connectors: &[&str]) -> Result<
 }
 
 /// The per-database base: `tenantgate.current_tenant()`, the admin-only
-/// `tenantgate_admin` schema, and no PUBLIC access to schema `public`.
+/// `tenantgate_admin` schema, no PUBLIC access to schema `public`, and the tenant-scoped
+/// catalog (schema `tg_catalog`, which the gate maps catalog reads onto).
 async fn ensure_database_base(c: &Client) -> Result<()> {
     let done: bool = c
         .query_one("SELECT to_regclass('tenantgate_admin.applied_migrations') IS NOT NULL", &[])
         .await
         .map_err(|e| Error::db("inspecting the database", e))?
         .get(0);
-    if done {
+    if !done {
+        ensure_tenantgate_schema(c).await?;
+    }
+    ensure_scoped_catalog(c).await
+}
+
+/// Installs schema `tg_catalog` (see `tg_gate::scoped`), or reinstalls it when its comment
+/// names another version of the script or another PostgreSQL major version (its views copy
+/// the catalogs' columns). One transaction, serialized across installers by an advisory lock.
+async fn ensure_scoped_catalog(c: &Client) -> Result<()> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n \
+                     WHERE n.nspname = 'tg_catalog'), \
+                    pg_catalog.current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("inspecting the scoped catalog", e))?;
+    let (installed, major): (Option<String>, i32) = (row.get(0), row.get(1));
+    let want = format!("tenantgate scoped catalog v{} for PostgreSQL {major}", tg_gate::scoped::VERSION);
+    if installed.as_deref() == Some(want.as_str()) {
         return Ok(());
     }
+    let sql = format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(7453012); DROP SCHEMA IF EXISTS tg_catalog CASCADE;\n{}\nCOMMENT ON SCHEMA tg_catalog IS {}; COMMIT;",
+        tg_gate::scoped::INSTALL_SQL,
+        literal(&want)
+    );
+    if let Err(e) = c.batch_execute(&sql).await {
+        let _ = c.batch_execute("ROLLBACK").await;
+        return Err(Error::db("installing the tenant-scoped catalog (schema tg_catalog)", e));
+    }
+    Ok(())
+}
+
+async fn ensure_tenantgate_schema(c: &Client) -> Result<()> {
     let sql = r#"
 BEGIN;
 SELECT pg_advisory_xact_lock(7453011);

@@ -3,10 +3,17 @@
 //! The result, an [`Analysis`], is what the cache stores: for each statement in order, whether it
 //! writes and whether it sets a capped timeout, up to the first statement refused outright.
 //! [`crate::Gate::check`] then applies the principal's scope and the tenant's limits to it.
+//!
+//! In strict catalog mode, a string that reads the catalog is rewritten onto the tenant-scoped
+//! catalog (`scoped`) and the rewritten text is analyzed again from scratch: the analysis, and
+//! the SQL that runs, are the rewritten text's.
 
 use pg_query::protobuf::{self, CopyStmt, ExplainStmt, TransactionStmtKind};
 use pg_query::NodeEnum;
 
+use std::sync::Arc;
+
+use crate::scoped::{self, Edit};
 use crate::settings::{self, TimeoutSet};
 use crate::walk::{self, Facts};
 use crate::{nesting, parse, rules, stack, Denial, GateConfig};
@@ -30,19 +37,45 @@ pub(crate) struct Analysis {
     pub statements: Vec<Statement>,
     /// Why the statement after `statements` is refused, if one is.
     pub denial: Option<Denial>,
-    /// A rule decided on a literal's value (see `rules::cast`): this analysis holds for this
-    /// text only, never for others of its shape.
+    /// A rule decided on a literal's value (see `rules::cast`), or the text was rewritten:
+    /// this analysis holds for this text only, never for others of its shape.
     pub reads_literals: bool,
+    /// The SQL to run instead of the text analyzed: its catalog references mapped onto the
+    /// tenant-scoped catalog. `statements` and `denial` describe this text.
+    pub rewritten: Option<Arc<str>>,
 }
 
-/// Parses `sql` and classifies every statement in it.
+/// Parses `sql` and classifies every statement in it; rewrites it onto the scoped catalog if
+/// it needs that, and then classifies the rewritten text.
 pub(crate) fn analyze(sql: &str, cfg: &GateConfig) -> Analysis {
+    let mut edits = Vec::new();
+    let first = analyze_text(sql, cfg, &mut edits);
+    if edits.is_empty() || first.denial.is_some() {
+        return first;
+    }
+    let rewritten = match scoped::apply(sql, &edits) {
+        Ok(text) => text,
+        Err(denial) => return refused(Vec::new(), denial),
+    };
+    let mut again = Vec::new();
+    let mut analysis = analyze_text(&rewritten, cfg, &mut again);
+    if !again.is_empty() {
+        // The rewrite must leave nothing to rewrite; if it did, fail closed.
+        return refused(Vec::new(), scoped::refused("a catalog reference"));
+    }
+    analysis.reads_literals = true;
+    analysis.rewritten = Some(Arc::from(rewritten));
+    analysis
+}
+
+/// One parse and classification of `sql`, collecting the scoped-catalog edits it needs.
+fn analyze_text(sql: &str, cfg: &GateConfig, edits: &mut Vec<Edit>) -> Analysis {
     if nesting::too_deep(sql) {
         return refused(Vec::new(), Denial::too_complex());
     }
     // Parse, walk and drop the tree on a stack deep enough for it (see `stack`).
     stack::run(sql.len(), || match parse::parse(sql) {
-        Ok(parsed) => classify_all(&parsed, cfg),
+        Ok(parsed) => classify_all(&parsed, cfg, edits),
         Err(err) => refused(Vec::new(), Denial::syntax(&parse_error_message(err))),
     })
     .unwrap_or_else(|| refused(Vec::new(), Denial::internal()))
@@ -61,10 +94,11 @@ fn refused(statements: Vec<Statement>, denial: Denial) -> Analysis {
         statements,
         denial: Some(denial),
         reads_literals: false,
+        rewritten: None,
     }
 }
 
-fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
+fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig, edits: &mut Vec<Edit>) -> Analysis {
     let mut statements = Vec::with_capacity(parsed.stmts.len());
     let mut reads_literals = false;
     for raw in &parsed.stmts {
@@ -74,6 +108,11 @@ fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
         let Some(facts) = walk::facts(node) else {
             return refused(statements, Denial::internal());
         };
+        if cfg.strict_catalog {
+            if let Err(denial) = scoped::plan(&facts, edits) {
+                return refused(statements, denial);
+            }
+        }
         match classify(node, &facts, cfg, &mut reads_literals) {
             Ok(statement) => statements.push(statement),
             Err(denial) => return refused(statements, denial),
@@ -83,6 +122,7 @@ fn classify_all(parsed: &protobuf::ParseResult, cfg: &GateConfig) -> Analysis {
         statements,
         denial: None,
         reads_literals,
+        rewritten: None,
     }
 }
 
@@ -100,7 +140,7 @@ fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig, reads_literals: &m
     }
     let mut statement = kind(node, cfg)?;
     check_names(facts, cfg)?;
-    if facts.functions.iter().any(|p| p.last().is_some_and(|n| n.eq_ignore_ascii_case("pg_notify"))) {
+    if facts.functions.iter().any(|c| c.name.last().is_some_and(|n| n.eq_ignore_ascii_case("pg_notify"))) {
         statement.channel = statement.channel.or(Some("pg_notify()"));
     }
     check_casts(facts, cfg, reads_literals)?;
@@ -287,9 +327,14 @@ fn copy(c: &CopyStmt, cfg: &GateConfig) -> Result<Statement, Denial> {
     inner(c.query.as_deref(), cfg)
 }
 
-/// Checks every function and relation name in the statement's tree.
+/// Checks every function and relation name in the statement's tree. In strict catalog mode,
+/// names the scoped catalog stands in for (or that are already its) are left to `scoped`.
 fn check_names(facts: &Facts, cfg: &GateConfig) -> Result<(), Denial> {
-    for parts in &facts.functions {
+    for call in &facts.functions {
+        if cfg.strict_catalog && scoped::function(&call.name) != scoped::Name::Other {
+            continue;
+        }
+        let parts = &call.name;
         let Some(last) = parts.last() else { continue };
         if let Some(finding) = rules::function(&last.to_ascii_lowercase(), cfg.strict_catalog) {
             return Err(Denial::policy(
@@ -300,16 +345,20 @@ fn check_names(facts: &Facts, cfg: &GateConfig) -> Result<(), Denial> {
         }
     }
     for relation in &facts.relations {
+        if cfg.strict_catalog && scoped::relation(&relation.catalog, &relation.schema, &relation.name) != scoped::Name::Other {
+            continue;
+        }
         if let Some(finding) = rules::relation(&relation.name, cfg.strict_catalog) {
             let name = match relation.schema.as_str() {
                 "" => relation.name.clone(),
                 schema => format!("{schema}.{}", relation.name),
             };
-            return Err(Denial::policy(
-                finding.rule,
-                format_args!("reading {name}"),
-                finding.why,
-            ));
+            let why = if finding.rule == "catalog-enumeration" {
+                format!("{}; {}", finding.why, rules::instead(&relation.name))
+            } else {
+                finding.why.to_owned()
+            };
+            return Err(Denial::policy(finding.rule, format_args!("reading {name}"), &why));
         }
     }
     Ok(())
@@ -319,6 +368,21 @@ fn check_names(facts: &Facts, cfg: &GateConfig) -> Result<(), Denial> {
 fn check_casts(facts: &Facts, cfg: &GateConfig, reads_literals: &mut bool) -> Result<(), Denial> {
     for c in &facts.casts {
         let Some(last) = c.type_name.last() else { continue };
+        // A column's value cast to a guarded type is wrapped in its guard by `scoped`; the
+        // wrapped form (a call of the guard) is what the rewritten text holds.
+        if let (true, Some(guard), false) = (cfg.strict_catalog, scoped::cast_guard(&c.type_name), c.array) {
+            let guarded_call = c.arg_call.and_then(|i| facts.functions.get(i)).is_some_and(|f| scoped::is_guard_call(&f.name, guard));
+            // A column, a function's result, a parameter or an OID constant is wrapped by `scoped::plan`
+            // (and the rewritten text is analyzed again, where it is the guard's call).
+            let planned = c.arg_column.is_some() || c.arg_param_location >= 0 || (c.arg_call.is_some() && !guarded_call);
+            // A cast of a cast to a guarded type (`CAST($1::regclass AS regclass)`, as
+            // SQLAlchemy writes for asyncpg): the inner cast is guarded or refused on its own.
+            let of_guarded = c.arg_cast.and_then(|i| facts.casts.get(i)).is_some_and(|inner| !inner.array && scoped::cast_guard(&inner.type_name).is_some());
+            let planned = planned || of_guarded;
+            if planned || guarded_call || scoped::is_oid_constant(c.arg_is_constant, c.arg_string.as_deref()) {
+                continue;
+            }
+        }
         match rules::cast(last, c.array, c.arg_is_constant, c.arg_string.as_deref(), cfg.strict_catalog) {
             None => {}
             Some(rules::CastFinding::AllowedForThisValue) => *reads_literals = true,
@@ -347,6 +411,6 @@ fn write_of(facts: &Facts) -> Option<&'static str> {
     facts
         .functions
         .iter()
-        .filter_map(|parts| parts.last())
+        .filter_map(|c| c.name.last())
         .find_map(|name| rules::writing_function(&name.to_ascii_lowercase()))
 }

@@ -134,6 +134,7 @@ impl AnalysisCache {
 fn shareable(a: &Analysis) -> bool {
     a.denial.is_none()
         && !a.reads_literals
+        && a.rewritten.is_none()
         && a.statements.len() == 1
         && a.statements.iter().all(|s| s.timeout.is_none())
 }

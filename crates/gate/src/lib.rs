@@ -28,6 +28,7 @@ mod denial;
 mod nesting;
 mod parse;
 mod rules;
+pub mod scoped;
 mod settings;
 mod shape;
 mod stack;
@@ -53,6 +54,8 @@ pub mod fuzzing {
 
 pub use denial::Denial;
 pub use settings::is_utf8_name;
+
+use std::sync::Arc;
 
 use analyze::Analysis;
 use cache::AnalysisCache;
@@ -115,6 +118,9 @@ pub struct Verdict {
     /// No statement writes (no INSERT/UPDATE/DELETE/MERGE, data-modifying CTE, FOR UPDATE/SHARE,
     /// COPY FROM, nextval/setval).
     pub read_only: bool,
+    /// Send this instead of the SQL checked: the same statements, their catalog references
+    /// mapped onto the tenant-scoped catalog (strict catalog mode; see [`scoped`]).
+    pub rewritten: Option<Arc<str>>,
 }
 
 /// The SQL gate. `Send + Sync`: share one behind an `Arc` across all sessions.
@@ -144,6 +150,7 @@ impl Gate {
             return Ok(Verdict {
                 statements: 0,
                 read_only: false,
+                rewritten: None,
             });
         }
         let analysis = self
@@ -185,6 +192,7 @@ fn apply(analysis: &Analysis, scope: Scope, limits: &Limits) -> Result<Verdict, 
         None => Ok(Verdict {
             statements: analysis.statements.len(),
             read_only,
+            rewritten: analysis.rewritten.clone(),
         }),
     }
 }

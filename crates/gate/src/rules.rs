@@ -132,6 +132,14 @@ const CATALOG_FUNCTION_EXACT: &[&str] = &[
     "pg_get_statisticsobjdef",
     "pg_get_statisticsobjdef_columns",
     "pg_get_statisticsobjdef_expressions",
+    "pg_get_function_sqlbody",
+    "pg_get_partition_constraintdef",
+    // Given an OID, these return relations as `regclass`, which prints the schema (a tenant's
+    // key) of whichever relation it is.
+    "pg_partition_tree",
+    "pg_partition_ancestors",
+    "pg_partition_root",
+    "pg_get_replica_identity_index",
     "pg_filenode_relation",
     "pg_relation_filenode",
     "pg_relation_filepath",
@@ -232,6 +240,14 @@ fn listed(name: &str, exact: &[&str], prefixes: &[&str]) -> bool {
     exact.contains(&name) || prefixes.iter().any(|p| name.starts_with(p))
 }
 
+/// A `reg*` type called as a function (`regclass(16384)`) or one of its I/O functions
+/// (`regclassout(16384)`, `regnamespacein('16384')`): over an OID, each names the object
+/// whatever schema (whichever tenant) it is in. Matched by the type names as prefixes, so
+/// `regexp_*` and `regr_*` are not caught.
+fn is_reg_type_function(name: &str) -> bool {
+    REG_TYPES.iter().any(|t| name.starts_with(t))
+}
+
 /// The rule a call of `name` (last part of the function name, lower case) breaks, if any.
 pub(crate) fn function(name: &str, strict_catalog: bool) -> Option<Finding> {
     if name == "set_config" {
@@ -245,7 +261,7 @@ pub(crate) fn function(name: &str, strict_catalog: bool) -> Option<Finding> {
         Some(DYNAMIC_SQL)
     } else if listed(name, DANGEROUS_EXACT, DANGEROUS_PREFIX) {
         Some(DANGEROUS)
-    } else if strict_catalog && (listed(name, CATALOG_FUNCTION_EXACT, CATALOG_FUNCTION_PREFIX) || REG_TYPES.contains(&name)) {
+    } else if strict_catalog && (listed(name, CATALOG_FUNCTION_EXACT, CATALOG_FUNCTION_PREFIX) || is_reg_type_function(name)) {
         Some(CATALOG)
     } else {
         None
@@ -276,6 +292,22 @@ pub(crate) fn cast(type_name: &str, array: bool, arg_is_constant: bool, arg_stri
         && !matches!(lower.as_str(), "regrole" | "regnamespace")
         && arg_string.is_some_and(|v| !v.trim().is_empty() && !v.bytes().all(|b| b.is_ascii_digit()));
     Some(if names_an_object { CastFinding::AllowedForThisValue } else { CastFinding::Refused(CATALOG) })
+}
+
+/// What to read instead of a refused catalog relation: the tenant-scoped catalog's nearest
+/// stand-in (see `scoped`), for the denial's message.
+pub(crate) fn instead(relation: &str) -> &'static str {
+    match relation {
+        "pg_authid" | "pg_shadow" => "read pg_roles or pg_user instead, which show this tenant's own roles",
+        "pg_db_role_setting" => "read pg_roles.rolconfig, or SHOW a setting",
+        "pg_locks" => "pg_stat_activity shows this tenant's own sessions and what they wait on",
+        "pg_shdepend" => "pg_depend shows the dependencies of what this tenant can see",
+        "pg_statistic_ext_data" => "pg_statistic_ext lists the statistics objects this tenant can see",
+        name if name.starts_with("pg_stat_") || name.starts_with("pg_statio_") => {
+            "pg_stat_activity shows this tenant's own sessions; per-table counters are shared with every tenant of the table and are not shown"
+        }
+        _ => "the tenant-scoped catalog (pg_class, pg_namespace, pg_roles, pg_database, pg_stat_activity, information_schema, …) shows what this tenant can see",
+    }
 }
 
 /// The rule reading relation `name` (unqualified, as the parser produced it) breaks, if any.
@@ -309,6 +341,10 @@ mod tests {
         assert_eq!(function("regr_slope", true), None);
         assert_eq!(function("regclass", true), Some(CATALOG));
         assert_eq!(function("to_regrole", true), Some(CATALOG));
+        for name in ["regclassout", "regnamespaceout", "regroleout", "regclassin", "regtypeout", "regprocedureout", "pg_partition_root", "pg_get_function_sqlbody"] {
+            assert_eq!(function(name, true), Some(CATALOG), "{name}");
+            assert_eq!(function(name, false), None, "{name}");
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! - every relation reference (`RangeVar`),
 //! - every cast (`TypeCast`): the target type's name, whether it is an array, and whether
 //!   the value cast is a string constant (and which), for the `reg*` enumeration rule,
+//! - every column reference's name parts (`ColumnRef`) and the names of CTEs,
 //! - the first data-modifying statement (`INSERT`/`UPDATE`/`DELETE`/`MERGE`) anywhere,
-//! - whether any `FOR UPDATE`/`FOR SHARE` locking clause occurs.
+//! - whether any `FOR UPDATE`/`FOR SHARE` locking clause occurs,
+//! - where in the text each relation, function call, column reference and cast starts (byte
+//!   offsets, as the parser reports them), for the tenant-scoped catalog's rewrite (`scoped`).
 //!
 //! Because serde visits every field of every node, a node type added by a future pg_query
 //! release is walked too.
@@ -18,11 +21,30 @@
 use pg_query::NodeEnum;
 use serde::ser::{self, Serialize};
 
-/// A relation reference, `schema` empty when unqualified.
+/// A relation reference, `schema` (and `catalog`, the database) empty when unqualified.
 #[derive(Debug, Default)]
 pub(crate) struct Relation {
+    pub catalog: String,
     pub schema: String,
     pub name: String,
+    /// Where its (possibly qualified) name starts; -1 if the parser did not say.
+    pub location: i32,
+}
+
+/// A function call's name parts and where the name starts.
+#[derive(Debug, Default)]
+pub(crate) struct Call {
+    /// The name parts, e.g. `["pg_catalog", "set_config"]`, as written (unquoted identifiers
+    /// already folded to lower case by the parser).
+    pub name: Vec<String>,
+    pub location: i32,
+}
+
+/// A column reference (`a`, `t.a`, `s.t.a`, `t.*`): its string parts and where it starts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Column {
+    pub fields: Vec<String>,
+    pub location: i32,
 }
 
 /// A cast (`x::t`, `CAST(x AS t)`, `t 'x'`).
@@ -36,16 +58,29 @@ pub(crate) struct Cast {
     pub arg_is_constant: bool,
     /// The value cast, when it is a string constant.
     pub arg_string: Option<String>,
+    /// The value cast, when it is a column reference: its index in `Facts::columns`.
+    pub arg_column: Option<usize>,
+    /// The value cast, when it is a function call: its index in `Facts::functions`.
+    pub arg_call: Option<usize>,
+    /// Where the value cast starts, when it is a constant.
+    pub arg_const_location: i32,
+    /// The value cast, when it is itself a cast: its index in `Facts::casts`.
+    pub arg_cast: Option<usize>,
+    /// Where the value cast starts, when it is a parameter (`$1`).
+    pub arg_param_location: i32,
+    /// Where the cast starts: the `::` of `x::t`, the `CAST` of `CAST(x AS t)`.
+    pub location: i32,
 }
 
 /// What one statement's tree contains.
 #[derive(Debug, Default)]
 pub(crate) struct Facts {
-    /// Each function call's name parts, e.g. `["pg_catalog", "set_config"]`, as written
-    /// (unquoted identifiers already folded to lower case by the parser).
-    pub functions: Vec<Vec<String>>,
+    pub functions: Vec<Call>,
     pub relations: Vec<Relation>,
     pub casts: Vec<Cast>,
+    pub columns: Vec<Column>,
+    /// The names of the common table expressions (`WITH name AS …`) defined anywhere.
+    pub ctes: Vec<String>,
     /// The first data-modifying statement kind found anywhere, top level included.
     pub modifying: Option<&'static str>,
     /// A `FOR UPDATE`/`FOR NO KEY UPDATE`/`FOR SHARE`/`FOR KEY SHARE` clause occurs.
@@ -100,6 +135,10 @@ impl Walker {
             return;
         };
         match (top.name, top.field) {
+            ("RangeVar", "catalogname") => set(&mut self.facts.relations, top.slot, |r| {
+                r.catalog = v.to_owned()
+            }),
+            ("CommonTableExpr", "ctename") => self.facts.ctes.push(v.to_owned()),
             ("RangeVar", "schemaname") => set(&mut self.facts.relations, top.slot, |r| {
                 r.schema = v.to_owned()
             }),
@@ -110,9 +149,11 @@ impl Walker {
             ("String", "sval") if n >= 3 => {
                 let (call, node) = (&self.frames[n - 3], &self.frames[n - 2]);
                 if call.name == "FuncCall" && call.field == "funcname" && node.name == "Node" {
-                    set(&mut self.facts.functions, call.slot, |parts| {
-                        parts.push(v.to_owned())
-                    });
+                    set(&mut self.facts.functions, call.slot, |c| c.name.push(v.to_owned()));
+                }
+                // ColumnRef.fields > Node > String.
+                if call.name == "ColumnRef" && call.field == "fields" && node.name == "Node" {
+                    set(&mut self.facts.columns, call.slot, |c| c.fields.push(v.to_owned()));
                 }
                 if n >= 4 {
                     let outer = &self.frames[n - 4];
@@ -130,11 +171,69 @@ impl Walker {
         }
     }
 
+    /// The location field of the struct being visited, for the records that keep one.
+    fn location(&mut self, v: i32) {
+        let Some(top) = self.frames.last() else {
+            return;
+        };
+        if top.field != "location" {
+            return;
+        }
+        match top.name {
+            "RangeVar" => set(&mut self.facts.relations, top.slot, |r| r.location = v),
+            "FuncCall" => set(&mut self.facts.functions, top.slot, |c| c.location = v),
+            "ColumnRef" => set(&mut self.facts.columns, top.slot, |c| c.location = v),
+            "TypeCast" => set(&mut self.facts.casts, top.slot, |c| c.location = v),
+            "AConst" | "ParamRef" => {
+                // TypeCast.arg > Node > A_Const or ParamRef: the constant or parameter cast.
+                let n = self.frames.len();
+                if n >= 3 {
+                    let (cast, node) = (&self.frames[n - 3], &self.frames[n - 2]);
+                    if cast.name == "TypeCast" && cast.field == "arg" && node.name == "Node" {
+                        if top.name == "AConst" {
+                            set(&mut self.facts.casts, cast.slot, |c| c.arg_const_location = v);
+                        } else {
+                            set(&mut self.facts.casts, cast.slot, |c| c.arg_param_location = v);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The cast whose value is the node about to be visited (`TypeCast.arg > Node > it`).
+    fn cast_of_arg(&self) -> Option<usize> {
+        let n = self.frames.len();
+        let (cast, node) = (self.frames.get(n.checked_sub(2)?)?, self.frames.get(n - 1)?);
+        (cast.name == "TypeCast" && cast.field == "arg" && node.name == "Node").then_some(cast.slot)
+    }
+
     fn begin_struct(&mut self, name: &'static str) {
         let slot = match name {
-            "RangeVar" => push(&mut self.facts.relations, Relation::default()),
-            "FuncCall" => push(&mut self.facts.functions, Vec::new()),
-            "TypeCast" => push(&mut self.facts.casts, Cast::default()),
+            "RangeVar" => push(&mut self.facts.relations, Relation { location: -1, ..Relation::default() }),
+            "FuncCall" => {
+                let slot = push(&mut self.facts.functions, Call { name: Vec::new(), location: -1 });
+                if let Some(cast) = self.cast_of_arg() {
+                    set(&mut self.facts.casts, cast, |c| c.arg_call = Some(slot));
+                }
+                slot
+            }
+            "ColumnRef" => {
+                let slot = push(&mut self.facts.columns, Column { fields: Vec::new(), location: -1 });
+                if let Some(cast) = self.cast_of_arg() {
+                    set(&mut self.facts.casts, cast, |c| c.arg_column = Some(slot));
+                }
+                slot
+            }
+            "TypeCast" => {
+                let outer = self.cast_of_arg();
+                let slot = push(&mut self.facts.casts, Cast { location: -1, arg_const_location: -1, arg_param_location: -1, ..Cast::default() });
+                if let Some(outer) = outer {
+                    set(&mut self.facts.casts, outer, |c| c.arg_cast = Some(slot));
+                }
+                slot
+            }
             "Node" => {
                 // An array bound of a cast's target type: TypeCast.type_name > TypeName.array_bounds.
                 let n = self.frames.len();
@@ -212,7 +311,8 @@ impl ser::Serializer for &mut Walker {
     fn serialize_i16(self, _: i16) -> Res {
         Ok(())
     }
-    fn serialize_i32(self, _: i32) -> Res {
+    fn serialize_i32(self, v: i32) -> Res {
+        self.location(v);
         Ok(())
     }
     fn serialize_i64(self, _: i64) -> Res {
@@ -422,7 +522,7 @@ mod tests {
              SELECT lower(x) FROM c, ROWS FROM (generate_series(1, 2)) g \
              WHERE EXISTS (SELECT 1 FROM pg_roles) ORDER BY count(*) OVER (PARTITION BY abs(1))",
         );
-        let names: Vec<String> = f.functions.iter().map(|p| p.join(".")).collect();
+        let names: Vec<String> = f.functions.iter().map(|c| c.name.join(".")).collect();
         for want in [
             "pg_catalog.set_config",
             "lower",

@@ -76,6 +76,8 @@ fn gateway_end_to_end() {
 
     psql_reads_writes_copies_and_describes(&d, &on, &off, &tenants);
     step("psql", started);
+    the_catalog_shows_each_tenant_only_itself(&d, &on, &off, &tenants);
+    step("scoped catalog", started);
     canaries_never_cross_over_the_wire(&on, &off, &tenants);
     step("canaries", started);
     read_only_keys_cannot_write(&d, &on, &off, &tenants[2]);
@@ -166,15 +168,128 @@ fn psql_reads_writes_copies_and_describes(d: &Deployment, on: &Gateway, off: &Ga
     assert!(ok, "{out}");
     let (_, out) = on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM branches WHERE name = 'gw-abandoned';");
     assert_eq!(out.trim(), "0", "an abandoned transaction must not commit or leak into the next session");
-    // Strict catalog mode refuses psql's describe queries (they read pg_class/pg_namespace)
-    // with a clear 42501; with strict mode off, and with the gate off, \d works.
-    let (ok, out) = on.psql(&x.t.slug, &x.key, "\\set VERBOSITY verbose\n\\d branches\n");
-    assert!(!ok && out.contains("42501") && out.contains("(rule "), "{out}");
-    for g in [&lax, off] {
+    // \d works in every catalog mode: strict (through the tenant-scoped catalog), lax, and with
+    // the gate off. What each shows is checked in `the_catalog_shows_each_tenant_only_itself`.
+    for g in [on, &lax, off] {
         let (ok, out) = g.psql(&x.t.slug, &x.key, "\\d branches\n\\dt\n");
         assert!(ok && out.contains("tenant_id") && out.contains("branch_id") && out.contains("menu_items"), "{}: {out}", g.name);
         for other in &tenants[1..] {
             assert!(!out.contains(&other.canary));
+        }
+    }
+}
+
+/// What a tenant reads of the catalog: psql's describe commands, the catalogs an ORM or an
+/// agent reads, and OID enumeration over every OID the servers have handed out, through every
+/// function that names an object by OID. No other tenant's name appears in it.
+fn catalog_script(max_oid: i64) -> String {
+    // In chunks of 3,000 OIDs, so each statement stays well under a tenant's 1 s timeout.
+    let enumerations: String = (16384..=max_oid)
+        .step_by(3000)
+        .map(|lo| {
+            let hi = (lo + 2999).min(max_oid);
+            format!(
+                r#"SELECT 'enumerated', g, g::regclass, g::regnamespace, g::regrole, g::regtype, g::regproc
+  FROM generate_series({lo}, {hi}) g
+ WHERE coalesce(g::regclass::text, g::regnamespace::text, g::regrole::text, g::regtype::text, g::regproc::text) IS NOT NULL;
+SELECT 'printed', g, format_type(g, NULL), pg_get_userbyid(g), obj_description(g, 'pg_class'), pg_get_indexdef(g),
+       pg_get_constraintdef(g), pg_get_viewdef(g), pg_get_functiondef(g), col_description(g, 1), pg_relation_size(g)
+  FROM generate_series({lo}, {hi}) g
+ WHERE coalesce(format_type(g, NULL), pg_get_userbyid(g)::text, obj_description(g, 'pg_class'), pg_get_indexdef(g),
+                pg_get_constraintdef(g), pg_get_viewdef(g), pg_get_functiondef(g), col_description(g, 1)) IS NOT NULL;
+"#
+            )
+        })
+        .collect();
+    format!(
+        r#"\set ON_ERROR_STOP 0
+\dt
+\d branches
+\d+ menu_items
+\d+ orders
+\l+
+\du
+\dn
+\df
+\di
+\dv
+SELECT 'roles', rolname, rolconfig FROM pg_roles;
+SELECT 'users', usename FROM pg_catalog.pg_user;
+SELECT 'schemas', nspname, nspacl FROM pg_catalog.pg_namespace;
+SELECT 'databases', datname, datacl FROM pg_database;
+SELECT 'sessions', usename, datname, application_name FROM pg_stat_activity;
+SELECT 'members', member::regrole, roleid::regrole FROM pg_auth_members;
+SELECT 'tables', schemaname, tablename, tableowner FROM pg_tables;
+SELECT 'indexes', schemaname, indexname, indexdef FROM pg_indexes;
+SELECT 'policies', schemaname, tablename, policyname, qual FROM pg_policies;
+SELECT 'classes', relname, relnamespace::regnamespace, relacl FROM pg_class;
+SELECT 'types', typname, typnamespace::regnamespace FROM pg_type WHERE typnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema');
+SELECT 'descriptions', description FROM pg_description;
+SELECT 'depends', pg_describe_object(classid, objid, objsubid) FROM pg_depend WHERE objid >= 16384;
+{enumerations}SELECT 'sizes', pg_database_size(current_database()) > 0, pg_table_size('branches') > 0;
+SELECT 'lookups', to_regclass('branches'), to_regnamespace('pg_catalog'), to_regrole(current_user);
+"#
+    )
+}
+
+/// Ways to name objects by OID that bypass a cast (the reg* types' I/O functions, and the
+/// types called as functions): each is refused. Without the rule, each lists other tenants'
+/// schemas (their keys).
+fn enumeration_attacks(max_oid: i64) -> String {
+    let mut script = String::from("\\set ON_ERROR_STOP 0\n\\set VERBOSITY verbose\n");
+    for f in ["regclassout", "regnamespaceout", "regroleout", "regtypeout", "regprocout", "regclass"] {
+        script.push_str(&format!("SELECT string_agg({f}(g::oid)::text, ',') FROM generate_series(16384, {max_oid}) g;\n"));
+    }
+    script.push_str(&format!("SELECT string_agg(regclassin(g::text::cstring)::oid::text, ',') FROM generate_series(16384, {max_oid}) g;\n"));
+    script
+}
+
+/// The tenant-scoped catalog (strict mode, the default): every tenant, in every placement,
+/// reads its own tables, columns, comments, roles, database and sessions, and no other
+/// tenant's key, schema or database. With the gate off, the stock catalog names other
+/// tenants (a documented limit) but no other tenant's rows.
+fn the_catalog_shows_each_tenant_only_itself(d: &Deployment, on: &Gateway, off: &Gateway, tenants: &[T]) {
+    let max_oid = ["us-1", "eu-1"]
+        .iter()
+        .map(|server| {
+            d.admin(server, "postgres", "CHECKPOINT");
+            d.admin(server, "postgres", "SELECT next_oid FROM pg_control_checkpoint()").parse::<i64>().expect("next_oid")
+        })
+        .max()
+        .unwrap_or(0)
+        + 100;
+    let script = catalog_script(max_oid);
+    for x in tenants {
+        let (ok, out) = on.psql(&x.t.slug, &x.key, &script);
+        assert!(ok, "{}: {out}", x.t.slug);
+        assert!(!out.contains("ERROR"), "{}: every catalog read answers:\n{out}", x.t.slug);
+        // Positive controls: its own tables, columns, comments, roles and database.
+        for own in ["branches", "menu_items", "tenant_id", x.t.key.as_str(), x.t.database.as_str(), "pg_catalog", "enumerated", "Tip left by the customer"] {
+            assert!(out.contains(own), "{}: expected {own:?} in its catalog:\n{out}", x.t.slug);
+        }
+        // \l+ prints the database's size and tablespace; \d+ the column comments.
+        assert!(out.contains(" kB|pg_default|") && out.contains("Tenant key; filled automatically"), "{}: \\l+ and \\d+ print:\n{out}", x.t.slug);
+        for o in tenants.iter().filter(|o| o.t.key != x.t.key) {
+            let mut secret = vec![o.t.key.as_str(), o.canary.as_str()];
+            for name in [&o.t.schema, &o.t.database] {
+                if name.contains(&o.t.key) {
+                    secret.push(name);
+                }
+            }
+            for s in secret {
+                assert!(!out.contains(s), "{} read {}'s {s:?} in the catalog:\n{out}", x.t.slug, o.t.slug);
+            }
+        }
+        // OID enumeration through the reg* types' own I/O functions: refused.
+        let (_, out) = on.psql(&x.t.slug, &x.key, &enumeration_attacks(max_oid));
+        assert!(out.matches("rule catalog-enumeration").count() >= 7, "{}: the reg* I/O functions are refused:\n{out}", x.t.slug);
+        for o in tenants.iter().filter(|o| o.t.key != x.t.key) {
+            assert!(!out.contains(&o.t.key), "{} enumerated {}'s key:\n{out}", x.t.slug, o.t.slug);
+        }
+        // Gate off: the stock catalog; rows stay the database's to protect.
+        let (_, out) = off.psql(&x.t.slug, &x.key, &script);
+        for o in tenants.iter().filter(|o| o.t.key != x.t.key) {
+            assert!(!out.contains(&o.canary), "gate off: {} read {}'s canary:\n{out}", x.t.slug, o.t.slug);
         }
     }
 }
@@ -198,6 +313,7 @@ SELECT datname FROM pg_database;
 SELECT rolname FROM pg_roles;
 SELECT nspname FROM pg_namespace;
 SELECT usename, query FROM pg_stat_activity;
+SELECT rolname, rolpassword FROM pg_authid;
 COPY (SELECT * FROM menu_items) TO STDOUT;
 COPY "{v}".branches TO STDOUT;
 UPDATE branches SET name = 'pwned' WHERE tenant_id = '{v}';
@@ -330,12 +446,22 @@ fn gate_reads_sql_as_postgres_does(d: &Deployment, on: &Gateway, off: &Gateway, 
     assert!(first_error(&gw::raw_query(&mut sa, "SELECT 1, --\r'\n', 3 --'")).is_none());
     for (attack, rule) in [
         ("SELECT 1, --\r'\n', pg_advisory_lock(2) --'", "advisory-lock"),
-        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_roles) --'", "catalog-enumeration"),
-        ("SELECT 1, --\r'\n', (SELECT string_agg(nspname, ',') FROM pg_namespace) --'", "catalog-enumeration"),
+        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_authid) --'", "catalog-enumeration"),
         ("SELECT 1, --\r'\n', set_config('work_mem', '2GB', false) --'", "set-config"),
     ] {
         let msgs = gw::raw_query(&mut sa, attack);
         denied(&msgs, rule, attack);
+        clean(&msgs, attack);
+    }
+    // Hidden catalog reads are seen, and run on the tenant-scoped catalog: they answer, with
+    // nothing of another tenant in the answer.
+    for attack in [
+        "SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_roles) --'",
+        "SELECT 1, --\r'\n', (SELECT string_agg(nspname, ',') FROM pg_namespace) --'",
+    ] {
+        let msgs = gw::raw_query(&mut sa, attack);
+        assert!(first_error(&msgs).is_none(), "{attack}: {}", answer_text(&msgs));
+        assert!(answer_text(&msgs).contains("pg_catalog") || answer_text(&msgs).contains(&a.t.key), "{attack}: {}", answer_text(&msgs));
         clean(&msgs, attack);
     }
 
@@ -765,7 +891,12 @@ const { Client } = require('pg');
   res.inserted = ins.rows[0].city;
   const cnt = await c.query('SELECT count(*)::int AS n FROM branches WHERE name = $1', ['node-branch']);
   res.count = cnt.rows[0].n;
-  try { await c.query('SELECT * FROM pg_roles WHERE rolname = $1', ['x']); res.denied = null; }
+  // A catalog read in a named statement runs on the tenant-scoped catalog (Parse rewritten).
+  for (let i = 0; i < 2; i++) {
+    const r = await c.query({ name: 'own-role', text: 'SELECT rolname FROM pg_roles WHERE rolname = current_user AND $1::int = 1', values: [1] });
+    res.own_role_rows = r.rows.length;
+  }
+  try { await c.query('SELECT * FROM pg_authid WHERE rolname = $1', ['x']); res.denied = null; }
   catch (e) { res.denied = [e.code, e.message]; }
   const after = await c.query('SELECT $1::int + 1 AS n', [41]);
   res.after_denial = after.rows[0].n;
@@ -814,6 +945,7 @@ fn node_pg_extended_protocol(on: &Gateway, tenants: &[T]) {
     assert_eq!(v["count"], 1, "{v}");
     assert_eq!(v["denied"][0], "42501", "{v}");
     assert!(v["denied"][1].as_str().unwrap_or("").contains("rule catalog"), "{v}");
+    assert_eq!(v["own_role_rows"], 1, "{v}");
     assert_eq!(v["after_denial"], 42, "{v}");
     assert_eq!(v["in_txn_denied"], "42501", "{v}");
     assert_eq!(v["txn_aborted"], "25P02", "a denial aborts the transaction like any error: {v}");

@@ -294,7 +294,7 @@ fn http_api_end_to_end() {
     }
     for (attack, rule) in [
         ("SELECT 1, --\r'\n', pg_advisory_lock(2) --'", "advisory-lock"),
-        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_roles) --'", "catalog-enumeration"),
+        ("SELECT 1, --\r'\n', (SELECT string_agg(rolname, ',') FROM pg_authid) --'", "catalog-enumeration"),
         ("SELECT 1, --\r'\n', set_config('statement_timeout', '0', false) --'", "set-config"),
     ] {
         let r = sql(&main, &aw, attack, json!([]));

@@ -157,6 +157,8 @@ pub fn decode_frame(buf: &mut BytesMut, limits: &FrameLimits) -> Result<Option<F
 pub struct ParseMsg<'a> {
     pub name: &'a str,
     pub query: &'a str,
+    /// The parameter type count and OIDs, as sent (for re-encoding with another query).
+    pub param_types: &'a [u8],
 }
 
 /// Parse the body of a Parse ('P') message.
@@ -168,6 +170,7 @@ pub fn parse_parse(body: &[u8]) -> Result<ParseMsg<'_>, FrameError> {
     if b.len() < 2 {
         return Err(bad("the parameter count is missing"));
     }
+    let param_types = b;
     let n = b.get_u16() as usize;
     if b.len() != n * 4 {
         return Err(bad("the parameter types do not match their count"));
@@ -175,6 +178,7 @@ pub fn parse_parse(body: &[u8]) -> Result<ParseMsg<'_>, FrameError> {
     Ok(ParseMsg {
         name: std::str::from_utf8(name).map_err(|_| bad("the statement name is not UTF-8"))?,
         query: std::str::from_utf8(query).map_err(|_| bad("the query is not UTF-8"))?,
+        param_types,
     })
 }
 

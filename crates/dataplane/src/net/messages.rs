@@ -125,6 +125,16 @@ pub fn query(out: &mut BytesMut, sql: &str) {
     finish(out, at);
 }
 
+/// A Parse message with the parameter types of another (`param_types`: count and OIDs, as
+/// `codec::ParseMsg` holds them).
+pub fn parse_with_types(out: &mut BytesMut, name: &str, sql: &str, param_types: &[u8]) {
+    let at = begin(out, b'P');
+    put_cstr(out, name);
+    put_cstr(out, sql);
+    out.extend_from_slice(param_types);
+    finish(out, at);
+}
+
 /// A Parse message with no parameter types.
 pub fn parse(out: &mut BytesMut, name: &str, sql: &str) {
     let at = begin(out, b'P');

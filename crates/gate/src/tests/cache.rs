@@ -162,9 +162,16 @@ fn a_shape_never_carries_a_verdict_across_different_code() {
     assert!(rw("SELECT $$ x $$, 1").is_ok());
     assert!(rw("SELECT $$ ' $$, pg_read_file('x')").is_err());
     // Denials are not shared by shape: each text is analyzed (and refused) on its own.
-    assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'a'").is_err());
-    assert!(!gate.cache.has_shape_of("t", "SELECT * FROM pg_roles WHERE rolname = 'b'"));
-    assert!(rw("SELECT * FROM pg_roles WHERE rolname = 'b'").is_err());
+    assert!(rw("SELECT * FROM pg_authid WHERE rolname = 'a'").is_err());
+    assert!(!gate.cache.has_shape_of("t", "SELECT * FROM pg_authid WHERE rolname = 'b'"));
+    assert!(rw("SELECT * FROM pg_authid WHERE rolname = 'b'").is_err());
+    // Rewritten texts are not shared by shape either: the rewrite is spliced at byte offsets,
+    // which a literal of another length moves.
+    let first = rw("SELECT 'a', relname FROM pg_class").map(|v| v.rewritten);
+    assert_eq!(first.ok().flatten().as_deref(), Some("SELECT 'a', relname FROM tg_catalog.pg_class"));
+    assert!(!gate.cache.has_shape_of("t", "SELECT 'bbbbbb', relname FROM pg_class"));
+    let second = rw("SELECT 'bbbbbb', relname FROM pg_class").map(|v| v.rewritten);
+    assert_eq!(second.ok().flatten().as_deref(), Some("SELECT 'bbbbbb', relname FROM tg_catalog.pg_class"));
     // Capped settings are never shared: the value is checked against the tenant's limits.
     let limits = Limits { max_statement_timeout_ms: Some(5_000), ..Limits::default() };
     assert!(gate.check("t", "SET statement_timeout = 1000", Scope::ReadWrite, &limits).is_ok());

@@ -6,6 +6,7 @@ mod differential;
 mod read_only;
 mod robustness;
 mod rules;
+mod scoped_catalog;
 mod settings;
 
 use crate::{Denial, Gate, GateConfig, Limits, Scope, Verdict};

@@ -82,7 +82,7 @@ fn read_write_scope_reports_writes() {
         verdict,
         Ok(Verdict {
             statements: 2,
-            read_only: false
+            read_only: false, rewritten: None
         })
     );
 }

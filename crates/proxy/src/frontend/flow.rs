@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use tg_gate::{Denial, Scope};
+use tg_gate::{Denial, Scope, Verdict};
 
 use super::error::Fatal;
 use super::Shared;
@@ -127,6 +127,7 @@ impl Rules {
                     };
                     let sync = st.syncs_sent + 1;
                     match gate.check(&self.tenant, sql, self.scope, &self.limits) {
+                        Ok(Verdict { rewritten: Some(text), .. }) => messages::query(out, &text),
                         Ok(_) => out.extend_from_slice(&frame.raw),
                         Err(d) => {
                             let marker = self.deny(st, Some(sql), d, sync);
@@ -142,6 +143,7 @@ impl Rules {
                     };
                     let sync = st.syncs_sent + 1;
                     match gate.check(&self.tenant, p.query, self.scope, &self.limits) {
+                        Ok(Verdict { rewritten: Some(text), .. }) => messages::parse_with_types(out, p.name, &text, p.param_types),
                         Ok(_) => out.extend_from_slice(&frame.raw),
                         Err(d) => {
                             let marker = self.deny(st, Some(p.query), d, sync);
