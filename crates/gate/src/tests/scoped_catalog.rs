@@ -153,3 +153,22 @@ fn rewritten_statements_keep_every_other_rule() {
     let v = allowed("SELECT relname FROM pg_class");
     assert!(v.read_only && v.statements == 1);
 }
+
+/// Every name the gate maps has its stand-in in the installer script, and every guard it
+/// wraps a cast in is defined there, for `oid` and `text` alike: a name without one would
+/// fail at run time instead of reading the scoped catalog.
+#[test]
+fn every_mapped_name_has_a_stand_in_in_the_installer() {
+    let sql = crate::scoped::INSTALL_SQL;
+    for r in RELATIONS {
+        assert!(sql.contains(&format!("CREATE VIEW tg_catalog.{r} ")), "no view tg_catalog.{r}");
+    }
+    for f in FUNCTIONS {
+        assert!(sql.contains(&format!("CREATE FUNCTION tg_catalog.{f}(")), "no function tg_catalog.{f}");
+    }
+    for guard in ["visible_class", "visible_type", "visible_proc", "visible_procedure", "visible_namespace", "visible_role"] {
+        for arg in ["oid", "text"] {
+            assert!(sql.contains(&format!("CREATE FUNCTION tg_catalog.{guard}({arg})")), "no guard {guard}({arg})");
+        }
+    }
+}
