@@ -363,6 +363,12 @@ impl Catalog {
     /// Insert a tenant in status `provisioning` together with its `create` operation,
     /// atomically. Returns the operation id.
     pub async fn insert_tenant(&mut self, t: &NewTenant<'_>) -> Result<i64> {
+        let detail = serde_json::json!({"slug": t.slug, "placement": t.placement, "server": t.server});
+        self.insert_tenant_op(t, "create", &detail).await
+    }
+
+    /// [`Self::insert_tenant`] with an operation of `kind` (e.g. `import`) and `detail`.
+    pub async fn insert_tenant_op(&mut self, t: &NewTenant<'_>, kind: &str, detail: &serde_json::Value) -> Result<i64> {
         let tx = self.client.transaction().await.map_err(|e| Error::db("starting a catalog transaction", e))?;
         tx.execute(
             "INSERT INTO tg.tenants (key, slug, status, placement, server, residency, requires, is_probe) \
@@ -382,11 +388,10 @@ impl Catalog {
             .await
             .map_err(|e| Error::db("recording the tenant roles", e))?;
         }
-        let detail = serde_json::json!({"slug": t.slug, "placement": t.placement, "server": t.server});
         let op: i64 = tx
             .query_one(
-                "INSERT INTO tg.operations (kind, tenant_key, state, detail) VALUES ('create', $1, 'running', $2) RETURNING id",
-                &[&t.key.as_str(), &detail],
+                "INSERT INTO tg.operations (kind, tenant_key, state, detail) VALUES ($1, $2, 'running', $3) RETURNING id",
+                &[&kind, &t.key.as_str(), detail],
             )
             .await
             .map_err(|e| Error::db("recording the operation", e))?
@@ -436,6 +441,18 @@ impl Catalog {
             .await
             .map_err(|e| Error::db("removing the tenant from the catalog", e))?;
         tx.commit().await.map_err(|e| Error::db("committing the erasure", e))
+    }
+
+    /// Whether a tenant key is taken: by a tenant, or by an erased one's tombstone.
+    pub async fn key_known(&self, key: &TenantKey) -> Result<bool> {
+        self.client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM tg.tenants WHERE key = $1) OR EXISTS (SELECT 1 FROM tg.tombstones WHERE tenant_key = $1)",
+                &[&key.as_str()],
+            )
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| Error::db("looking up a tenant key", e))
     }
 
     /// Delete a tenant row that never became real (rolled-back creation).

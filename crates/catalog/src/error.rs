@@ -75,6 +75,14 @@ pub enum Error {
     #[error("verification failed: {0}")]
     Verify(String),
 
+    /// A tenant archive that cannot be read or trusted (the message says which file and why).
+    #[error("{0}")]
+    Archive(String),
+
+    /// An import refused or rolled back (the message says what was kept and what to do).
+    #[error("{0}")]
+    Import(String),
+
     #[error("simulated crash at failpoint {0} (TENANTGATE_FAILPOINT)")]
     Failpoint(String),
 }

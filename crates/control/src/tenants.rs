@@ -199,16 +199,24 @@ async fn provision(
     failpoint("create", "container")?;
 
     catalog.op_step(op, "migrations").await?;
-    let version = apply_migrations(catalog, &admin, placement, key).await?;
+    let version = apply_migrations(catalog, &admin, placement, key, None).await?;
     failpoint("create", "migrations")?;
 
     catalog.op_step(op, "activate").await?;
     Ok(version)
 }
 
-/// Bring the tenant's target (or, for pooled, its server's pool) to the registered version.
-async fn apply_migrations(catalog: &Catalog, admin: &ServerAdmin<'_>, placement: Placement, key: &TenantKey) -> Result<i32> {
-    let migrations = catalog.app_migrations().await?;
+/// Bring the tenant's target (or, for pooled, its server's pool) to the registered version,
+/// or only up to version `upto` (an import of an older archive, migrated forward after).
+pub(crate) async fn apply_migrations(
+    catalog: &Catalog,
+    admin: &ServerAdmin<'_>,
+    placement: Placement,
+    key: &TenantKey,
+    upto: Option<i32>,
+) -> Result<i32> {
+    let mut migrations = catalog.app_migrations().await?;
+    migrations.retain(|m| upto.map_or(true, |u| m.version <= u));
     let target = match placement {
         Placement::Pooled => fanout::pool_target(admin.name),
         _ => fanout::target_for(admin.name, placement, key),
@@ -289,6 +297,12 @@ pub async fn show(catalog: &Catalog, slug: &str) -> Result<TenantView> {
             op.state,
             op.step,
             if ["unfence", "clean", "done"].contains(&op.step.as_str()) { "" } else { ", `--abort` undoes it" }
+        )),
+        (_, Some(op)) if op.kind == "import" => Some(format!(
+            "an import is {} at step {:?}; run the same `tenantgate tenant import {slug} --from FILE` (or `tenant clone`) again to resume it{}",
+            op.state,
+            op.step,
+            if tenant.status == TenantStatus::Provisioning { format!(", or `tenantgate tenant erase {slug} --confirm {slug}` to remove it") } else { String::new() }
         )),
         (TenantStatus::Provisioning, Some(op)) => Some(format!(
             "creation was interrupted at step {:?}; re-run `tenantgate tenant create {slug} --placement {} --server {}` to resume, or `tenantgate tenant erase {slug} --confirm {slug}` to remove it",

@@ -146,6 +146,8 @@ impl Problem {
                 (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", "Internal Server Error")
             }
             E::Verify(_) => (StatusCode::CONFLICT, "verify-mismatch", "Conflict"),
+            E::Archive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-archive", "Unprocessable Content"),
+            E::Import(_) => (StatusCode::UNPROCESSABLE_ENTITY, "import-refused", "Unprocessable Content"),
             E::Db { .. } | E::Migration(_) | E::Io { .. } | E::Failpoint(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error")
             }

@@ -254,6 +254,57 @@ pub enum TenantCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Export a tenant's rows from one consistent snapshot into a portable archive (.tar.zst), online
+    Export {
+        /// The tenant (not with --all)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        slug: Option<String>,
+        /// The archive to write (written as FILE.partial, renamed when complete)
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        out: Option<PathBuf>,
+        /// Every active or suspended tenant into --dir, for cron; exits 1 naming each tenant that failed
+        #[arg(long, requires = "dir")]
+        all: bool,
+        /// With --all: the directory for DIR/SLUG-TIME.tar.zst
+        #[arg(long, requires = "all")]
+        dir: Option<PathBuf>,
+        /// With --all: the newest exports kept per tenant; older ones are removed
+        #[arg(long, default_value_t = 7)]
+        keep: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import an archive: the archive's own slug restores that tenant, a new slug makes a clone; checks every checksum
+    Import {
+        slug: String,
+        /// The archive (from `tenant export`)
+        #[arg(long)]
+        from: PathBuf,
+        /// Placement of a new tenant (default: the archive's)
+        #[arg(long, value_parser = ["pooled", "schema", "database"])]
+        placement: Option<String>,
+        /// Server of a new tenant (default: the archive's, if its residency allows, else the first allowed)
+        #[arg(long)]
+        server: Option<String>,
+        /// Replace an existing tenant's rows (it is suspended while they are replaced)
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a tenant into a new one (its own key, roles and rows), streamed with no intermediate file
+    Clone {
+        slug: String,
+        new_slug: String,
+        /// Placement of the clone (default: the source's)
+        #[arg(long, value_parser = ["pooled", "schema", "database"])]
+        placement: Option<String>,
+        /// Server of the clone (default: the source's, if its residency allows, else the first allowed)
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase a tenant's data, roles and keys, and print an erasure certificate
     Erase {
         slug: String,

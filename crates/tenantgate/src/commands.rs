@@ -216,6 +216,15 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
         TenantCmd::Move { slug, to, server, resume, abort, status, json } => {
             return crate::move_cmd::run(cfg, &mut cat, crate::move_cmd::Args { slug, to, server, resume, abort, status, json }).await;
         }
+        TenantCmd::Export { slug, out, all, dir, keep, json } => {
+            return crate::data_cmd::export(&cat, crate::data_cmd::ExportArgs { slug, out, all, dir, keep, json }).await;
+        }
+        TenantCmd::Import { slug, from, placement, server, replace, json } => {
+            return crate::data_cmd::import(cfg, &mut cat, slug, from, placement, server, replace, json).await;
+        }
+        TenantCmd::Clone { slug, new_slug, placement, server, json } => {
+            return crate::data_cmd::clone(cfg, &mut cat, slug, new_slug, placement, server, json).await;
+        }
         TenantCmd::Erase { slug, confirm } => {
             let cert = erase::erase(&mut cat, &slug, confirm.as_deref()).await?;
             output::json(&cert)?;

@@ -148,10 +148,13 @@ pub async fn copy_progress_rows(c: &Client) -> Result<i64> {
     Ok(r.get(0))
 }
 
-/// The source's current WAL position.
+/// The source's current WAL *insert* position: past every record any backend has inserted,
+/// including the commit of a transaction whose backend was ended while it waited for its
+/// WAL to be written (`pg_current_wal_lsn()`, the write position, can be short of it, and a
+/// final catch-up to it can then miss that commit).
 pub async fn current_lsn(c: &Client) -> Result<String> {
     let r = c
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .map_err(|e| Error::db("reading the WAL position", e))?;
     Ok(r.get(0))
@@ -253,13 +256,50 @@ pub enum RowHash {
     Text,
 }
 
+impl RowHash {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowHash::Record => "record",
+            RowHash::Text => "text",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RowHash> {
+        match s {
+            "record" => Some(RowHash::Record),
+            "text" => Some(RowHash::Text),
+            _ => None,
+        }
+    }
+}
+
 /// Per-table row count and an order-independent checksum of the tenant's rows: the sum of
 /// a 64-bit hash of each row. Both sides must use the same [`RowHash`]; with `Text` they
 /// are read under [`CHECKSUM_SETTINGS`], so equal rows give equal text.
 pub async fn table_checksum(c: &Client, schema: &str, table: &str, key: &TenantKey, how: RowHash) -> Result<(i64, String)> {
-    let hash = match how {
-        RowHash::Record => "hash_record_extended(t.*, 0)",
-        RowHash::Text => "hashtextextended(t::text, 0)",
+    columns_checksum(c, schema, table, key, how, None).await
+}
+
+/// [`table_checksum`] over a row of `columns` only, when given (an archive leaves out
+/// `tenant_id`, which a clone rewrites), else over the whole row.
+pub async fn columns_checksum(
+    c: &Client,
+    schema: &str,
+    table: &str,
+    key: &TenantKey,
+    how: RowHash,
+    columns: Option<&[String]>,
+) -> Result<(i64, String)> {
+    let row = match columns {
+        None => None,
+        Some(cols) => Some(format!("ROW({})", cols.iter().map(|c| format!("t.{}", ident(c))).collect::<Vec<_>>().join(", "))),
+    };
+    let hash = match (how, &row) {
+        (_, Some(r)) if r == "ROW()" => "0".to_string(),
+        (RowHash::Record, None) => "hash_record_extended(t.*, 0)".to_string(),
+        (RowHash::Text, None) => "hashtextextended(t::text, 0)".to_string(),
+        (RowHash::Record, Some(r)) => format!("hash_record_extended({r}, 0)"),
+        (RowHash::Text, Some(r)) => format!("hashtextextended({r}::text, 0)"),
     };
     let sql = format!(
         "SELECT count(*), coalesce(sum({hash}::numeric), 0)::text FROM {}.{} t WHERE tenant_id = $1",
@@ -300,14 +340,20 @@ pub async fn sync_sequences(src: &Client, src_schema: &str, tgt: &Client, tgt_sc
     let mut n = 0;
     for (seq, last) in sequences(src, src_schema).await? {
         let Some(last) = last else { continue };
-        let q = format!("{}.{}", ident(tgt_schema), ident(&seq));
-        tgt.execute(
-            "SELECT setval($1::regclass, greatest($2, (SELECT coalesce(last_value, $2) FROM pg_sequences WHERE schemaname = $3 AND sequencename = $4)))",
-            &[&q, &last, &tgt_schema, &seq],
-        )
-        .await
-        .map_err(|e| Error::db(format!("setting sequence {seq}"), e))?;
+        raise_sequence(tgt, tgt_schema, &seq, last).await?;
         n += 1;
     }
     Ok(n)
+}
+
+/// Set sequence `schema.seq` to at least `last` (never down).
+pub async fn raise_sequence(c: &Client, schema: &str, seq: &str, last: i64) -> Result<()> {
+    let q = format!("{}.{}", ident(schema), ident(seq));
+    c.execute(
+        "SELECT setval($1::regclass, greatest($2, (SELECT coalesce(last_value, $2) FROM pg_sequences WHERE schemaname = $3 AND sequencename = $4)))",
+        &[&q, &last, &schema, &seq],
+    )
+    .await
+    .map_err(|e| Error::db(format!("setting sequence {seq}"), e))?;
+    Ok(())
 }
