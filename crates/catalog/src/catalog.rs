@@ -147,6 +147,14 @@ ALTER TABLE tg.tenants ADD COLUMN fenced boolean NOT NULL DEFAULT false;
 CREATE INDEX ON tg.operations (kind, state);
 "#,
     ),
+    (
+        4,
+        r#"
+-- Audit retention (gateway.audit_retention_days): the gateways delete their old rows oldest
+-- first, a batch at a time, without scanning the table.
+CREATE INDEX ON tg.audit_events (at);
+"#,
+    ),
 ];
 
 pub fn latest_catalog_version() -> i32 {
@@ -633,6 +641,45 @@ impl Catalog {
         Ok(())
     }
 
+    /// Bound every later statement on this connection (the gateway's audit writer, so a write
+    /// stuck behind a lock is cancelled by the server instead of lingering).
+    pub async fn set_statement_timeout(&self, ms: u64) -> Result<()> {
+        self.client
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .await
+            .map_err(|e| Error::db("setting statement_timeout", e))
+    }
+
+    /// Many audit events by `actor` in one statement (the gateway's batched writer). Each
+    /// event is (action, tenant key, detail).
+    pub async fn audit_batch(&self, actor: &str, events: &[(&str, Option<&str>, serde_json::Value)]) -> Result<()> {
+        let actions: Vec<&str> = events.iter().map(|e| e.0).collect();
+        let tenants: Vec<Option<&str>> = events.iter().map(|e| e.1).collect();
+        let details: Vec<&serde_json::Value> = events.iter().map(|e| &e.2).collect();
+        self.client
+            .execute(
+                "INSERT INTO tg.audit_events (actor, action, tenant_key, detail) \
+                 SELECT $1, a, t, d FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS u(a, t, d)",
+                &[&actor, &actions, &tenants, &details],
+            )
+            .await
+            .map_err(|e| Error::db("writing audit events", e))?;
+        Ok(())
+    }
+
+    /// Delete up to `batch` audit events by `actor` older than `days` days, oldest first;
+    /// returns how many went (found through the index on `at`).
+    pub async fn prune_audit(&self, actor: &str, days: u32, batch: i64) -> Result<u64> {
+        self.client
+            .execute(
+                "DELETE FROM tg.audit_events WHERE id IN (SELECT id FROM tg.audit_events \
+                 WHERE actor = $1 AND at < now() - make_interval(days => $2) ORDER BY at LIMIT $3)",
+                &[&actor, &(days as i32), &batch],
+            )
+            .await
+            .map_err(|e| Error::db("pruning audit events", e))
+    }
+
     // ---------------------------------------------------------------- app migrations
 
     pub async fn app_migrations(&self) -> Result<Vec<AppMigration>> {
@@ -850,6 +897,15 @@ impl Catalog {
     pub async fn touch_key(&self, id: &str) -> Result<()> {
         self.client
             .execute("UPDATE tg.api_keys SET last_used_at = now() WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| Error::db("recording key use", e))?;
+        Ok(())
+    }
+
+    /// Record that these keys were used (the gateway's batched audit writer).
+    pub async fn touch_keys(&self, ids: &[&str]) -> Result<()> {
+        self.client
+            .execute("UPDATE tg.api_keys SET last_used_at = now() WHERE id = ANY($1)", &[&ids])
             .await
             .map_err(|e| Error::db("recording key use", e))?;
         Ok(())

@@ -70,6 +70,38 @@ pub struct GatewayConfig {
     pub relay: bool,
     /// Relay threads. 0 = as many as `worker_threads` (one per CPU when that is 0).
     pub relay_threads: usize,
+    /// What logins get while the catalog cannot be reached: `serve-known` (tenants and keys
+    /// this gateway last saw, for `catalog_grace_ms`) or `fail-closed` (every login refused).
+    pub catalog_outage: CatalogOutage,
+    /// How long after the catalog last answered `serve-known` keeps serving from the routes
+    /// last seen. A key revoked meanwhile through another path stays usable here that long.
+    pub catalog_grace_ms: u64,
+    /// A catalog read or connect that takes longer counts as an outage.
+    pub catalog_timeout_ms: u64,
+    /// Audit events waiting to be written to the catalog; past this, events are dropped and
+    /// counted (`tenantgate_audit_dropped_total`).
+    pub audit_buffer: usize,
+    /// Gateway audit rows (`tg.audit_events`, actor `gateway`) older than this are deleted in
+    /// the background, hourly. 0 = keep them forever.
+    pub audit_retention_days: u32,
+    /// `client_connection_check_interval` of every backend: the server checks this often
+    /// whether the gateway's socket is still there while a statement runs, and cancels the
+    /// statement if not (a gateway killed mid-statement). 0 = not set. PostgreSQL 14+.
+    pub backend_check_interval_ms: u64,
+    /// Connections still in startup or authentication, over all clients. Past it a new
+    /// connection is refused at once (53300).
+    pub max_startups: usize,
+    /// Connections still in startup or authentication from one source IP address.
+    pub max_startups_per_address: usize,
+}
+
+/// `gateway.catalog_outage`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CatalogOutage {
+    #[default]
+    ServeKnown,
+    FailClosed,
 }
 
 /// Per-tenant limits, enforced on every backend connection and capped by the gate.
@@ -125,6 +157,14 @@ impl Default for GatewayConfig {
             worker_threads: 0,
             relay: true,
             relay_threads: 0,
+            catalog_outage: CatalogOutage::ServeKnown,
+            catalog_grace_ms: 300_000,
+            catalog_timeout_ms: 2_000,
+            audit_buffer: 10_000,
+            audit_retention_days: 90,
+            backend_check_interval_ms: 5_000,
+            max_startups: 1_000,
+            max_startups_per_address: 100,
         }
     }
 }
@@ -168,6 +208,11 @@ impl GatewayConfig {
             ("auth_timeout_ms", self.auth_timeout_ms),
             ("poll_interval_ms", self.poll_interval_ms),
             ("move_hold_ms", self.move_hold_ms),
+            ("catalog_grace_ms", self.catalog_grace_ms),
+            ("catalog_timeout_ms", self.catalog_timeout_ms),
+            ("audit_buffer", self.audit_buffer as u64),
+            ("max_startups", self.max_startups as u64),
+            ("max_startups_per_address", self.max_startups_per_address as u64),
         ] {
             if v == 0 {
                 return bad(format!("gateway.{name} must be greater than 0"));
@@ -182,6 +227,20 @@ impl GatewayConfig {
             (0, 0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             (0, w) => w,
             (r, _) => r,
+        }
+    }
+
+    /// The router's settings from this table.
+    pub fn router_options(&self) -> crate::router::RouterOptions {
+        crate::router::RouterOptions {
+            ttl: Self::ms(self.route_ttl_ms),
+            poll_interval: Self::ms(self.poll_interval_ms),
+            move_hold: Self::ms(self.move_hold_ms),
+            outage: match self.catalog_outage {
+                CatalogOutage::ServeKnown => crate::router::OutagePolicy::ServeKnown { grace: Self::ms(self.catalog_grace_ms) },
+                CatalogOutage::FailClosed => crate::router::OutagePolicy::FailClosed,
+            },
+            catalog_timeout: Self::ms(self.catalog_timeout_ms),
         }
     }
 
@@ -219,6 +278,10 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:6432");
         assert!(c.gate && c.strict_catalog);
         assert_eq!(c.worker_threads, 0);
+        assert_eq!(c.catalog_outage, CatalogOutage::ServeKnown);
+        assert_eq!(c.audit_retention_days, 90);
+        let t: toml::Table = toml::from_str("catalog_outage = \"fail-closed\"").unwrap();
+        assert_eq!(GatewayConfig::from_table(&t).unwrap().router_options().outage, crate::router::OutagePolicy::FailClosed);
         let t: toml::Table = toml::from_str(
             "listen = \"127.0.0.1:7000\"\ngate = false\nserver_budget = 3\nworker_threads = 1\n[tenant_limits.acme]\nstatement_timeout_ms = 5\n",
         )
@@ -243,7 +306,7 @@ worker_threads = 1
 
     #[test]
     fn refuses_unknown_and_bad_values() {
-        for bad in ["bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0", "worker_threads = 5000", "worker_threads = -1", "relay_threads = 5000", "relay = 1"] {
+        for bad in ["catalog_outage = \"open\"", "catalog_grace_ms = 0", "max_startups_per_address = 0", "bogus = 1", "listen = \"nowhere\"", "tls_cert = \"a.pem\"", "server_budget = 0", "worker_threads = 5000", "worker_threads = -1", "relay_threads = 5000", "relay = 1"] {
             let t: toml::Table = toml::from_str(bad).unwrap();
             assert!(GatewayConfig::from_table(&t).is_err(), "{bad}");
         }

@@ -49,6 +49,7 @@ fn describe() {
     metrics::describe_counter!("tenantgate_http_rate_limited_total", "Requests refused by the per-tenant rate limit");
     metrics::describe_gauge!("tenantgate_pool_connections", "Backend connections held by the gateway's pools, by server and state");
     tg_dataplane::audit::describe_metrics();
+    tg_dataplane::router::describe_metrics();
 }
 
 struct LabelState {

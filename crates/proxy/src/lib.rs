@@ -73,15 +73,7 @@ impl Gateway {
             _ => None,
         };
         let cfg = Arc::new(cfg);
-        let router = Router::new(
-            catalog_url,
-            master,
-            RouterOptions {
-                ttl: GatewayConfig::ms(cfg.route_ttl_ms),
-                poll_interval: GatewayConfig::ms(cfg.poll_interval_ms),
-                move_hold: GatewayConfig::ms(cfg.move_hold_ms),
-            },
-        );
+        let router = Router::new(catalog_url, master, cfg.router_options());
         let pools = Pools::new(cfg.clone());
         // Idle connections of a tenant that changed (suspended, moved, erased) are closed.
         let mut events = router.events();
@@ -96,7 +88,12 @@ impl Gateway {
                 }
             }
         });
-        let auditor = audit::Auditor::start(router.clone());
+        let auditor = audit::Auditor::start(audit::AuditOptions {
+            catalog_url: catalog_url.to_string(),
+            buffer: cfg.audit_buffer,
+            retention_days: cfg.audit_retention_days,
+            timeout: GatewayConfig::ms(cfg.catalog_timeout_ms),
+        });
         let gate = Arc::new(tg_gate::Gate::new(cfg.gate_config()));
         let mut decoy_secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut decoy_secret);
@@ -107,7 +104,9 @@ impl Gateway {
             })?),
             false => None,
         };
+        let startups = frontend::startups::Startups::new(cfg.max_startups, cfg.max_startups_per_address);
         let shared = Arc::new(frontend::Shared {
+            startups,
             relay,
             cfg,
             router,

@@ -250,6 +250,11 @@ fn limit_settings(cfg: &GatewayConfig, slug: &str) -> Vec<(String, String)> {
     if l.idle_in_transaction_timeout_ms > 0 {
         s.push(("idle_in_transaction_session_timeout".to_string(), l.idle_in_transaction_timeout_ms.to_string()));
     }
+    // The server checks the gateway's socket this often while a statement runs, so a gateway
+    // killed mid-statement does not leave the statement (and its locks) running.
+    if cfg.backend_check_interval_ms > 0 {
+        s.push(("client_connection_check_interval".to_string(), cfg.backend_check_interval_ms.to_string()));
+    }
     s
 }
 

@@ -1,6 +1,8 @@
 //! Invalidation of the route cache: LISTEN on the catalog's channels on a dedicated
 //! connection that reconnects by itself, and a poll of the tenants with open sessions in case
-//! a notification was missed.
+//! a notification was missed. The listening connection is also the catalog's heartbeat: it
+//! runs `SELECT 1` every second within the catalog timeout and reports to [`super::health`],
+//! so an outage (or its end) is noticed within about a second even when no one logs in.
 
 use std::time::Duration;
 
@@ -12,26 +14,40 @@ use super::{lock, Cached, Inner, Route, RouteError, RouteEvent, KEYS_CHANNEL, RO
 pub(super) async fn listen_task(inner: std::sync::Weak<Inner>) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let Some(url) = inner.upgrade().map(|i| i.catalog_url.clone()) else { return };
-        match listen_once(&inner, &url).await {
+        let Some((url, timeout)) = inner.upgrade().map(|i| (i.catalog_url.clone(), i.catalog_timeout)) else { return };
+        match listen_once(&inner, &url, timeout).await {
             Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => tracing::warn!("catalog listener: {e}; reconnecting"),
+            Err(e) => tracing::debug!("catalog listener: {e}; reconnecting"),
         }
         match inner.upgrade() {
-            Some(i) => i.invalidate(RouteEvent::Resync),
+            Some(i) => {
+                i.invalidate(RouteEvent::Resync);
+                i.health.report();
+            }
             None => return,
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // Capped low: while the catalog is down, this loop is what notices it is back.
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
-async fn listen_once(inner: &std::sync::Weak<Inner>, url: &str) -> Result<(), String> {
+async fn listen_once(inner: &std::sync::Weak<Inner>, url: &str, timeout: Duration) -> Result<(), String> {
     use std::str::FromStr;
     let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
     cfg.application_name("tenantgate-router");
-    cfg.connect_timeout(Duration::from_secs(10));
-    let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+    cfg.connect_timeout(timeout);
+    let failed = |e: String| {
+        if let Some(i) = inner.upgrade() {
+            i.health.failed(&e);
+        }
+        e
+    };
+    let (client, mut conn) = match tokio::time::timeout(timeout, cfg.connect(tokio_postgres::NoTls)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(failed(e.to_string())),
+        Err(_) => return Err(failed(format!("no answer within {} ms", timeout.as_millis()))),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -57,6 +73,7 @@ async fn listen_once(inner: &std::sync::Weak<Inner>, url: &str) -> Result<(), St
     }
     // Anything that changed before LISTEN took effect is picked up by a resync.
     if let Some(i) = inner.upgrade() {
+        i.health.ok();
         i.invalidate(RouteEvent::Resync);
     }
     let mut alive = tokio::time::interval(Duration::from_secs(1));
@@ -71,9 +88,14 @@ async fn listen_once(inner: &std::sync::Weak<Inner>, url: &str) -> Result<(), St
                 None => { return Err("the listening connection closed".into()) }
             },
             _ = alive.tick() => {
-                if inner.strong_count() == 0 {
-                    driver.abort();
-                    return Ok(());
+                let Some(i) = inner.upgrade() else { driver.abort(); return Ok(()) };
+                match tokio::time::timeout(timeout, client.simple_query("SELECT 1")).await {
+                    Ok(Ok(_)) => i.health.ok(),
+                    Ok(Err(e)) => { driver.abort(); return Err(e.to_string()) }
+                    Err(_) => {
+                        driver.abort();
+                        return Err(failed(format!("the heartbeat got no answer within {} ms", timeout.as_millis())));
+                    }
                 }
             }
         }
@@ -87,6 +109,9 @@ pub(super) async fn poll_task(inner: std::sync::Weak<Inner>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(i) = inner.upgrade() else { return };
+        if i.health.down().is_some() {
+            continue;
+        }
         let slugs: Vec<String> = lock(&i.watched).keys().cloned().collect();
         for slug in slugs {
             let before = lock(&i.cache).get(&slug).map(|c| c.route.clone());
@@ -105,7 +130,7 @@ pub(super) async fn poll_task(inner: std::sync::Weak<Inner>, every: Duration) {
                 i.invalidate(if key.is_empty() { RouteEvent::Resync } else { RouteEvent::TenantChanged(key) });
             }
             if let Ok(a) = after {
-                lock(&i.cache).insert(slug.clone(), Cached { route: a });
+                lock(&i.cache).insert(slug.clone(), Cached::new(a));
             }
         }
     }

@@ -17,12 +17,23 @@
 //!
 //! Files: [`route`] (what a route is, and why there is none), this file (lookup and its
 //! cache), [`listener`] (NOTIFY and polling, which invalidate it), [`subscription`] (an open
-//! session's watch on its tenant and key).
+//! session's watch on its tenant and key), [`health`] (whether the catalog answers, and
+//! what may be served while it does not).
+//!
+//! **Catalog outages.** The cache keeps the routes (and key verifiers) last seen: a resync
+//! marks them stale instead of dropping them, so they are re-read when the catalog answers
+//! and, while it does not, [`Router::route`] answers from them for known tenants for the
+//! grace period of [`OutagePolicy::ServeKnown`] (counted from the catalog's last answer), or
+//! refuses everything under [`OutagePolicy::FailClosed`]. A tenant or key not in the cache is
+//! refused during an outage. A catalog read that takes longer than the catalog timeout counts
+//! as an outage, so a hanging catalog delays a login by that timeout at most, once.
 
+mod health;
 mod listener;
 mod route;
 mod subscription;
 
+pub use health::{describe_metrics, OutagePolicy};
 pub use route::{EndReason, Login, Route, RouteError, RouteEvent, KEYS_CHANNEL, ROUTING_CHANNEL};
 pub use subscription::Subscription;
 
@@ -38,6 +49,15 @@ use listener::{listen_task, poll_task};
 
 struct Cached {
     route: Route,
+    /// Notifications may have been missed since it was read: re-read before use while the
+    /// catalog answers; still usable as the last-seen route during an outage.
+    stale: bool,
+}
+
+impl Cached {
+    fn new(route: Route) -> Cached {
+        Cached { route, stale: false }
+    }
 }
 
 struct Inner {
@@ -49,6 +69,8 @@ struct Inner {
     events: broadcast::Sender<RouteEvent>,
     ttl: Duration,
     move_hold: Duration,
+    health: health::Health,
+    catalog_timeout: Duration,
 }
 
 /// Cached, invalidated routing from the catalog. Cheap to clone; share one per process.
@@ -66,11 +88,21 @@ pub struct RouterOptions {
     pub poll_interval: Duration,
     /// How long a new connection of a tenant fenced by a move waits for the cut-over.
     pub move_hold: Duration,
+    /// What to do with logins while the catalog cannot be reached.
+    pub outage: OutagePolicy,
+    /// A catalog read (or connect) that takes longer counts as the catalog being unreachable.
+    pub catalog_timeout: Duration,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        RouterOptions { ttl: Duration::from_secs(30), poll_interval: Duration::from_secs(3), move_hold: Duration::from_secs(10) }
+        RouterOptions {
+            ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(3),
+            move_hold: Duration::from_secs(10),
+            outage: OutagePolicy::ServeKnown { grace: Duration::from_secs(300) },
+            catalog_timeout: Duration::from_secs(2),
+        }
     }
 }
 
@@ -95,6 +127,8 @@ impl Router {
             events,
             ttl: opts.ttl,
             move_hold: opts.move_hold,
+            health: health::Health::new(opts.outage),
+            catalog_timeout: opts.catalog_timeout,
         });
         tokio::spawn(listen_task(Arc::downgrade(&inner)));
         tokio::spawn(poll_task(Arc::downgrade(&inner), opts.poll_interval));
@@ -103,22 +137,40 @@ impl Router {
 
     /// The route of tenant `slug`, from the cache when fresh. Returns the route whatever
     /// the tenant's status; call [`Route::check_routable`] before sending traffic.
+    ///
+    /// While the catalog cannot be reached, the route last seen is returned within the grace
+    /// period (never under `FailClosed`); a tenant not seen before gets [`RouteError::Catalog`].
     pub async fn route(&self, slug: &str) -> Result<Route, RouteError> {
+        if let Some(down) = self.inner.health.down() {
+            return self.inner.last_seen(slug, down);
+        }
         if let Some(c) = lock(&self.inner.cache).get(slug) {
-            if c.route.fetched_at.elapsed() < self.inner.ttl {
+            if !c.stale && c.route.fetched_at.elapsed() < self.inner.ttl {
                 return Ok(c.route.clone());
             }
         }
-        self.route_fresh(slug).await
+        match self.route_fresh(slug).await {
+            Err(RouteError::Catalog(e)) if self.inner.health.down().is_some() => self.inner.last_seen(slug, e),
+            r => r,
+        }
     }
 
-    /// The route of tenant `slug`, read from the catalog now (and cached).
+    /// `Some(why)` while this gateway considers its catalog unreachable.
+    pub fn catalog_unreachable(&self) -> Option<String> {
+        self.inner.health.down()
+    }
+
+    /// The route of tenant `slug`, read from the catalog now (and cached). Fails at once
+    /// while the catalog is known to be unreachable (the listener notices its return).
     pub async fn route_fresh(&self, slug: &str) -> Result<Route, RouteError> {
+        if let Some(down) = self.inner.health.down() {
+            return Err(RouteError::Catalog(down));
+        }
         let route = self.inner.fetch(slug).await;
         let mut cache = lock(&self.inner.cache);
         match &route {
             Ok(r) => {
-                cache.insert(slug.to_string(), Cached { route: r.clone() });
+                cache.insert(slug.to_string(), Cached::new(r.clone()));
             }
             Err(RouteError::UnknownTenant(_)) => {
                 cache.remove(slug);
@@ -184,10 +236,18 @@ impl Router {
         lock(&self.inner.cache).clear();
     }
 
-    /// The catalog connection the router uses (reconnecting if it was lost), for callers
-    /// that must read or write the catalog too (e.g. the audit writer).
+    /// The catalog connection the router uses (reconnecting if it was lost, within the
+    /// catalog timeout), for callers that must read the catalog too (the HTTP door's key
+    /// lookup). Fails at once while the catalog is known to be unreachable.
     pub async fn catalog(&self) -> Result<Arc<Catalog>, RouteError> {
-        self.inner.catalog().await
+        if let Some(down) = self.inner.health.down() {
+            return Err(RouteError::Catalog(down));
+        }
+        let t = self.inner.catalog_timeout;
+        match tokio::time::timeout(t, self.inner.catalog()).await {
+            Ok(r) => r,
+            Err(_) => Err(self.inner.timed_out()),
+        }
     }
 }
 
@@ -199,14 +259,66 @@ impl Inner {
                 return Ok(c.clone());
             }
         }
-        let c = Arc::new(Catalog::connect(&self.catalog_url).await.map_err(|e| RouteError::Catalog(e.to_string()))?);
-        *slot = Some(c.clone());
-        Ok(c)
+        match Catalog::connect(&self.catalog_url).await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                let e = e.to_string();
+                self.health.failed(&e);
+                Err(RouteError::Catalog(e))
+            }
+        }
     }
 
+    /// The catalog did not answer within the timeout: count it as down and drop the
+    /// connection (the next attempt opens a new one).
+    fn timed_out(&self) -> RouteError {
+        let e = format!("no answer within {} ms", self.catalog_timeout.as_millis());
+        self.health.failed(&e);
+        if let Ok(mut slot) = self.catalog.try_lock() {
+            *slot = None;
+        }
+        RouteError::Catalog(e)
+    }
+
+    /// The route last seen for `slug`, if the outage policy allows serving it now.
+    fn last_seen(&self, slug: &str, why: String) -> Result<Route, RouteError> {
+        if self.health.may_serve_last_seen() {
+            if let Some(c) = lock(&self.cache).get(slug) {
+                metrics::counter!("tenantgate_catalog_last_seen_routes_total").increment(1);
+                return Ok(c.route.clone());
+            }
+        }
+        metrics::counter!("tenantgate_catalog_refused_lookups_total").increment(1);
+        Err(RouteError::Catalog(why))
+    }
+
+    /// Read `slug`'s route from the catalog, within the catalog timeout, noting whether the
+    /// catalog answered.
     async fn fetch(&self, slug: &str) -> Result<Route, RouteError> {
+        match tokio::time::timeout(self.catalog_timeout, self.fetch_once(slug)).await {
+            Ok(r) => {
+                if !matches!(r, Err(RouteError::Catalog(_))) {
+                    self.health.ok();
+                }
+                r
+            }
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    async fn fetch_once(&self, slug: &str) -> Result<Route, RouteError> {
         let cat = self.catalog().await?;
-        let db = |e: tg_catalog::Error| RouteError::Catalog(e.to_string());
+        let db = |e: tg_catalog::Error| {
+            let e = e.to_string();
+            if cat.is_closed() {
+                self.health.failed(&e);
+            }
+            RouteError::Catalog(e)
+        };
         let tenant = match cat.tenant(slug).await {
             Ok(t) => t,
             Err(tg_catalog::Error::UnknownTenant(_)) => return Err(RouteError::UnknownTenant(slug.to_string())),
@@ -242,7 +354,8 @@ impl Inner {
             match &event {
                 RouteEvent::TenantChanged(key) => cache.retain(|_, c| c.route.tenant.as_str() != key),
                 RouteEvent::KeyRevoked(id) => cache.retain(|_, c| c.route.key(id).is_none()),
-                RouteEvent::Resync => cache.clear(),
+                // Kept as the last-seen routes for an outage; re-read before use otherwise.
+                RouteEvent::Resync => cache.values_mut().for_each(|c| c.stale = true),
             }
         }
         let _ = self.events.send(event);

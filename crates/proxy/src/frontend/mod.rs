@@ -2,7 +2,7 @@
 //! connection ([`session`]: startup, route lookup, SCRAM, checkout; then [`forward`]:
 //! forwarding and the end), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
-//! ([`startup`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
+//! ([`startup`]), the caps on connections still starting up ([`startups`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
 //! and the forwarding rules ([`flow`]), which
 //! the session's task or a [`crate::relay`] thread runs once the session is authenticated.
 //!
@@ -18,6 +18,7 @@ pub mod listener;
 pub mod scram;
 pub mod session;
 pub mod startup;
+pub mod startups;
 pub mod stream;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub decoy_secret: [u8; 32],
     /// The relay threads for plain-TCP sessions; `None` when `gateway.relay = false`.
     pub relay: Option<crate::relay::Relay<flow::Flow>>,
+    /// Connections still in startup, capped overall and per source address.
+    pub startups: Arc<startups::Startups>,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -70,6 +70,11 @@ pub(super) async fn write_fatal<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, f: &F
 pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
     let mut stream = ClientStream::Plain(tcp);
+    // Until it is authenticated, the connection holds a place under the half-open caps.
+    let slot = match shared.startups.enter(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => return write_fatal(&mut stream, &Fatal::new("53300", refused.message())).await,
+    };
     let mut buf = BytesMut::with_capacity(8192);
     let auth_timeout = crate::config::GatewayConfig::ms(shared.cfg.auth_timeout_ms);
     let started = tokio::time::timeout(auth_timeout, startup_phase(&shared, &mut stream, &mut buf, peer)).await;
@@ -82,6 +87,7 @@ pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             return write_fatal(&mut stream, &f).await;
         }
     };
+    drop(slot);
     super::forward::forward_phase(&shared, stream, buf, ready).await;
 }
 
@@ -207,10 +213,13 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
         return Err(Fatal::new("28000", format!("SASL mechanism {mechanism:?} is not supported; use SCRAM-SHA-256")).into());
     }
     let cf = scram::parse_client_first(data).map_err(|e| Fatal::new("28000", e.to_string()))?;
-    let route = match shared.router.route(&req.user).await {
-        Ok(r) => Some(r),
-        Err(RouteError::UnknownTenant(_)) => None,
-        Err(e) => return Err(Fatal::new("08006", e.to_string()).into()),
+    // With the catalog unreachable, the router answers from the routes it last saw (or not at
+    // all). The exchange runs on either way, so a tenant this gateway does not know and a wrong
+    // key both end in the same 08006 below: an outage reveals nothing about which tenants exist.
+    let (route, catalog_down) = match shared.router.route(&req.user).await {
+        Ok(r) => (Some(r), None),
+        Err(RouteError::UnknownTenant(_)) => (None, None),
+        Err(e) => (None, Some(e)),
     };
     let (salt, iterations) = match route.as_ref().and_then(|r| r.scram_salt()) {
         Some((s, i)) => (s.to_vec(), i),
@@ -236,6 +245,11 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
         }
     }
     let Some((route, key, server_final)) = matched else {
+        let down = catalog_down.or_else(|| shared.router.catalog_unreachable().map(RouteError::Catalog));
+        if let Some(e) = down {
+            audit_conn(route.as_ref(), None, "catalog-unreachable");
+            return Err(Fatal::new("08006", e.to_string()).into());
+        }
         audit_conn(route.as_ref(), None, "auth-failed");
         return Err(auth_failed(&req.user).into());
     };

@@ -1,0 +1,277 @@
+//! Scale and faults (issue #18), end to end with `tenantgate serve` child processes and real
+//! clusters: a catalog outage (serve known tenants within the grace period, refuse the
+//! unknown, fail-closed mode, recovery, revocations and suspensions reaching two gateways),
+//! audit off the login path (a locked audit table, overflow counted, retention), a gateway
+//! killed mid-statement (`client_connection_check_interval`), and the half-open caps.
+//!
+//! The catalog lives on server us-1 (`tg_local::deployment_toml`), so tenants that must keep
+//! working while the catalog is stopped live on eu-1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::gateway::{self as gw, Gateway};
+use common::Deployment;
+
+/// The value of metric `name` (summed over its label sets) from `/metrics` on `http`.
+fn metric(http: u16, name: &str) -> f64 {
+    let body = ureq::get(&format!("http://127.0.0.1:{http}/metrics"))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default();
+    body.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Wait up to `within` for `cond`; returns whether it held.
+fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// Log in over the raw client and run `SELECT 1`; `Err((code, message))` if refused.
+fn login(g: &Gateway, slug: &str, key: &str) -> Result<(), (String, String)> {
+    let (mut s, _, _) = gw::try_raw_login(g.port, slug, key).map_err(|(_, code, msg)| (code, msg))?;
+    let msgs = gw::raw_query(&mut s, "SELECT 1");
+    match msgs.iter().find(|(t, _)| *t == b'E') {
+        Some((_, body)) => {
+            let (_, code, msg) = gw::error_fields(body);
+            Err((code, msg))
+        }
+        None => Ok(()),
+    }
+}
+
+fn refused_with(r: Result<(), (String, String)>, code: &str, what: &str) -> String {
+    match r {
+        Err((c, m)) if c == code => m,
+        other => panic!("{what}: expected {code}, got {other:?}"),
+    }
+}
+
+#[test]
+fn catalog_outage_serves_known_tenants_within_grace_and_recovers() {
+    let started = Instant::now();
+    let d = Deployment::start();
+    let a = d.create("known-a", "pooled", "eu-1");
+    let b = d.create("known-b", "schema", "eu-1");
+    d.create("unseen-c", "pooled", "eu-1");
+    let (ka_id, ka) = gw::create_key(&d, &a.slug, false);
+    let (_, kb) = gw::create_key(&d, &b.slug, true);
+    let (_, kc) = gw::create_key(&d, "unseen-c", false);
+    let settings = "catalog_grace_ms = 8000\ncatalog_timeout_ms = 1000\npoll_interval_ms = 500\n";
+    let (known, known_http) = Gateway::start_with_http(&d, "serve-known", settings);
+    let (closed, closed_http) = Gateway::start_with_http(&d, "fail-closed", &format!("{settings}catalog_outage = \"fail-closed\"\n"));
+    for g in [&known, &closed] {
+        login(g, &a.slug, &ka).expect("a before the outage");
+        login(g, &b.slug, &kb).expect("b before the outage");
+    }
+    assert!(wait_for(Duration::from_secs(5), || metric(known_http, "tenantgate_catalog_up") == 1.0), "catalog up before the outage");
+    // A session opened before the outage keeps working through it.
+    let (mut open, _, _) = gw::raw_login(known.port, &a.slug, &ka);
+
+    // ------------------------------------------------------------ the catalog stops
+    d.us.stop().expect("stop the catalog's server");
+    let stopped = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(known_http, "tenantgate_catalog_up") == 0.0),
+        "the outage shows in tenantgate_catalog_up"
+    );
+    eprintln!("outage noticed after {:?}", stopped.elapsed());
+    for _ in 0..3 {
+        let t = Instant::now();
+        login(&known, &a.slug, &ka).expect("a known tenant logs in during the outage");
+        assert!(t.elapsed() < Duration::from_secs(1), "a login during the outage took {:?}", t.elapsed());
+    }
+    login(&known, &b.slug, &kb).expect("a known read-only key logs in during the outage");
+    let msgs = gw::raw_query(&mut open, "SELECT 42");
+    assert!(msgs.iter().all(|(t, _)| *t != b'E'), "an open session keeps working");
+    // Unknown tenants, unseen tenants and wrong keys all get the same 08006.
+    let m = refused_with(login(&known, "unseen-c", &kc), "08006", "a tenant this gateway never saw");
+    assert!(m.contains("catalog"), "{m}");
+    let m2 = refused_with(login(&known, &a.slug, "tgk_00000000_wrongwrongwrongwrongwrongwrongwr"), "08006", "a wrong key");
+    let m3 = refused_with(login(&known, "no-such-tenant", &ka), "08006", "a tenant that does not exist");
+    assert_eq!((m2.is_empty(), m3.is_empty()), (false, false));
+    // Fail-closed refuses even the tenants it knows.
+    assert!(wait_for(Duration::from_secs(5), || metric(closed_http, "tenantgate_catalog_up") == 0.0));
+    refused_with(login(&closed, &a.slug, &ka), "08006", "fail-closed during the outage");
+    assert!(metric(known_http, "tenantgate_catalog_last_seen_routes_total") >= 4.0, "served from last-seen routes, counted");
+    assert!(metric(known_http, "tenantgate_catalog_refused_lookups_total") >= 1.0, "refused lookups counted");
+
+    // Past the grace period (8 s after the catalog last answered) known tenants are refused too.
+    let past = Duration::from_millis(8500).saturating_sub(stopped.elapsed());
+    std::thread::sleep(past);
+    refused_with(login(&known, &a.slug, &ka), "08006", "a known tenant after the grace period");
+
+    // ------------------------------------------------------------ the catalog returns
+    d.us.start().expect("restart the catalog's server");
+    for (g, http) in [(&known, known_http), (&closed, closed_http)] {
+        assert!(wait_for(Duration::from_secs(10), || metric(http, "tenantgate_catalog_up") == 1.0), "{}: recovery noticed", g.name);
+        login(g, &a.slug, &ka).expect("a after recovery");
+        login(g, "unseen-c", &kc).expect("a tenant first seen after recovery");
+    }
+    let m = refused_with(login(&known, &a.slug, "tgk_00000000_wrongwrongwrongwrongwrongwrongwr"), "28P01", "a wrong key after recovery");
+    assert!(m.contains("password authentication failed"), "{m}");
+    // Audit events of the outage were kept and written after it.
+    let refusals = || -> i64 {
+        d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.audit_events WHERE action = 'gateway.connect' AND detail->>'outcome' = 'catalog-unreachable'")
+            .parse()
+            .unwrap_or(0)
+    };
+    assert!(wait_for(Duration::from_secs(10), || refusals() >= 3), "refusals during the outage reach the audit log afterwards ({})", refusals());
+
+    // ------------------------------------------------------------ two gateways, one catalog
+    let (mut on_known, _, _) = gw::raw_login(known.port, &a.slug, &ka);
+    let (mut on_closed, _, _) = gw::raw_login(closed.port, &a.slug, &ka);
+    d.ok(&["key", "revoke", &a.slug, &ka_id]);
+    for (g, s) in [(&known, &mut on_known), (&closed, &mut on_closed)] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let rest = gw::read_all(s);
+        let errs = gw::errors_in(&rest);
+        assert!(errs.iter().any(|(_, code, m)| code == "57P01" && m.contains("revoked")), "{}: open session ended: {errs:?}", g.name);
+        refused_with(login(g, &a.slug, &ka), "28P01", "a revoked key");
+    }
+    d.ok(&["tenant", "suspend", &b.slug]);
+    for g in [&known, &closed] {
+        assert!(login(g, &b.slug, &kb).is_err(), "{}: a suspended tenant is refused", g.name);
+    }
+    eprintln!("catalog outage test: {:?}", started.elapsed());
+}
+
+#[test]
+fn audit_stays_off_the_login_path_and_retention_prunes() {
+    let d = Deployment::start();
+    let a = d.create("audited", "pooled", "eu-1");
+    let (_, ka) = gw::create_key(&d, &a.slug, false);
+    d.admin(
+        "us-1",
+        "tenantgate",
+        "INSERT INTO tg.audit_events (at, actor, action, detail) VALUES \
+         (now() - interval '100 days', 'gateway', 'gateway.connect', '{\"mark\":\"old-gateway\"}'), \
+         (now() - interval '100 days', 'alice', 'tenant.create', '{\"mark\":\"old-operator\"}'), \
+         (now() - interval '10 days', 'gateway', 'gateway.connect', '{\"mark\":\"recent-gateway\"}')",
+    );
+    let marks = || d.admin("us-1", "tenantgate", "SELECT string_agg(detail->>'mark', ',' ORDER BY detail->>'mark') FROM tg.audit_events WHERE detail ? 'mark'");
+    // Every login re-reads its route (route_ttl_ms = 1), so a route lookup stuck behind an
+    // audit write would show in every login.
+    let (g, http) = Gateway::start_with_http(
+        &d,
+        "audit",
+        "audit_retention_days = 90\naudit_buffer = 20\ncatalog_timeout_ms = 1000\nroute_ttl_ms = 1\n",
+    );
+    assert!(wait_for(Duration::from_secs(10), || marks() == "old-operator,recent-gateway"), "retention pruned: {}", marks());
+    assert!(metric(http, "tenantgate_audit_pruned_total") >= 1.0);
+    login(&g, &a.slug, &ka).expect("login");
+    let connects = || -> i64 {
+        d.admin("us-1", "tenantgate", "SELECT count(*) FROM tg.audit_events WHERE action = 'gateway.connect' AND tenant_key IS NOT NULL").parse().unwrap_or(0)
+    };
+    assert!(wait_for(Duration::from_secs(5), || connects() >= 1), "the login is audited");
+    let before = connects();
+
+    // Lock the audit table (a slow catalog, as far as audit goes) and log in many times.
+    let c = d.cluster("us-1");
+    let mut locker = std::process::Command::new("psql")
+        .arg(format!("host={} port={} user={} dbname=tenantgate application_name=locker", c.host(), c.port(), c.superuser()))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "BEGIN", "-c", "LOCK TABLE tg.audit_events IN ACCESS EXCLUSIVE MODE", "-c", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", c.password())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql locker");
+    assert!(
+        wait_for(Duration::from_secs(10), || d.admin("us-1", "postgres", "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'locker' AND l.mode = 'AccessExclusiveLock'") != "0"),
+        "the audit table is locked"
+    );
+    let mut slowest = Duration::ZERO;
+    for _ in 0..40 {
+        let t = Instant::now();
+        login(&g, &a.slug, &ka).expect("login while the audit table is locked");
+        slowest = slowest.max(t.elapsed());
+    }
+    eprintln!("slowest of 40 logins with the audit table locked: {slowest:?}");
+    assert!(slowest < Duration::from_millis(800), "a locked audit table slowed a login to {slowest:?}");
+    assert!(metric(http, "tenantgate_audit_dropped_total") >= 1.0, "overflow is counted");
+    d.admin("us-1", "postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker'");
+    let _ = locker.wait();
+    // What fitted in the buffer is written once the lock is gone.
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            connects() >= before + 10
+        }),
+        "buffered audit events written after the lock (had {before})"
+    );
+}
+
+#[test]
+fn a_killed_gateway_leaves_no_orphaned_statement() {
+    let d = Deployment::start();
+    let a = d.create("orphan", "pooled", "eu-1");
+    let (_, ka) = gw::create_key(&d, &a.slug, false);
+    let running = |d: &Deployment| -> i64 {
+        d.admin("eu-1", "postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{}' AND state = 'active' AND query LIKE '%pg_sleep(60)%'", a.key))
+            .parse()
+            .expect("count")
+    };
+    let start_sleep = |g: &Gateway| {
+        let (mut s, _, _) = gw::raw_login(g.port, &a.slug, &ka);
+        s.write_all(&tg_verify::rawclient::query("BEGIN; SELECT pg_sleep(60)").expect("query")).expect("send");
+        s
+    };
+    for (check_ms, cancelled) in [(1000u64, true), (0, false)] {
+        let g = Gateway::start(&d, &format!("check-{check_ms}"), &format!("backend_check_interval_ms = {check_ms}\n"));
+        let _client = start_sleep(&g);
+        assert!(wait_for(Duration::from_secs(10), || running(&d) == 1), "the statement runs");
+        let killed = Instant::now();
+        // kill -9 (std's Child::kill is SIGKILL), by dropping the gateway.
+        drop(g);
+        let gone = wait_for(Duration::from_secs(4), || running(&d) == 0);
+        eprintln!("check interval {check_ms} ms: statement gone = {gone} after {:?}", killed.elapsed());
+        assert_eq!(gone, cancelled, "check interval {check_ms} ms: orphaned statement cancelled?");
+        if !cancelled {
+            d.admin("eu-1", "postgres", &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}'", a.key));
+        }
+    }
+}
+
+#[test]
+fn half_open_connections_are_capped_per_address_and_overall() {
+    let d = Deployment::start();
+    let a = d.create("halfopen", "pooled", "eu-1");
+    let (_, ka) = gw::create_key(&d, &a.slug, false);
+    for (name, settings, says) in [
+        ("per-address", "max_startups = 100\nmax_startups_per_address = 3\n", "from this address"),
+        ("global", "max_startups = 3\nmax_startups_per_address = 100\n", "still starting up"),
+    ] {
+        let (g, http) = Gateway::start_with_http(&d, name, settings);
+        // Three silent connections (no startup packet) take every place.
+        let silent: Vec<std::net::TcpStream> = (0..3).map(|_| gw::connect_raw(g.port)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut fourth = gw::connect_raw(g.port);
+        fourth.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let t = Instant::now();
+        let mut bytes = Vec::new();
+        let _ = fourth.read_to_end(&mut bytes);
+        let errs = gw::errors_in(&bytes);
+        assert!(
+            errs.iter().any(|(_, code, m)| code == "53300" && m.contains(says)),
+            "{name}: the fourth half-open connection is refused at once: {errs:?} after {:?}",
+            t.elapsed()
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{name}: refused at once");
+        assert!(metric(http, "tenantgate_wire_startups_refused_total") >= 1.0, "{name}: counted");
+        drop(silent);
+        assert!(wait_for(Duration::from_secs(5), || login(&g, &a.slug, &ka).is_ok()), "{name}: places are given back");
+        assert_eq!(metric(http, "tenantgate_wire_startups"), 0.0, "{name}: none left in startup");
+    }
+}
