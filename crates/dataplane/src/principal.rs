@@ -276,9 +276,13 @@ impl Authenticator<'_> {
         Ok(Principal { tenant: route.slug.clone(), scope, via: Credential::ApiKey { id: id.to_string() } })
     }
 
-    /// The slug of the tenant owning unrevoked key `id`.
+    /// The slug of the tenant owning unrevoked key `id`. While the catalog cannot be reached,
+    /// the owner among the routes last seen (the router then decides whether those may serve).
     async fn key_owner(&self, id: &str) -> Result<Option<String>, AuthError> {
-        let cat = self.router.catalog().await.map_err(|_| catalog_down())?;
+        let cat = match self.router.catalog().await {
+            Ok(cat) => cat,
+            Err(_) => return self.router.last_seen_key_owner(id).map(Some).ok_or_else(catalog_down),
+        };
         cat.key_owner(id).await.map_err(|_| catalog_down())
     }
 }

@@ -29,6 +29,19 @@ fn metric(http: u16, name: &str) -> f64 {
         .sum()
 }
 
+/// `POST /v1/sql` on the HTTP door with a bearer key; the status.
+fn http_sql(http: u16, key: &str) -> u16 {
+    let r = ureq::post(&format!("http://127.0.0.1:{http}/v1/sql"))
+        .timeout(Duration::from_secs(10))
+        .set("Authorization", &format!("Bearer {key}"))
+        .send_json(serde_json::json!({"sql": "SELECT 1 AS one", "params": []}));
+    match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("HTTP door: {e}"),
+    }
+}
+
 /// Wait up to `within` for `cond`; returns whether it held.
 fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + within;
@@ -78,6 +91,7 @@ fn catalog_outage_serves_known_tenants_within_grace_and_recovers() {
         login(g, &a.slug, &ka).expect("a before the outage");
         login(g, &b.slug, &kb).expect("b before the outage");
     }
+    assert_eq!(http_sql(known_http, &kb), 200, "the HTTP door before the outage");
     assert!(wait_for(Duration::from_secs(5), || metric(known_http, "tenantgate_catalog_up") == 1.0), "catalog up before the outage");
     // A session opened before the outage keeps working through it.
     let (mut open, _, _) = gw::raw_login(known.port, &a.slug, &ka);
@@ -96,6 +110,8 @@ fn catalog_outage_serves_known_tenants_within_grace_and_recovers() {
         assert!(t.elapsed() < Duration::from_secs(1), "a login during the outage took {:?}", t.elapsed());
     }
     login(&known, &b.slug, &kb).expect("a known read-only key logs in during the outage");
+    assert_eq!(http_sql(known_http, &kb), 200, "the HTTP door serves a known key during the outage");
+    assert_eq!(http_sql(known_http, &kc), 503, "the HTTP door refuses a key it never saw during the outage");
     let msgs = gw::raw_query(&mut open, "SELECT 42");
     assert!(msgs.iter().all(|(t, _)| *t != b'E'), "an open session keeps working");
     // Unknown tenants, unseen tenants and wrong keys all get the same 08006.

@@ -155,6 +155,12 @@ impl Router {
         }
     }
 
+    /// The slug of the tenant whose last-seen route holds key `id` (for a door that finds a
+    /// key's tenant by the key, during a catalog outage). Scans the cache.
+    pub fn last_seen_key_owner(&self, id: &str) -> Option<String> {
+        lock(&self.inner.cache).values().find(|c| c.route.key(id).is_some()).map(|c| c.route.slug.clone())
+    }
+
     /// `Some(why)` while this gateway considers its catalog unreachable.
     pub fn catalog_unreachable(&self) -> Option<String> {
         self.inner.health.down()
