@@ -551,13 +551,36 @@ async fn ensure_database_base(c: &Client) -> Result<()> {
     if !done {
         ensure_tenantgate_schema(c).await?;
     }
-    ensure_scoped_catalog(c).await
+    ensure_scoped_catalog(c).await.map(|_| ())
+}
+
+/// Installs or upgrades the tenant-scoped catalog in every tenant-facing database the
+/// catalog knows (each server's pool and bridge database, each database tenant's own): `init`
+/// runs it, so a deployment that predates the scoped catalog, or holds an older version of
+/// it, is brought up to date before strict-mode gateways map catalog reads onto it. Returns
+/// how many databases were checked and how many were (re)installed.
+pub async fn ensure_scoped_catalogs(catalog: &crate::catalog::Catalog) -> Result<(usize, usize)> {
+    let servers: std::collections::HashMap<String, String> =
+        catalog.servers().await?.into_iter().map(|s| (s.name, s.url)).collect();
+    let mut databases: Vec<(String, String)> =
+        catalog.targets().await?.into_iter().map(|t| (t.server, t.database)).collect();
+    databases.sort();
+    databases.dedup();
+    let mut changed = 0;
+    for (server, database) in &databases {
+        let url = servers.get(server).ok_or_else(|| Error::UnknownServer(server.clone()))?;
+        let c = ServerAdmin { name: server, url }.connect(Some(database)).await?;
+        if ensure_scoped_catalog(&c).await? {
+            changed += 1;
+        }
+    }
+    Ok((databases.len(), changed))
 }
 
 /// Installs schema `tg_catalog` (see `tg_gate::scoped`), or reinstalls it when its comment
 /// names another version of the script or another PostgreSQL major version (its views copy
 /// the catalogs' columns). One transaction, serialized across installers by an advisory lock.
-async fn ensure_scoped_catalog(c: &Client) -> Result<()> {
+async fn ensure_scoped_catalog(c: &Client) -> Result<bool> {
     let row = c
         .query_one(
             "SELECT (SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n \
@@ -570,7 +593,7 @@ async fn ensure_scoped_catalog(c: &Client) -> Result<()> {
     let (installed, major): (Option<String>, i32) = (row.get(0), row.get(1));
     let want = format!("tenantgate scoped catalog v{} for PostgreSQL {major}", tg_gate::scoped::VERSION);
     if installed.as_deref() == Some(want.as_str()) {
-        return Ok(());
+        return Ok(false);
     }
     let sql = format!(
         "BEGIN; SELECT pg_advisory_xact_lock(7453012); DROP SCHEMA IF EXISTS tg_catalog CASCADE;\n{}\nCOMMENT ON SCHEMA tg_catalog IS {}; COMMIT;",
@@ -581,7 +604,7 @@ async fn ensure_scoped_catalog(c: &Client) -> Result<()> {
         let _ = c.batch_execute("ROLLBACK").await;
         return Err(Error::db("installing the tenant-scoped catalog (schema tg_catalog)", e));
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn ensure_tenantgate_schema(c: &Client) -> Result<()> {

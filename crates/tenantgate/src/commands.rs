@@ -100,6 +100,10 @@ async fn init(cfg: &Config) -> Result<ExitCode> {
     for s in added {
         println!("registered server {s} from the config");
     }
+    let (checked, changed) = tg_control::placement::ensure_scoped_catalogs(&cat).await?;
+    if changed > 0 {
+        println!("tenant-scoped catalog (schema tg_catalog) installed or upgraded in {changed} of {checked} tenant database(s)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -275,6 +275,15 @@ pub fn judge(scenario: &Scenario, seen: &Seen, gate: bool, markers: &[&str], own
         Expect::OwnRows => (!refused && hay.contains(own_canary), false),
         Expect::Succeeds => (!refused, false),
         Expect::Status(code) => (seen.status == Some(code), false),
+        // With the gate on, other tenants' keys are among the markers (see `lib.rs`): no leak
+        // and an answer is the pass. With it off, the stock catalog names them.
+        Expect::ScopedCatalog => {
+            if gate {
+                (!refused, false)
+            } else {
+                (true, true)
+            }
+        }
         Expect::LimitHolds => {
             let lifted = seen.rows.last().is_some_and(|v| v.trim() == "0");
             (refused || !lifted, false)
@@ -330,6 +339,10 @@ mod tests {
         catalogue().into_iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no scenario {id}"))
     }
 
+    fn own_rows() -> Seen {
+        Seen { rows: vec!["own".into()], ..Default::default() }
+    }
+
     #[test]
     fn the_judge_can_fail() {
         let bound = Duration::from_secs(5);
@@ -345,7 +358,15 @@ mod tests {
         // A refused-expected scenario that succeeded fails; with the gate on, a catalogue
         // enumeration must be refused by the gate, not merely return nothing.
         assert!(!judge(&scenario("role.set-role-victim"), &Seen::default(), false, &[], "own", bound).passed);
-        assert!(!judge(&scenario("catalog.pg-roles"), &Seen::default(), true, &[], "own", bound).passed);
+        assert!(!judge(&scenario("catalog.pg-locks"), &Seen::default(), true, &[], "own", bound).passed);
+        // A scoped catalog read must answer with the gate on, and name no other tenant's key.
+        let other_key = Seen { rows: vec!["t0123456789ab".into()], ..Default::default() };
+        assert!(!judge(&scenario("catalog.pg-roles"), &other_key, true, &["t0123456789ab"], "own", bound).passed);
+        let refused = Seen { error: Some(ErrInfo { code: "42501".into(), message: "no".into(), detail: None, hint: None }), ..Default::default() };
+        assert!(!judge(&scenario("catalog.pg-roles"), &refused, true, &[], "own", bound).passed);
+        assert!(judge(&scenario("catalog.pg-roles"), &own_rows(), true, &["t0123456789ab"], "own", bound).passed);
+        let off = judge(&scenario("catalog.pg-roles"), &other_key, false, &[], "own", bound);
+        assert!(off.passed && off.residual, "{off:?}");
         // The positive control needs the tenant's own canary.
         assert!(!judge(&scenario("rls.own-rows"), &Seen::default(), true, &[], "own", bound).passed);
         let own = Seen { rows: vec!["own".into()], ..Default::default() };

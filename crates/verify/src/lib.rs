@@ -247,7 +247,7 @@ async fn attack_all(
                     let v = pair.map(|(_, v)| v);
                     let vbranch = pair.and_then(|(vi, _)| fixtures[vi].branch.as_deref());
                     let mut markers = markers_all.clone();
-                    if sc.key_is_secret {
+                    if sc.key_is_secret || (sc.expect == scenarios::Expect::ScopedCatalog && target.gate) {
                         if let Some(v) = v {
                             markers.push(v.key.as_str());
                         } else {

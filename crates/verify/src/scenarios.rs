@@ -38,6 +38,10 @@ pub enum Expect {
     GateOnlyResidual,
     /// The HTTP API must answer with exactly this status.
     Status(u16),
+    /// A catalog read the tenant-scoped catalog answers: with the gate on it must succeed and
+    /// name no other tenant's key (its roles, schema, database); with the gate off the stock
+    /// catalog names them (never rows), which is reported as a residual risk.
+    ScopedCatalog,
 }
 
 /// How a scenario is run.
@@ -219,13 +223,16 @@ pub fn catalogue() -> Vec<Scenario> {
         s("rls.reltuples", "rls", "pg_class.reltuples of a shared table", Solo("SELECT relname, reltuples FROM pg_class WHERE relname = '{t}'"), NoLeak),
         s("rls.relation-size", "rls", "relation sizes of a shared table", Solo("SELECT pg_total_relation_size('{t}')"), NoLeak),
         // ---------------------------------------------------------------- catalog and monitoring
-        s("catalog.pg-database", "catalog", "enumerate databases", Solo("SELECT datname FROM pg_database"), GateRefuses),
-        s("catalog.pg-roles", "catalog", "enumerate roles", Solo("SELECT rolname FROM pg_roles"), GateRefuses),
+        s("catalog.pg-database", "catalog", "enumerate databases", Solo("SELECT datname FROM pg_database"), ScopedCatalog),
+        s("catalog.pg-roles", "catalog", "enumerate roles", Solo("SELECT rolname FROM pg_roles"), ScopedCatalog),
         s("catalog.pg-authid", "catalog", "read role passwords", Solo("SELECT rolname, rolpassword FROM pg_authid"), Refused),
-        s("catalog.pg-auth-members", "catalog", "enumerate role memberships", Solo("SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members"), GateRefuses),
-        s("catalog.pg-namespace", "catalog", "enumerate schemas", Solo("SELECT nspname FROM pg_namespace"), GateRefuses),
-        s("catalog.pg-tables", "catalog", "enumerate tables", Solo("SELECT schemaname, tablename FROM pg_tables"), NoLeak),
-        s("catalog.pg-stat-activity", "catalog", "other sessions' queries", Solo("SELECT usename, query FROM pg_stat_activity"), GateRefuses),
+        s("catalog.pg-auth-members", "catalog", "enumerate role memberships", Solo("SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members"), ScopedCatalog),
+        s("catalog.pg-namespace", "catalog", "enumerate schemas", Solo("SELECT nspname FROM pg_namespace"), ScopedCatalog),
+        s("catalog.pg-tables", "catalog", "enumerate tables", Solo("SELECT schemaname, tablename FROM pg_tables"), ScopedCatalog),
+        s("catalog.describe", "catalog", "a describe query as psql and ORMs write it (relations, schemas, owners, columns)", Solo("SELECT n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner), pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"), ScopedCatalog),
+        s("catalog.oid-enumeration", "catalog", "every OID cast to regclass, regnamespace and regrole", Solo("SELECT string_agg(concat_ws('/', g::regclass, g::regnamespace, g::regrole), ',') FROM generate_series(16384, 36384) g"), ScopedCatalog),
+        s("catalog.reg-output-function", "catalog", "every OID through the reg* types' output functions", Solo("SELECT string_agg(regnamespaceout(g::oid)::text || regroleout(g::oid)::text, ',') FROM generate_series(16384, 36384) g"), GateRefuses),
+        s("catalog.pg-stat-activity", "catalog", "other sessions' queries", Solo("SELECT usename, query FROM pg_stat_activity"), ScopedCatalog),
         s("catalog.pg-stat-statements", "catalog", "other tenants' statement texts", Solo("SELECT query FROM pg_stat_statements"), Refused),
         s("catalog.pg-locks", "catalog", "other sessions' locks", Solo("SELECT locktype, relation::regclass::text, pid FROM pg_locks"), GateRefuses),
         s("catalog.pg-stat-user-tables", "catalog", "live-row counters of shared tables", Solo("SELECT relname, n_live_tup, n_tup_ins FROM pg_stat_user_tables"), GateRefuses),
@@ -274,11 +281,11 @@ pub fn catalogue() -> Vec<Scenario> {
         s("stacking.after-commit", "stacking", "SESSION AUTHORIZATION after a committed transaction", Pair("BEGIN; SELECT 1; COMMIT; SET SESSION AUTHORIZATION \"{v_key}\"; SELECT {c} FROM {t}"), Refused),
         s("stacking.semicolon-in-literal", "stacking", "a semicolon inside a literal followed by a real statement", Pair("SELECT ';'; SELECT * FROM \"{v_schema}\".{t}"), NoLeak),
         // ---------------------------------------------------------------- the gate reads SQL as PostgreSQL does
-        s("differential.shape-cr-catalog", "differential", "a shape seeded with a `--` comment ended by \\r, then catalog enumeration in what a \\n-only lexer takes for a literal", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 2 --'", attack: "SELECT 1, --\r'\n', (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
+        s("differential.shape-cr-catalog", "differential", "a shape seeded with a `--` comment ended by \\r, then catalog enumeration in what a \\n-only lexer takes for a literal", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 2 --'", attack: "SELECT 1, --\r'\n', (SELECT count(*)::text FROM pg_authid) --'" }, GateRefuses),
         s("differential.shape-cr-advisory", "differential", "the same shape smuggling an advisory lock (the lock-table outage)", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 3 --'", attack: "SELECT 1, --\r'\n', pg_advisory_xact_lock(4242) --'" }, GateRefuses),
         s("differential.shape-cr-set-config", "differential", "the same shape smuggling set_config", Kind::Smuggle { setup: "SELECT {nonce}, --\r'\n', 4 --'", attack: "SELECT 1, --\r'\n', set_config('work_mem', '2GB', true) --'" }, GateRefuses),
-        s("differential.string-mode-set", "differential", "SET standard_conforming_strings = off, then a string that hides code from the gate", Kind::Smuggle { setup: "SET standard_conforming_strings = off", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
-        s("differential.string-mode-set-config", "differential", "set_config('standard_conforming_strings', 'off'), then the same string", Kind::Smuggle { setup: "SELECT set_config('standard_conforming_strings', 'off', false)", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_roles) --'" }, GateRefuses),
+        s("differential.string-mode-set", "differential", "SET standard_conforming_strings = off, then a string that hides code from the gate", Kind::Smuggle { setup: "SET standard_conforming_strings = off", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_authid) --'" }, GateRefuses),
+        s("differential.string-mode-set-config", "differential", "set_config('standard_conforming_strings', 'off'), then the same string", Kind::Smuggle { setup: "SELECT set_config('standard_conforming_strings', 'off', false)", attack: "SELECT 'x\\'' , (SELECT count(*)::text FROM pg_authid) --'" }, GateRefuses),
         s("differential.backslash-quote", "differential", "SET backslash_quote = on", Kind::Smuggle { setup: "SET backslash_quote = on", attack: "SHOW backslash_quote" }, GateRefuses),
         s("differential.encoding-sjis", "differential", "SET client_encoding = 'SJIS' (0x5c can be a second byte)", Kind::Smuggle { setup: "SET client_encoding = 'SJIS'", attack: "RESET client_encoding" }, GateRefuses),
         s("differential.encoding-names", "differential", "SET NAMES 'BIG5'", Kind::Smuggle { setup: "SET NAMES 'BIG5'", attack: "RESET client_encoding" }, GateRefuses),
