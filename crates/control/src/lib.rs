@@ -10,7 +10,7 @@
 //! - `migrate`: app-schema lint and fan-out;
 //! - `keys`: issuing and revoking tenant API keys (the format and verifiers: `tg_catalog::keys`);
 //! - `tenants`: the tenant lifecycle state machines;
-//! - `mobility`: erasure (and, later, move/export/import).
+//! - `mobility`: erasure, online moves, rebalancing, export/import/clone of a tenant.
 //!
 //! The data plane reads the catalog; nothing here ever depends on the data plane.
 

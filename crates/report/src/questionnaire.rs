@@ -233,7 +233,7 @@ fn tenant_answers(facts: &Facts, t: &TenantFact) -> Vec<Answer> {
 
     let caps = &facts.capabilities;
     let (restore, supported) = match t.placement {
-        Placement::Pooled if caps.export && caps.import => (format!("Yes, logically: `tenantgate tenant export {0} --out FILE` and `tenantgate tenant import {0} --from FILE` restore its rows alone. {1}.", t.slug, capitalise(m.backup)), true),
+        Placement::Pooled if caps.export && caps.import => (format!("Yes, logically: `tenantgate tenant export {0} --out FILE` and `tenantgate tenant import {0} --from FILE --replace` restore its rows alone, verified against the archive's per-table checksums, without touching the other tenants of its pool (or into a new tenant, as a copy). {1}.", t.slug, capitalise(m.backup)), true),
         Placement::Pooled => (format!("Not with tenantgate alone in this build: `tenant export`/`tenant import` are not yet available. {}.", capitalise(m.backup)), false),
         _ => (format!("Yes: {}.", m.backup), true),
     };
@@ -345,6 +345,9 @@ fn deployment_answers(facts: &Facts) -> Vec<Answer> {
     let pooled_in_use = facts.count(Placement::Pooled) > 0;
     let tools = caps.export && caps.import;
     let mut restore = format!("Per placement in use: {}", per(&|m| m.backup.to_string()));
+    if pooled_in_use && tools {
+        restore.push_str(" Any single tenant, pooled ones included, is restored alone with `tenantgate tenant export SLUG --out FILE` and `tenantgate tenant import SLUG --from FILE --replace` (checksums verified; the other tenants untouched).");
+    }
     if pooled_in_use && !tools {
         restore.push_str(" For pooled tenants, `tenant export`/`tenant import` are not yet available in this build, so tenantgate cannot restore one pooled tenant by itself.");
     }

@@ -384,4 +384,33 @@ fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused
     assert_checks(&v);
     assert_eq!(fingerprint(&d, &src), before);
     assert_eq!(d.json(&["tenant", "show", "src", "--json"])["status"], "active");
+
+    // An import that dies after loading resumes from its recorded step when run again.
+    let file = good.to_str().expect("path");
+    let out = d.tg_env(&["tenant", "import", "resumed", "--from", file, "--placement", "schema"], &[("TENANTGATE_FAILPOINT", "crash:import:load")]);
+    assert!(!out.status.success());
+    let v = d.json(&["tenant", "show", "resumed", "--json"]);
+    assert_eq!(v["status"], "provisioning", "{v}");
+    assert!(v["next_step"].as_str().unwrap_or("").contains("tenant import resumed"), "{v}");
+    let v = import(&d, "resumed", &good, &["--placement", "schema"]);
+    assert_eq!(v["resumed"], true, "{v}");
+    assert_eq!(fingerprint(&d, &d.tenant("resumed")), before);
+
+    // An archive older than the registered migrations: migrated forward in a placement of
+    // its own, refused for the shared pool (already at the newer version).
+    std::fs::write(d.migrations_dir().join("0003_branch_notes.sql"), "ALTER TABLE branches ADD COLUMN note text;\n").expect("write");
+    d.ok(&["migrate"]);
+    let footprint_before = footprint(&d);
+    let err = d.fails(&["tenant", "import", "old-pooled", "--from", file]);
+    assert!(err.contains("older than the registered version"), "{err}");
+    assert_eq!(footprint(&d), footprint_before);
+    let v = import(&d, "old-schema", &good, &["--placement", "schema"]);
+    assert_eq!((v["plan"]["archive_version"].as_i64(), v["plan"]["latest_version"].as_i64()), (Some(2), Some(3)), "{v}");
+    assert_checks(&v);
+    let old = d.tenant("old-schema");
+    let (ok, out) = d.psql_tenant(&old, "SELECT count(*) FILTER (WHERE note IS NULL) || '/' || count(*) FROM branches");
+    assert!(ok && out.trim() == "4/4", "{out}");
+    let status = d.json(&["migrate", "status", "--json"]);
+    let target = status["targets"].as_array().expect("targets").iter().find(|t| t["tenant"] == "old-schema").cloned().expect("target");
+    assert_eq!(target["version"], 3, "{target}");
 }

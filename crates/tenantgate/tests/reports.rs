@@ -267,8 +267,11 @@ fn questionnaire_is_scoped_to_one_tenant_and_says_what_it_cannot_support() {
     let verified = &us["isolation-verified"];
     assert_eq!(verified["supported"], false);
     assert!(verified["answer"].as_str().expect("a").contains("never run"), "{verified}");
-    // Pooled restore without export/import in this build is unsupported; database restore is.
-    assert_eq!(us["independent-restore"]["supported"], false);
+    // This build has `tenant export`/`tenant import`: a pooled tenant is restored alone, and
+    // the answer names the commands; a database tenant has its own backups besides.
+    assert_eq!(us["independent-restore"]["supported"], true);
+    let restore = us["independent-restore"]["answer"].as_str().expect("a");
+    assert!(restore.contains("`tenantgate tenant export us-shop --out FILE`") && restore.contains("--replace"), "{restore}");
     assert_eq!(eu["independent-restore"]["supported"], true);
     // Dedicated: the exact move command, and the measured duration from the benchmark file.
     let ded = us["dedicated"]["answer"].as_str().expect("a");
