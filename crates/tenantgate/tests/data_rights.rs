@@ -46,7 +46,14 @@ fn import(d: &Deployment, slug: &str, file: &Path, extra: &[&str]) -> Value {
 }
 
 fn erase(d: &Deployment, slug: &str) {
-    d.ok(&["tenant", "erase", slug, "--confirm", slug]);
+    let cert = d.json(&["tenant", "erase", slug, "--confirm", slug]);
+    // The certificate counts every table before and after.
+    let tables = cert["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), TABLES.len(), "{cert}");
+    assert!(tables.iter().all(|t| t["rows_after"] == 0) && cert["rows_before"].as_i64().unwrap_or(0) > 0, "{cert}");
+    if cert["placement"] == "pooled" {
+        assert!(cert["removed"][0].as_str().unwrap_or("").contains("tables vacuumed"), "{cert}");
+    }
     let err = d.fails(&["tenant", "show", slug]);
     assert!(err.contains("no tenant"), "{err}");
 }
