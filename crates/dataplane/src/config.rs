@@ -33,8 +33,12 @@ pub struct GatewayConfig {
     pub max_message_bytes: usize,
     /// Largest CopyData message accepted (bytes). PostgreSQL's own limit is 1 GiB.
     pub max_copy_message_bytes: usize,
-    /// Backend connections one tenant role may hold on its server.
+    /// Backend connections one tenant may hold on a server, its read-write and read-only
+    /// roles together.
     pub pool_max_per_tenant: usize,
+    /// Places of each server's budget kept for tenants that hold no connection there yet
+    /// (at most a quarter of the budget), so busy tenants cannot starve a newcomer.
+    pub server_reserve: usize,
     /// Backend connections the gateway may hold on one server (all tenants together).
     pub server_budget: usize,
     /// Per-server overrides of `server_budget`, by server name.
@@ -143,6 +147,7 @@ impl Default for GatewayConfig {
             max_message_bytes: 64 << 20,
             max_copy_message_bytes: 1 << 30,
             pool_max_per_tenant: 20,
+            server_reserve: 4,
             server_budget: 80,
             server_budgets: HashMap::new(),
             checkout_timeout_ms: 5_000,

@@ -291,3 +291,30 @@ fn half_open_connections_are_capped_per_address_and_overall() {
         assert_eq!(metric(http, "tenantgate_wire_startups"), 0.0, "{name}: none left in startup");
     }
 }
+
+#[test]
+fn fair_shares_cap_a_tenant_over_its_roles_and_keep_a_reserve_for_newcomers() {
+    let d = Deployment::start();
+    for slug in ["hog-1", "hog-2", "newcomer"] {
+        d.create(slug, "pooled", "eu-1");
+    }
+    let (_, h1) = gw::create_key(&d, "hog-1", false);
+    let (_, h1_ro) = gw::create_key(&d, "hog-1", true);
+    let (_, h2) = gw::create_key(&d, "hog-2", false);
+    let (_, n) = gw::create_key(&d, "newcomer", false);
+    // 8 places; a tenant may hold 6 over both roles; the last 2 go to tenants holding none.
+    let g = Gateway::start(&d, "fair", "server_budget = 8\npool_max_per_tenant = 6\nserver_reserve = 2\ncheckout_timeout_ms = 1500\n");
+    let mut held: Vec<std::net::TcpStream> = (0..6).map(|_| gw::raw_login(g.port, "hog-1", &h1).0).collect();
+    let m = refused_with(login(&g, "hog-1", &h1_ro), "53300", "hog-1's read-only role beyond the tenant's cap");
+    assert!(m.contains("gateway.pool_max_per_tenant"), "{m}");
+    // hog-2 holds nothing yet: it gets a place from the reserve, but no second one.
+    held.push(gw::raw_login(g.port, "hog-2", &h2).0);
+    let m = refused_with(login(&g, "hog-2", &h2), "53300", "hog-2's second connection from the reserve");
+    assert!(m.contains("gateway.server_reserve"), "{m}");
+    // A newcomer still connects at once.
+    let t = Instant::now();
+    let newcomer = gw::raw_login(g.port, "newcomer", &n);
+    assert!(t.elapsed() < Duration::from_millis(500), "the newcomer waited {:?}", t.elapsed());
+    drop(newcomer);
+    drop(held);
+}

@@ -6,6 +6,10 @@
 //! - each server has a budget of connections (idle + in use + connecting) over all tenants;
 //!   when it is full, the longest-idle connection of another tenant is closed to make room;
 //!   otherwise a checkout waits, up to a timeout, and then fails with 53300;
+//! - fair shares: `pool_max_per_tenant` caps a tenant's connections on a server over both of
+//!   its roles, and the last `server_reserve` places of a budget (at most a quarter of it) go
+//!   only to tenants that hold no connection there yet, so a few busy tenants cannot take a
+//!   whole server and a newcomer gets its first backend at once;
 //! - idle connections close after an idle timeout, so idle pools shrink to zero.
 //!
 //! It must never hand one tenant's connection to another, return a connection to a pool
@@ -31,6 +35,8 @@ struct PoolKey {
     port: u16,
     database: String,
     role: String,
+    /// The tenant key both of its roles share (for the per-tenant cap).
+    tenant: String,
 }
 
 struct Idle {
@@ -45,6 +51,8 @@ struct State {
     server_open: HashMap<String, usize>,
     /// Open connections per pool.
     pool_open: HashMap<PoolKey, usize>,
+    /// Open connections per (server, tenant key), both roles together.
+    tenant_open: HashMap<(String, String), usize>,
     idle: HashMap<PoolKey, Vec<Idle>>,
 }
 
@@ -75,6 +83,13 @@ impl Drop for Slot {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     st.pool_open.remove(&self.key);
+                }
+            }
+            let tk = (self.key.server.clone(), self.key.tenant.clone());
+            if let Some(n) = st.tenant_open.get_mut(&tk) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    st.tenant_open.remove(&tk);
                 }
             }
         }
@@ -116,9 +131,12 @@ impl Pools {
             port: route.port,
             database: route.database.clone(),
             role: login.role.clone(),
+            tenant: route.tenant.to_string(),
         };
         let cfg = &self.inner.cfg;
         let budget = cfg.budget_for(&route.server);
+        let reserve = cfg.server_reserve.min(budget / 4);
+        let tenant_key = (key.server.clone(), key.tenant.clone());
         let wait = GatewayConfig::ms(cfg.checkout_timeout_ms);
         let deadline = Instant::now() + wait;
         loop {
@@ -129,11 +147,21 @@ impl Pools {
                 let mut st = lock(&self.inner.state);
                 if let Some(idle) = st.idle.get_mut(&key).and_then(|v| v.pop()) {
                     Action::Reuse(idle)
-                } else if st.pool_open.get(&key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
+                } else if st.tenant_open.get(&tenant_key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
                     Action::Wait(
-                        format!("tenant role already holds {} connections (gateway.pool_max_per_tenant)", cfg.pool_max_per_tenant),
+                        format!("the tenant already holds {} connections over its roles (gateway.pool_max_per_tenant)", cfg.pool_max_per_tenant),
                         "gateway.pool_max_per_tenant",
                     )
+                } else if st.tenant_open.contains_key(&tenant_key) && st.server_open.get(&key.server).copied().unwrap_or(0) + reserve >= budget {
+                    // The last `reserve` places are for tenants with no connection here yet.
+                    if let Some(victim) = take_oldest_idle(&mut st, &key) {
+                        Action::Connect(self.reserve(&mut st, &key), Some(victim))
+                    } else {
+                        Action::Wait(
+                            format!("the tenant holds connections and the last {reserve} of the {budget} places are kept for tenants with none (gateway.server_reserve)"),
+                            "gateway.server_budget",
+                        )
+                    }
                 } else if st.server_open.get(&key.server).copied().unwrap_or(0) < budget {
                     Action::Connect(self.reserve(&mut st, &key), None)
                 } else if let Some(victim) = take_oldest_idle(&mut st, &key) {
@@ -180,6 +208,7 @@ impl Pools {
     fn reserve(&self, st: &mut State, key: &PoolKey) -> Slot {
         *st.server_open.entry(key.server.clone()).or_insert(0) += 1;
         *st.pool_open.entry(key.clone()).or_insert(0) += 1;
+        *st.tenant_open.entry((key.server.clone(), key.tenant.clone())).or_insert(0) += 1;
         Slot { inner: self.inner.clone(), key: key.clone() }
     }
 
