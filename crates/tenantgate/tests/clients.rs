@@ -40,22 +40,6 @@ fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-/// A Python that imports every module in `modules`, installing `packages` with pip if needed.
-fn python_with(modules: &[&str], packages: &[&str]) -> String {
-    let import = format!("import {}", modules.join(", "));
-    let has = |py: &str| Command::new(py).args(["-c", &import]).status().map(|s| s.success()).unwrap_or(false);
-    for py in ["python3", "python"] {
-        if has(py) {
-            return py.to_string();
-        }
-        let _ = Command::new(py).args(["-m", "pip", "install", "-q"]).args(packages).status();
-        if has(py) {
-            return py.to_string();
-        }
-    }
-    panic!("Python with {modules:?} is not available and pip could not install {packages:?}; run `python3 -m pip install {}`", packages.join(" "));
-}
-
 /// pgjdbc: Debian's package (scripts/install-deps.sh installs it).
 fn pgjdbc_jar() -> PathBuf {
     let jar = PathBuf::from("/usr/share/java/postgresql.jar");
@@ -83,7 +67,7 @@ fn real_clients_work_unchanged_and_see_only_their_tenant() {
         .collect();
     let on = Gateway::start(&d, "on", "");
     let off = Gateway::start(&d, "off", "gate = false");
-    let py = python_with(&["asyncpg", "sqlalchemy", "greenlet", "django", "psycopg"], &["asyncpg", "sqlalchemy[asyncio]>=2", "django", "psycopg[binary]"]);
+    let py = common::python_with(&["asyncpg", "sqlalchemy", "greenlet", "django", "psycopg"], &["asyncpg", "sqlalchemy[asyncio]>=2", "django", "psycopg[binary]"]);
     let jar = pgjdbc_jar();
 
     for x in tenants.iter().filter(|x| x.t.slug != "cl-pool-other") {

@@ -630,41 +630,6 @@ fn pgbench_runs_the_example_app(on: &Gateway, x: &T) {
     assert_eq!(count() - before, 300, "every pgbench transaction committed once");
 }
 
-fn python() -> Option<String> {
-    for py in ["python3", "python"] {
-        let ok = Command::new(py).args(["-c", "import psycopg"]).status().map(|s| s.success()).unwrap_or(false);
-        if ok {
-            return Some(py.to_string());
-        }
-    }
-    for py in ["python3", "python"] {
-        let _ = Command::new(py).args(["-m", "pip", "install", "-q", "psycopg[binary]"]).status();
-        let ok = Command::new(py).args(["-c", "import psycopg"]).status().map(|s| s.success()).unwrap_or(false);
-        if ok {
-            return Some(py.to_string());
-        }
-    }
-    None
-}
-
-/// A Python with `module` importable, installing `package` with pip when it is missing.
-fn python_with(module: &str, package: &str) -> Option<String> {
-    let import = format!("import {module}");
-    let has = |py: &str| Command::new(py).args(["-c", &import]).status().map(|s| s.success()).unwrap_or(false);
-    for py in ["python3", "python"] {
-        if has(py) {
-            return Some(py.to_string());
-        }
-    }
-    for py in ["python3", "python"] {
-        let _ = Command::new(py).args(["-m", "pip", "install", "-q", package]).status();
-        if has(py) {
-            return Some(py.to_string());
-        }
-    }
-    None
-}
-
 const ASYNCPG_SCRIPT: &str = r#"
 import asyncio, json, sys
 import asyncpg
@@ -696,9 +661,7 @@ asyncio.run(main())
 /// `pg_advisory_unlock_all()` and `UNLISTEN *`. Only the tenant's own rows come back, with
 /// the gate on and off.
 fn asyncpg_connects_and_pools(on: &Gateway, off: &Gateway, tenants: &[T]) {
-    let Some(py) = python_with("asyncpg", "asyncpg") else {
-        panic!("asyncpg is not installed and pip could not install it; run `python3 -m pip install asyncpg`");
-    };
+    let py = common::python_with(&["asyncpg"], &["asyncpg"]);
     // One tenant per placement (pooled, schema, database), through both gateways.
     for (g, x) in [on, off].into_iter().flat_map(|g| [&tenants[0], &tenants[2], &tenants[3]].map(|x| (g, x))) {
         let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
@@ -758,12 +721,7 @@ print(json.dumps(res))
 /// Django's ORM with `USE_TZ` through the gateway (drop-in bug 4): its
 /// `SELECT set_config('TimeZone', %s, false)` passes like the SET it is.
 fn django_sets_its_time_zone_and_queries(on: &Gateway, off: &Gateway, tenants: &[T]) {
-    if python_with("psycopg", "psycopg[binary]").is_none() {
-        panic!("psycopg is not installed and pip could not install it");
-    }
-    let Some(py) = python_with("django", "django") else {
-        panic!("Django is not installed and pip could not install it; run `python3 -m pip install django`");
-    };
+    let py = common::python_with(&["psycopg", "django"], &["psycopg[binary]", "django"]);
     for (g, x) in [on, off].into_iter().flat_map(|g| [&tenants[0], &tenants[2], &tenants[3]].map(|x| (g, x))) {
         let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
         let out = Command::new(&py)
@@ -860,10 +818,7 @@ print(json.dumps(res))
 
 /// psycopg 3 with server-side prepared statements; cancel with the right and a wrong key.
 fn psycopg_prepared_statements_and_cancel(on: &Gateway, tenants: &[T]) {
-    let Some(py) = python() else {
-        eprintln!("\n\n!!!!! SKIPPING the psycopg step: `pip install \"psycopg[binary]\"` failed; install it to run this step !!!!!\n\n");
-        return;
-    };
+    let py = common::python_with(&["psycopg"], &["psycopg[binary]"]);
     let x = &tenants[1];
     let others: Vec<&str> = tenants.iter().filter(|o| o.t.key != x.t.key).map(|o| o.canary.as_str()).collect();
     let out = Command::new(&py)

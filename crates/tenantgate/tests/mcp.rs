@@ -27,24 +27,6 @@ const MAX_ROWS: u32 = 3;
 /// A column comment of the example schema (examples/restaurant/migrations/0001_init.sql).
 const COLUMN_COMMENT: &str = "Display name of the branch, unique within the tenant";
 
-/// A Python with `module` importable, installing `package` with pip if needed.
-fn python_with(module: &str, package: &str) -> Option<String> {
-    let import = format!("import {module}");
-    let has = |py: &str| Command::new(py).args(["-c", &import]).status().map(|s| s.success()).unwrap_or(false);
-    for py in ["python3", "python"] {
-        if has(py) {
-            return Some(py.to_string());
-        }
-    }
-    for py in ["python3", "python"] {
-        let _ = Command::new(py).args(["-m", "pip", "install", "-q", package]).status();
-        if has(py) {
-            return Some(py.to_string());
-        }
-    }
-    None
-}
-
 struct Planted {
     t: Tenant,
     canary: String,
@@ -80,9 +62,8 @@ fn assert_report(transport: &str, r: &Value, expected_checks: usize) {
 
 #[test]
 fn mcp_door_end_to_end() {
-    let Some(py) = python_with("mcp", "mcp") else {
-        panic!("the official MCP Python SDK is needed for this test and could not be installed: run `python3 -m pip install mcp`");
-    };
+    // The official MCP Python SDK.
+    let py = common::python_with(&["mcp"], &["mcp"]);
     let started = Instant::now();
     let d = Deployment::start();
     d.ok(&["migrate"]);

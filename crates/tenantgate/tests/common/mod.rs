@@ -225,3 +225,23 @@ pub struct Tenant {
     pub database: String,
     pub schema: String,
 }
+
+/// A Python that imports every module in `modules`, installing `packages` with pip when one
+/// is missing. Panics, saying what to install, when that fails: a client the tests name is
+/// never skipped.
+pub fn python_with(modules: &[&str], packages: &[&str]) -> String {
+    let import = format!("import {}", modules.join(", "));
+    let has = |py: &str| Command::new(py).args(["-c", &import]).status().map(|s| s.success()).unwrap_or(false);
+    for py in ["python3", "python"] {
+        if has(py) {
+            return py.to_string();
+        }
+    }
+    for py in ["python3", "python"] {
+        let _ = Command::new(py).args(["-m", "pip", "install", "-q"]).args(packages).status();
+        if has(py) {
+            return py.to_string();
+        }
+    }
+    panic!("Python with {modules:?} is not available and pip could not install it; run `python3 -m pip install {}`", packages.join(" "));
+}
