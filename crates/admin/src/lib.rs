@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1/`: tenants (create, list, show, suspend, resume, erase), their
-//! API keys (create, list, revoke) and app-schema migration status, for operators.
+//! API keys (create, list, revoke), app-schema migration status, and per-tenant quotas and
+//! usage ([`quotas`]), for operators.
 //!
 //! Part of the control plane: it provisions, so it lives apart from the data-plane HTTP door
 //! (`tg-http`), which never depends on it. `tenantgate serve` mounts [`extension`] on the HTTP
@@ -11,6 +12,8 @@
 //! control-plane function as the matching CLI command, so semantics and error texts are the
 //! CLI's (mapped to statuses in `problem`). Must never return a key secret except once, from
 //! key creation, or a server URL with its password.
+
+pub mod quotas;
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
@@ -41,7 +44,9 @@ pub fn extension() -> Extension {
         .route("/admin/v1/tenants/{slug}/move", get(move_status).post(move_tenant))
         .route("/admin/v1/tenants/{slug}/keys", get(list_keys).post(create_key))
         .route("/admin/v1/tenants/{slug}/keys/{key_id}", delete(revoke_key))
-        .route("/admin/v1/migrations", get(migration_status));
+        .route("/admin/v1/migrations", get(migration_status))
+        .route("/admin/v1/usage", get(quotas::usage))
+        .route("/admin/v1/tenants/{slug}/quotas", get(quotas::get_quotas).put(quotas::put_quotas).delete(quotas::delete_quotas));
     Extension { routes, openapi: AdminDoc::openapi() }
 }
 
@@ -71,6 +76,10 @@ impl Modify for AdminSecurity {
         create_key,
         revoke_key,
         migration_status,
+        quotas::usage,
+        quotas::get_quotas,
+        quotas::put_quotas,
+        quotas::delete_quotas,
     ),
     components(schemas(ProblemBody)),
     modifiers(&AdminSecurity),

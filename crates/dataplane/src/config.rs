@@ -97,6 +97,33 @@ pub struct GatewayConfig {
     pub max_startups: usize,
     /// Connections still in startup or authentication from one source IP address.
     pub max_startups_per_address: usize,
+    /// How long an HTTP or MCP statement waits for a free concurrency place or a rate token
+    /// of its tenant's quota before it is refused (53400). The wire door never waits.
+    pub quota_wait_ms: u64,
+    /// Per-tenant limits set at run time through the admin API (`PUT
+    /// /admin/v1/tenants/{slug}/quotas`). Not read from the file; shared by every clone of
+    /// this config, so every door of the process sees a change at once.
+    #[serde(skip)]
+    pub overrides: TenantOverrides,
+}
+
+/// Per-tenant limits set at run time; they win over `tenant_limits` and `limits`. Held in
+/// memory by this process only (the file stays the durable place).
+#[derive(Debug, Clone, Default)]
+pub struct TenantOverrides(std::sync::Arc<std::sync::RwLock<HashMap<String, LimitsConfig>>>);
+
+impl TenantOverrides {
+    pub fn get(&self, slug: &str) -> Option<LimitsConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(slug).copied()
+    }
+    /// Set (`Some`) or drop (`None`) the override of `slug`.
+    pub fn set(&self, slug: &str, limits: Option<LimitsConfig>) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match limits {
+            Some(l) => m.insert(slug.to_string(), l),
+            None => m.remove(slug),
+        };
+    }
 }
 
 /// `gateway.catalog_outage`.
@@ -108,7 +135,10 @@ pub enum CatalogOutage {
     FailClosed,
 }
 
-/// Per-tenant limits, enforced on every backend connection and capped by the gate.
+/// Per-tenant limits (quotas), enforced on every backend connection, capped by the gate and
+/// counted by [`crate::quota`]. 0 means "no limit" for each. A `[gateway.tenant_limits.<slug>]`
+/// table replaces `[gateway.limits]` as a whole for that tenant (unset fields take the
+/// built-in defaults, not `[gateway.limits]`'s).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -116,15 +146,50 @@ pub struct LimitsConfig {
     pub statement_timeout_ms: u64,
     /// `idle_in_transaction_session_timeout` of every backend session, and its cap. 0 = none.
     pub idle_in_transaction_timeout_ms: u64,
+    /// Statements of the tenant running at once, over all its clients and doors. Past it the
+    /// wire door refuses at once and HTTP/MCP wait up to `gateway.quota_wait_ms` (53400).
+    pub max_concurrent_statements: u32,
+    /// Statements the tenant may start per second (a token bucket with one second of burst).
+    pub statements_per_second: u32,
+    /// Rows one statement may return. Over it: the wire door sends 54000 in place of the
+    /// command's completion; HTTP/MCP cut the result (`truncated`).
+    pub max_rows: u64,
+    /// Bytes of rows one statement may return (as the backend sends them). As `max_rows`.
+    pub max_bytes: u64,
+    /// `work_mem` of every backend session, in kB. Tenants cannot SET work_mem (the gate's
+    /// allow-list), so this is their ceiling.
+    pub work_mem_kb: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { statement_timeout_ms: 60_000, idle_in_transaction_timeout_ms: 300_000 }
+        LimitsConfig {
+            statement_timeout_ms: 60_000,
+            idle_in_transaction_timeout_ms: 300_000,
+            max_concurrent_statements: 0,
+            statements_per_second: 0,
+            max_rows: 0,
+            max_bytes: 0,
+            work_mem_kb: 0,
+        }
     }
 }
 
 impl LimitsConfig {
+    /// Check values PostgreSQL or the quota would not take; `at` names the table in the message.
+    pub fn validate(&self, at: &str) -> Result<(), GatewayError> {
+        if self.work_mem_kb != 0 && !(64..=2_147_483_647).contains(&self.work_mem_kb) {
+            return Err(GatewayError::Config(format!(
+                "{at}.work_mem_kb = {} is out of range; use 0 (no ceiling) or 64 to 2147483647 (kB)",
+                self.work_mem_kb
+            )));
+        }
+        if self.statement_timeout_ms > i32::MAX as u64 || self.idle_in_transaction_timeout_ms > i32::MAX as u64 {
+            return Err(GatewayError::Config(format!("{at}: timeouts must be at most {} ms", i32::MAX)));
+        }
+        Ok(())
+    }
+
     pub fn gate_limits(&self) -> tg_gate::Limits {
         let opt = |v: u64| (v > 0).then_some(v);
         tg_gate::Limits {
@@ -170,6 +235,8 @@ impl Default for GatewayConfig {
             backend_check_interval_ms: 5_000,
             max_startups: 1_000,
             max_startups_per_address: 100,
+            quota_wait_ms: 1_000,
+            overrides: TenantOverrides::default(),
         }
     }
 }
@@ -186,6 +253,10 @@ impl GatewayConfig {
 
     fn validate(&self) -> Result<(), GatewayError> {
         let bad = |m: String| Err(GatewayError::Config(m));
+        self.limits.validate("gateway.limits")?;
+        for (slug, l) in &self.tenant_limits {
+            l.validate(&format!("gateway.tenant_limits.{slug}"))?;
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad(format!("gateway.listen = {:?} is not an address; use e.g. \"127.0.0.1:6432\"", self.listen));
         }
@@ -249,9 +320,9 @@ impl GatewayConfig {
         }
     }
 
-    /// The limits of tenant `slug`.
+    /// The limits of tenant `slug`: the admin API's override, else `tenant_limits`, else `limits`.
     pub fn limits_for(&self, slug: &str) -> LimitsConfig {
-        self.tenant_limits.get(slug).copied().unwrap_or(self.limits)
+        self.overrides.get(slug).or_else(|| self.tenant_limits.get(slug).copied()).unwrap_or(self.limits)
     }
 
     /// The connection budget of server `name`.

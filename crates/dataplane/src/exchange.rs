@@ -58,6 +58,8 @@ pub struct Outcome {
     /// Rows affected or returned, from the command tag when there is one.
     pub row_count: u64,
     pub truncated: bool,
+    /// Bytes of the rows returned (DataRow messages as the backend sent them).
+    pub bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +224,7 @@ pub async fn run<B: BackendIo>(b: &mut B, st: &Statement<'_>) -> Result<Outcome,
             }
         }
     }
+    out.bytes = bytes;
     if out.truncated {
         // The row count a truncated SELECT reports is the rows returned.
         out.row_count = out.row_count.max(out.rows.len() as u64);

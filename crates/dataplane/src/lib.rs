@@ -5,6 +5,10 @@
 //! - [`config`]: the `[gateway]` table of tenantgate.toml (budgets, per-tenant limits);
 //! - [`admission`]: route → backend across a move's fence (held, then retried on the new route);
 //! - [`router`]: route lookup from the catalog, its cache, invalidated by NOTIFY and polling;
+//! - [`quota`]: per-tenant quotas (concurrent statements, statements per second, rows and
+//!   bytes per statement) that every door asks before and after a statement;
+//! - [`usage`]: per-tenant counters (statements, errors, time in the database, …), their
+//!   snapshot for the admin API and `tenantgate top`, and their bounded Prometheus text;
 //! - [`backend`]: backend connections and per-tenant-role pools under a per-server budget;
 //! - [`audit`]: connection and denial audit into the catalog, off the request's path;
 //! - [`net`]: PostgreSQL message framing and the few messages the data plane writes;
@@ -31,9 +35,11 @@ pub mod exchange;
 pub mod jwt;
 pub mod net;
 pub mod principal;
+pub mod quota;
 pub mod router;
 pub mod schema;
 pub mod statement;
+pub mod usage;
 pub mod values;
 
 pub use backend::{Backend, PoolError, Pools, RawMessage};
@@ -49,4 +55,6 @@ pub struct DataPlane {
     pub pools: Pools,
     pub gate: std::sync::Arc<tg_gate::Gate>,
     pub gateway: std::sync::Arc<GatewayConfig>,
+    /// Per-tenant quotas and usage, shared with the wire door.
+    pub quotas: quota::Quotas,
 }

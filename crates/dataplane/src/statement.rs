@@ -1,5 +1,7 @@
 //! One tenant statement, for the doors that take a statement at a time (HTTP, MCP): the gate
-//! (one statement, the principal's scope, the timeout cap), a backend of the tenant's own role
+//! (one statement, the principal's scope, the timeout cap), the tenant's quota (a rate token
+//! and a place among its concurrent statements, waited for briefly; rows and bytes capped; see
+//! [`crate::quota`]), a backend of the tenant's own role
 //! from the shared pools (held through a move's fence), the [`exchange`](crate::exchange) under
 //! the call's row, byte and time limits, and the result columns' type names.
 //!
@@ -17,6 +19,8 @@ use tg_catalog::keys::KeyScope;
 use crate::backend::{Backend, PoolError};
 use crate::exchange::{self, BackendIo, Column, ExecError, Outcome, Statement};
 use crate::principal::Principal;
+use crate::quota::QuotaDenial;
+use crate::usage::{Limit, TenantStats};
 use crate::router::Route;
 use crate::{values, DataPlane};
 
@@ -88,6 +92,9 @@ pub enum StatementError {
     /// The gateway's own wall-clock guard fired; the statement was cancelled.
     #[error("canceling statement due to statement timeout")]
     Timeout,
+    /// The tenant's quota refused the statement (53400, retryable; the message names the limit).
+    #[error("{0}")]
+    Quota(QuotaDenial),
 }
 
 /// A statement's result, with the type name of each column.
@@ -159,27 +166,62 @@ pub async fn run(
     if params.len() > MAX_PARAMS {
         return Err(StatementError::TooManyParams);
     }
-    let verdict = data.gate.check(&principal.tenant, sql, principal.gate_scope(), &limits.gate_limits()).map_err(StatementError::Denied)?;
+    let quota = data.quotas.tenant(&principal.tenant);
+    let stats = &quota.stats;
+    let _client = TenantStats::hold(&stats.clients);
+    let verdict = data.gate.check(&principal.tenant, sql, principal.gate_scope(), &limits.gate_limits()).map_err(|d| {
+        TenantStats::add(&stats.denials, 1);
+        StatementError::Denied(d)
+    })?;
     if verdict.statements > 1 {
         return Err(StatementError::NotOne(verdict.statements));
     }
     if verdict.statements == 0 && data.gate.config().enabled {
         return Err(StatementError::Empty);
     }
+    // A rate token and a place of the tenant's quota, waited for up to gateway.quota_wait_ms.
+    let permit = quota.start().await.map_err(StatementError::Quota)?;
+    let q = quota.limits();
+    let cap = |door: u64, tenant: u64| if tenant > 0 { door.min(tenant) } else { door };
+    let max_rows = cap(u64::from(limits.max_rows), q.max_rows) as u32;
+    let max_bytes = cap(limits.max_bytes as u64, q.max_bytes) as usize;
     // Held through a move's fence, retried on the new route if the old one was just closed.
     let (_, backend) = crate::admission::checkout(&data.router, &data.pools, route.clone(), principal.scope)
         .await
         .map_err(StatementError::Pool)?;
+    let backend_held = TenantStats::hold(&stats.backends);
     // In strict catalog mode a catalog read runs as rewritten onto the tenant-scoped catalog.
     let sql = verdict.rewritten.as_deref().unwrap_or(sql);
     let statement = Statement {
         sql,
         params,
         statement_timeout_ms: limits.statement_timeout_ms,
-        max_rows: limits.max_rows,
-        max_bytes: limits.max_bytes,
+        max_rows,
+        max_bytes,
     };
-    let out = execute(backend, &statement).await?;
+    let result = execute(backend, &statement).await;
+    drop(backend_held);
+    drop(permit);
+    TenantStats::add(&stats.statements, 1);
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            if matches!(e, StatementError::Db { .. } | StatementError::Timeout) {
+                TenantStats::add(&stats.errors, 1);
+            }
+            return Err(e);
+        }
+    };
+    TenantStats::add(&stats.rows, out.rows.len() as u64);
+    TenantStats::add(&stats.bytes, out.bytes as u64);
+    if out.truncated {
+        // Cut by the tenant's quota rather than the door's own limit: count it as the quota's.
+        if q.max_rows > 0 && u64::from(max_rows) == q.max_rows && out.rows.len() >= max_rows as usize {
+            quota.count_cut(Limit::MaxRows);
+        } else if q.max_bytes > 0 && max_bytes as u64 == q.max_bytes {
+            quota.count_cut(Limit::MaxBytes);
+        }
+    }
     let names = type_names(data, route, principal.scope, &out.columns).await;
     Ok(Answer {
         columns: out.columns.iter().zip(names).map(|(c, t)| (c.name.clone(), t)).collect(),

@@ -90,6 +90,21 @@ impl Problem {
         p
     }
 
+    /// A statement refused by the tenant's quota (`tg_dataplane::quota`): 429, the limit's
+    /// SQLSTATE (53400), `Retry-After`, code `quota-<limit>`.
+    pub fn quota(d: &tg_dataplane::quota::QuotaDenial) -> Problem {
+        let code = match d.limit {
+            tg_dataplane::usage::Limit::MaxConcurrentStatements => "quota-max-concurrent-statements",
+            tg_dataplane::usage::Limit::StatementsPerSecond => "quota-statements-per-second",
+            tg_dataplane::usage::Limit::MaxRows => "quota-max-rows",
+            tg_dataplane::usage::Limit::MaxBytes => "quota-max-bytes",
+        };
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, code, "Too Many Requests", d.message.clone());
+        p.sqlstate = Some(d.sqlstate.to_string());
+        p.retry_after = Some(d.retry_after.as_secs().max(1));
+        p
+    }
+
     /// A gate denial. Syntax and complexity refusals are the client's SQL (400); the rest are
     /// policy (403). Denial messages hold identifiers only (see tg-gate).
     pub fn denial(d: &tg_gate::Denial) -> Problem {

@@ -110,6 +110,20 @@ impl AppState {
 }
 
 fn load_admin_token(http: &HttpConfig, control: &Config) -> Result<Option<AdminToken>, HttpError> {
+    match admin_token_secret(http, control)? {
+        None => Ok(None),
+        Some(s) => AdminToken::new(&s).map(Some).ok_or_else(|| {
+            HttpError::Key(format!(
+                "the admin token is too short; use at least {} random characters (e.g. `openssl rand -hex 32`)",
+                crate::auth::MIN_ADMIN_TOKEN
+            ))
+        }),
+    }
+}
+
+/// The admin token as configured (`http.admin_token_file`, else `http.admin_token_env`), for
+/// the server and for clients of the admin API such as `tenantgate top`. Never log it.
+pub fn admin_token_secret(http: &HttpConfig, control: &Config) -> Result<Option<String>, HttpError> {
     let secret = if let Some(f) = &http.admin_token_file {
         let p = control.resolve(f);
         Some(
@@ -123,15 +137,7 @@ fn load_admin_token(http: &HttpConfig, control: &Config) -> Result<Option<AdminT
     } else {
         None
     };
-    match secret {
-        None => Ok(None),
-        Some(s) => AdminToken::new(&s).map(Some).ok_or_else(|| {
-            HttpError::Key(format!(
-                "the admin token is too short; use at least {} random characters (e.g. `openssl rand -hex 32`)",
-                crate::auth::MIN_ADMIN_TOKEN
-            ))
-        }),
-    }
+    Ok(secret.map(|s| s.trim().to_string()))
 }
 
 /// Routes another crate mounts on this server (the control plane's admin API, `tg-admin`),
@@ -237,7 +243,10 @@ async fn metrics_endpoint(State(st): State<Shared>) -> Response {
             }
         }
     }
-    let mut resp = h.render().into_response();
+    // Per-tenant usage of every door, at most top_tenants + 1 tenant labels (tg_dataplane::usage).
+    let mut text = h.render();
+    text.push_str(&tg_dataplane::usage::render_prometheus(st.data.quotas.usage(), st.http.metrics.top_tenants));
+    let mut resp = text.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp
 }

@@ -125,6 +125,7 @@ pub fn statement_problem(e: StatementError) -> Problem {
             p
         }
         StatementError::Timeout => Problem::postgres("57014", "canceling statement due to statement timeout"),
+        StatementError::Quota(d) => Problem::quota(&d),
     }
 }
 
@@ -139,7 +140,7 @@ pub fn statement_problem(e: StatementError) -> Problem {
         (status = 401, description = "Missing, malformed, expired or otherwise invalid credential", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Refused by the gate or the database (with `rule`/`sqlstate`), X-Tenant-ID mismatch, tenant suspended", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Constraint violation or serialization failure", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "The tenant's rate limit is exhausted (see Retry-After)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant's rate limit or quota is exhausted (see Retry-After; a quota names its limit, SQLSTATE 53400)", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
         (status = 504, description = "Statement timeout", body = crate::problem::ProblemBody, content_type = "application/problem+json"),
     ),
     params(("X-Tenant-ID" = Option<String>, Header, description = "If sent, must equal the credential's tenant")),

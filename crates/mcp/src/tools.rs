@@ -76,6 +76,7 @@ fn statement_error(e: &StatementError) -> CallToolResult {
         }
         StatementError::Unsupported(m) => format!("ERROR 0A000: {m}"),
         StatementError::Broken => format!("ERROR 08006: {e}"),
+        StatementError::Quota(d) => format!("ERROR {}: {}", d.sqlstate, d.message),
     };
     CallToolResult::error(vec![ContentBlock::text(line)])
 }

@@ -106,6 +106,7 @@ impl Gateway {
         };
         let startups = frontend::startups::Startups::new(cfg.max_startups, cfg.max_startups_per_address);
         let shared = Arc::new(frontend::Shared {
+            quotas: tg_dataplane::quota::Quotas::new(cfg.clone()),
             startups,
             relay,
             cfg,
@@ -148,6 +149,7 @@ impl Gateway {
             pools: self.shared.pools.clone(),
             gate: self.shared.gate.clone(),
             gateway: Arc::new((*self.shared.cfg).clone()),
+            quotas: self.shared.quotas.clone(),
         }
     }
 

@@ -81,6 +81,24 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Live per-tenant activity of a running `serve` (its admin API): tenants by time in the database, with their quotas and how close they are
+    Top {
+        /// The HTTP API of the gateway (default: http://<http.listen> from the config)
+        #[arg(long)]
+        url: Option<String>,
+        /// Print one sample and exit
+        #[arg(long)]
+        once: bool,
+        /// Print JSON (the admin API's /admin/v1/usage), one sample; implies --once
+        #[arg(long)]
+        json: bool,
+        /// Seconds between refreshes
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+        /// Show at most this many tenants
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Evaluate the re-evaluation triggers; exit 3 when any fired (0 when all are ok or approaching)
     Triggers {
         #[arg(long)]

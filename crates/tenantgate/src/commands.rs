@@ -31,6 +31,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(cmd) => key(&Config::load(&cli.config)?, cmd).await,
         Command::Verify(args) => crate::verify_cmd::run(&Config::load(&cli.config)?, args).await,
         Command::Adr { out } => crate::reports::adr(&Config::load(&cli.config)?, out).await,
+        Command::Top { url, once, json, interval, limit } => {
+            crate::top_cmd::run(&Config::load(&cli.config)?, url, once || json, json, interval, limit).await
+        }
         Command::Triggers { json } => crate::reports::triggers(&Config::load(&cli.config)?, json).await,
         Command::Questionnaire { tenant, json, md: _ } => crate::reports::questionnaire(&Config::load(&cli.config)?, tenant, json).await,
     }

@@ -10,6 +10,7 @@ mod mcp_cmd;
 mod move_cmd;
 mod output;
 mod serve;
+mod top_cmd;
 mod verify_cmd;
 mod reports;
 

@@ -43,7 +43,7 @@ async fn start_gateways(cfg: &Config, shutdowns: &mut Vec<tokio::sync::oneshot::
         gw_cfg.gate = gate;
         // Probes get short limits so the exhaustion scenarios finish in seconds; the
         // mechanism under test (limits set on every backend, capped by the gate) is the same.
-        gw_cfg.limits = tg_proxy::config::LimitsConfig { statement_timeout_ms: 2_000, idle_in_transaction_timeout_ms: 2_000 };
+        gw_cfg.limits = tg_proxy::config::LimitsConfig { statement_timeout_ms: 2_000, idle_in_transaction_timeout_ms: 2_000, ..Default::default() };
         let gw = tg_proxy::Gateway::new(gw_cfg, &cfg.catalog.url, master, &cfg.base_dir).map_err(setup("starting a verify gateway"))?;
         let listener = gw.bind(Some("127.0.0.1:0")).await.map_err(setup("binding a verify gateway"))?;
         let addr = tg_proxy::Gateway::local_addr(&listener).ok_or_else(|| Error::Setup("the verify gateway has no local address".into()))?;

@@ -279,6 +279,10 @@ fn limit_settings(cfg: &GatewayConfig, slug: &str) -> Vec<(String, String)> {
     if l.idle_in_transaction_timeout_ms > 0 {
         s.push(("idle_in_transaction_session_timeout".to_string(), l.idle_in_transaction_timeout_ms.to_string()));
     }
+    // The tenant's work_mem ceiling (the gate does not let a tenant SET work_mem).
+    if l.work_mem_kb > 0 {
+        s.push(("work_mem".to_string(), format!("{}kB", l.work_mem_kb)));
+    }
     // The server checks the gateway's socket this often while a statement runs, so a gateway
     // killed mid-statement does not leave the statement (and its locks) running.
     if cfg.backend_check_interval_ms > 0 {

@@ -13,6 +13,13 @@
 //! sends ReadyForQuery with the right status), and the marker's ErrorResponse is replaced by
 //! the gate's 42501 on the way back. Ordering stays exact under pipelining.
 //!
+//! Quotas (`tg_dataplane::quota`) hook in at the same two points: a statement is let out
+//! only with a place among the tenant's concurrent statements (and a rate token), taken
+//! without waiting (a refusal goes the denial-marker way, 53400), and freed at the
+//! ReadyForQuery that answers every sync point sent; rows and bytes of a result are counted
+//! on the way back, and past the tenant's limit the rest are dropped and the command's
+//! completion becomes a 54000 error.
+//!
 //! Owns the session's denial bookkeeping (sync points sent, ReadyForQuery seen, markers
 //! pending). It never does I/O, never blocks, never lets a refused message through, and
 //! never records SQL text (only its fingerprint, in the audit).
@@ -21,6 +28,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
+use tg_dataplane::quota::{Permit, QuotaDenial, TenantQuota};
+use tg_dataplane::usage::{Limit, TenantStats};
 use tg_gate::{Denial, Scope, Verdict};
 
 use super::error::Fatal;
@@ -48,6 +57,16 @@ struct State {
     ready_seen: u64,
     pending: VecDeque<PendingDenial>,
     marker_seq: u64,
+    /// The tenant's quota place, held from a statement's first message until every sync
+    /// point is answered.
+    permit: Option<Permit>,
+    /// Rows and bytes of the statement being answered.
+    rows: u64,
+    bytes: u64,
+    /// The quota the answer ran over; its remaining rows are dropped.
+    cut: Option<Limit>,
+    /// `max_rows` and `max_bytes` as they were when the statement was let out (0 = none).
+    result_limits: (u64, u64),
 }
 
 /// One session's forwarding rules and bookkeeping.
@@ -69,16 +88,22 @@ struct Rules {
     limits: tg_gate::Limits,
     frame_limits: FrameLimits,
     marker_tag: String,
+    quota: Arc<TenantQuota>,
 }
 
 impl Flow {
-    pub fn new(shared: Arc<Shared>, tenant: String, key_id: String, scope: Scope, limits: tg_gate::Limits) -> Flow {
+    /// `slug` names the tenant for its quotas and usage.
+    pub fn new(shared: Arc<Shared>, tenant: String, key_id: String, scope: Scope, limits: tg_gate::Limits, slug: &str) -> Flow {
         let mut nonce = [0u8; 4];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
         let frame_limits = FrameLimits { max_message: shared.cfg.max_message_bytes, max_copy: shared.cfg.max_copy_message_bytes };
         let marker_tag = format!("tenantgate_denied_{:08x}", u32::from_be_bytes(nonce));
+        let quota = shared.quotas.tenant(slug);
+        // A wire session holds its backend for its whole life (session pooling).
+        quota.stats.clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        quota.stats.backends.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Flow {
-            rules: Rules { shared, tenant, key_id, scope, limits, frame_limits, marker_tag },
+            rules: Rules { shared, tenant, key_id, scope, limits, frame_limits, marker_tag, quota },
             state: Mutex::new(State::default()),
         }
     }
@@ -109,7 +134,40 @@ impl Flow {
     }
 }
 
+impl Drop for Flow {
+    fn drop(&mut self) {
+        let s = &self.rules.quota.stats;
+        s.clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        s.backends.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Rules {
+    /// The tenant's quota for a statement's message: a rate token for each execution (Query,
+    /// Bind, FunctionCall), a place for the first message while none is held.
+    fn admit(&self, st: &mut State, executes: bool) -> Result<(), QuotaDenial> {
+        let l = self.quota.limits();
+        st.result_limits = (l.max_rows, l.max_bytes);
+        if executes {
+            self.quota.try_token(&l)?;
+        }
+        if st.permit.is_none() {
+            st.permit = Some(self.quota.try_start(&l)?);
+        }
+        Ok(())
+    }
+
+    /// Send a refused statement's marker in its place (as [`Rules::deny`], without an audit row:
+    /// quota refusals are counted, not audited one by one).
+    fn refuse(&self, st: &mut State, d: QuotaDenial, by_sync: u64) -> String {
+        let n = st.marker_seq;
+        st.marker_seq += 1;
+        let marker = format!("{}_{n}", self.marker_tag);
+        let denial = Denial { rule: d.rule(), sqlstate: d.sqlstate, message: d.message };
+        st.pending.push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
+        marker
+    }
+
     fn client_frames(&self, st: &mut State, input: &mut BytesMut, out: &mut BytesMut) -> FromClient<Fatal> {
         let gate = &self.shared.gate;
         loop {
@@ -126,6 +184,12 @@ impl Rules {
                         Err(e) => return FromClient::Fault(e.into()),
                     };
                     let sync = st.syncs_sent + 1;
+                    if let Err(d) = self.admit(st, true) {
+                        let marker = self.refuse(st, d, sync);
+                        messages::query(out, &marker);
+                        st.syncs_sent = sync;
+                        continue;
+                    }
                     match gate.check(&self.tenant, sql, self.scope, &self.limits) {
                         Ok(Verdict { rewritten: Some(text), .. }) => messages::query(out, &text),
                         Ok(_) => out.extend_from_slice(&frame.raw),
@@ -142,6 +206,12 @@ impl Rules {
                         Err(e) => return FromClient::Fault(e.into()),
                     };
                     let sync = st.syncs_sent + 1;
+                    if let Err(d) = self.admit(st, false) {
+                        // Unnamed: a client's statement name never needs to reach the backend.
+                        let marker = self.refuse(st, d, sync);
+                        messages::parse(out, "", &marker);
+                        continue;
+                    }
                     match gate.check(&self.tenant, p.query, self.scope, &self.limits) {
                         Ok(Verdict { rewritten: Some(text), .. }) => messages::parse_with_types(out, p.name, &text, p.param_types),
                         Ok(_) => out.extend_from_slice(&frame.raw),
@@ -153,6 +223,12 @@ impl Rules {
                 }
                 b'F' => {
                     let sync = st.syncs_sent + 1;
+                    if let Err(d) = self.admit(st, true) {
+                        let marker = self.refuse(st, d, sync);
+                        messages::query(out, &marker);
+                        st.syncs_sent = sync;
+                        continue;
+                    }
                     if gate.config().enabled {
                         let d = Denial {
                             rule: "fastpath",
@@ -172,7 +248,16 @@ impl Rules {
                     out.extend_from_slice(&frame.raw);
                     st.syncs_sent += 1;
                 }
-                b'B' | b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
+                b'B' => match self.admit(st, true) {
+                    Ok(()) => out.extend_from_slice(&frame.raw),
+                    Err(d) => {
+                        // An unnamed Parse that fails makes the backend skip to the Sync,
+                        // this Bind and its Execute included.
+                        let marker = self.refuse(st, d, st.syncs_sent + 1);
+                        messages::parse(out, "", &marker);
+                    }
+                },
+                b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
                 other => {
                     return FromClient::Fault(Fatal::new(
                         "08P01",
@@ -188,13 +273,49 @@ impl Rules {
 
     fn backend_message(&self, st: &mut State, m: &[u8], out: &mut BytesMut) {
         match m[0] {
-            b'E' if !st.pending.is_empty() => {
-                let fields = error_fields(m.get(5..).unwrap_or(&[]));
-                let hit = st.pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
-                match hit.and_then(|i| st.pending.remove(i)) {
-                    Some(p) => messages::error_response(out, Severity::Error, p.denial.sqlstate, &p.denial.message, None),
+            b'D' => {
+                st.rows += 1;
+                st.bytes += m.len() as u64;
+                if st.cut.is_none() {
+                    let (max_rows, max_bytes) = st.result_limits;
+                    if max_rows > 0 && st.rows > max_rows {
+                        st.cut = Some(Limit::MaxRows);
+                    } else if max_bytes > 0 && st.bytes > max_bytes {
+                        st.cut = Some(Limit::MaxBytes);
+                    }
+                }
+                if st.cut.is_none() {
+                    out.extend_from_slice(m);
+                }
+            }
+            // The end of one statement's answer (CommandComplete, PortalSuspended, EmptyQuery).
+            b'C' | b's' | b'I' => {
+                self.end_statement(st, false);
+                match st.cut.take() {
+                    Some(limit) => {
+                        self.quota.count_cut(limit);
+                        let value = if limit == Limit::MaxRows { st.result_limits.0 } else { st.result_limits.1 };
+                        let d = QuotaDenial::too_large(limit, value);
+                        messages::error_response(out, Severity::Error, d.sqlstate, &d.message, None);
+                    }
                     None => out.extend_from_slice(m),
                 }
+            }
+            b'E' => {
+                let mut denied = false;
+                if !st.pending.is_empty() {
+                    let fields = error_fields(m.get(5..).unwrap_or(&[]));
+                    let hit = st.pending.iter().position(|p| fields.message.contains(&format!("\"{}\"", p.marker)));
+                    if let Some(p) = hit.and_then(|i| st.pending.remove(i)) {
+                        messages::error_response(out, Severity::Error, p.denial.sqlstate, &p.denial.message, None);
+                        denied = true;
+                    }
+                }
+                if !denied {
+                    self.end_statement(st, true);
+                    out.extend_from_slice(m);
+                }
+                st.cut = None;
             }
             b'Z' => {
                 st.ready_seen += 1;
@@ -202,10 +323,29 @@ impl Rules {
                     let n = st.ready_seen;
                     st.pending.retain(|p| p.by_sync > n);
                 }
+                if st.ready_seen >= st.syncs_sent {
+                    // Every sync point answered: the place goes back (its time is counted).
+                    st.permit = None;
+                }
                 out.extend_from_slice(m);
             }
             _ => out.extend_from_slice(m),
         }
+    }
+
+    /// Count a finished statement's rows and bytes (as many as the client got).
+    fn end_statement(&self, st: &mut State, failed: bool) {
+        let s = &self.quota.stats;
+        TenantStats::add(&s.statements, 1);
+        if failed {
+            TenantStats::add(&s.errors, 1);
+        }
+        // As many as the client got.
+        let cap = |n: u64, max: u64| if max > 0 { n.min(max) } else { n };
+        TenantStats::add(&s.rows, cap(st.rows, st.result_limits.0));
+        TenantStats::add(&s.bytes, cap(st.bytes, st.result_limits.1));
+        st.rows = 0;
+        st.bytes = 0;
     }
 
     /// Record a denial and return the marker to send in the statement's place.
@@ -213,6 +353,7 @@ impl Rules {
         let n = st.marker_seq;
         st.marker_seq += 1;
         let marker = format!("{}_{n}", self.marker_tag);
+        TenantStats::add(&self.quota.stats.denials, 1);
         self.shared.auditor.record(AuditEvent::Denied {
             tenant: self.tenant.clone(),
             key_id: self.key_id.clone(),

@@ -59,7 +59,7 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
     let mut limits = shared.cfg.limits_for(&route.slug).gate_limits();
     // LISTEN/NOTIFY reach only the tenant's own sessions when it has a database of its own.
     limits.own_database = route.placement == tg_catalog::model::Placement::Database;
-    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits);
+    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits, &route.slug);
     let (end, mut stream, answered) = match (stream, &shared.relay) {
         (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop).await,
         (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop).await,

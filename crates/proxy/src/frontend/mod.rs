@@ -34,6 +34,8 @@ pub struct Shared {
     pub router: Router,
     pub pools: Pools,
     pub gate: Arc<tg_gate::Gate>,
+    /// Per-tenant quotas and usage, shared with the other doors (`DataPlane::quotas`).
+    pub quotas: tg_dataplane::quota::Quotas,
     pub auditor: Auditor,
     pub cancels: Arc<cancel::CancelRegistry>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
