@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian/Ubuntu machine lacks to build and test tenantgate:
 # libclang (the pg_query crate's build needs it) and PostgreSQL 15 server binaries
-# (initdb/pg_ctl, used by the demo and the tests), plus psql/pgbench, a JDK and pgjdbc
-# (the drop-in clients suite).
+# (initdb/pg_ctl, used by the demo and the tests), pgBackRest (backups, point-in-time restore),
+# plus psql/pgbench, a JDK and pgjdbc (the drop-in clients suite).
 # Idempotent: installs nothing that is already there.
 set -euo pipefail
 
@@ -30,6 +30,8 @@ have_initdb || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v pgbench >/dev/null || need+=(postgresql-contrib-15)
 command -v runuser >/dev/null || need+=(util-linux)
+# Physical backups and WAL archiving for point-in-time restore (tests/restore.rs, `make demo`).
+command -v pgbackrest >/dev/null || need+=(pgbackrest)
 # The drop-in clients suite (crates/tenantgate/tests/clients.rs) runs pgjdbc as a single-file
 # Java program: a JDK 11+ and Debian's pgjdbc jar.
 command -v java >/dev/null || need+=(default-jdk-headless)

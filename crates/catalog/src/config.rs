@@ -29,6 +29,9 @@ pub struct Config {
     /// `[http]`: the HTTP API and its JWT keys. Parsed by the HTTP crate.
     #[serde(default)]
     pub http: toml::Table,
+    /// `[backup]`: physical backups and WAL archiving by pgBackRest (point-in-time restore).
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
     /// Directory the config file was loaded from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -125,6 +128,59 @@ fn default_max_pooled_bytes() -> u64 {
     100 * 1_000_000_000
 }
 
+/// `[backup]`: one pgBackRest repository for the deployment and a stanza per server.
+/// tenantgate writes the pgBackRest config file (`<repo>/pgbackrest.conf`) from it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// The repository (`repo1-path`), relative to the config file. It must be on the
+    /// machine that runs tenantgate and writable by the servers' OS user.
+    pub repo: PathBuf,
+    /// Full backups kept (`repo1-retention-full`); older ones and their WAL are expired.
+    #[serde(default = "default_retention_full")]
+    pub retention_full: u32,
+    /// How often a full backup is taken (by cron), in hours: only used to estimate when a
+    /// backup expires in an erasure certificate. Unset: no date is estimated.
+    #[serde(default)]
+    pub full_every_hours: Option<u64>,
+    /// The pgbackrest binary (default: `pgbackrest` on PATH).
+    #[serde(default)]
+    pub pgbackrest: Option<PathBuf>,
+    /// The PostgreSQL bin directory holding pg_ctl, for the scratch cluster of a restore
+    /// (default: /usr/lib/postgresql/<the backup's major version>/bin, else `pg_config --bindir`).
+    #[serde(default)]
+    pub pg_bin: Option<PathBuf>,
+    /// One entry per backed-up server.
+    #[serde(default)]
+    pub servers: Vec<BackupServerConfig>,
+}
+
+/// `[[backup.servers]]`: how pgBackRest reaches one server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupServerConfig {
+    /// The server's name in `[[servers]]`.
+    pub server: String,
+    /// The pgBackRest stanza (default: the server's name).
+    #[serde(default)]
+    pub stanza: Option<String>,
+    /// The server's data directory (`pg1-path`), local to this machine.
+    pub pg_path: PathBuf,
+    /// The directory of its unix socket (`pg1-socket-path`); default: libpq's.
+    #[serde(default)]
+    pub pg_socket: Option<PathBuf>,
+}
+
+impl BackupServerConfig {
+    pub fn stanza(&self) -> &str {
+        self.stanza.as_deref().unwrap_or(&self.server)
+    }
+}
+
+fn default_retention_full() -> u32 {
+    2
+}
+
 impl Config {
     /// Load from an explicit path.
     pub fn load(path: &Path) -> Result<Config> {
@@ -150,6 +206,21 @@ impl Config {
         for s in &self.servers {
             if !seen.insert(&s.name) {
                 return Err(Error::Config(format!("server {:?} is listed twice in [[servers]]", s.name)));
+            }
+        }
+        if let Some(b) = &self.backup {
+            let mut stanzas = std::collections::HashSet::new();
+            for s in &b.servers {
+                let stanza = s.stanza();
+                if stanza.is_empty() || !stanza.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(Error::Config(format!("backup stanza {stanza:?} must be letters, digits, '-' and '_'")));
+                }
+                if !stanzas.insert(stanza.to_string()) {
+                    return Err(Error::Config(format!("backup stanza {stanza:?} is used by two [[backup.servers]] entries; give each server its own")));
+                }
+            }
+            if b.retention_full == 0 {
+                return Err(Error::Config("backup.retention_full must be at least 1".into()));
             }
         }
         if self.migrations.jobs == 0 {

@@ -83,6 +83,10 @@ pub enum Error {
     #[error("{0}")]
     Import(String),
 
+    /// pgBackRest or a point-in-time restore failed (the message says what to do).
+    #[error("{0}")]
+    Backup(String),
+
     #[error("simulated crash at failpoint {0} (TENANTGATE_FAILPOINT)")]
     Failpoint(String),
 }

@@ -10,11 +10,13 @@
 //! - `migrate`: app-schema lint and fan-out;
 //! - `keys`: issuing and revoking tenant API keys (the format and verifiers: `tg_catalog::keys`);
 //! - `tenants`: the tenant lifecycle state machines;
-//! - `mobility`: erasure, online moves, rebalancing, export/import/clone of a tenant.
+//! - `mobility`: erasure, online moves, rebalancing, export/import/clone, point-in-time restore of a tenant;
+//! - `backup`: pgBackRest (its config, backups, their status and recovery window).
 //!
 //! The data plane reads the catalog; nothing here ever depends on the data plane.
 
 pub use tg_catalog::{catalog, config, credentials, db, error, model, quote};
+pub mod backup;
 pub mod keys;
 pub mod migrate;
 pub mod mobility;

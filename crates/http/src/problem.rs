@@ -163,6 +163,7 @@ impl Problem {
             E::Verify(_) => (StatusCode::CONFLICT, "verify-mismatch", "Conflict"),
             E::Archive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-archive", "Unprocessable Content"),
             E::Import(_) => (StatusCode::UNPROCESSABLE_ENTITY, "import-refused", "Unprocessable Content"),
+            E::Backup(_) => (StatusCode::UNPROCESSABLE_ENTITY, "backup", "Unprocessable Content"),
             E::Db { .. } | E::Migration(_) | E::Io { .. } | E::Failpoint(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error")
             }

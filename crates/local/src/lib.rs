@@ -52,6 +52,24 @@ pub fn deployment_toml(servers: &[LocalServer<'_>], migrations_dir: &str, extra:
     toml
 }
 
+/// The `[backup]` table of a local deployment: pgBackRest's repository `repo` (relative to
+/// the config file, or absolute), `retention_full` full backups kept, and a stanza named
+/// after each server with its data and socket directories. Pass it as `extra` to
+/// [`deployment_toml`]; start each cluster with `archive_mode = on` and the
+/// `archive_command` tenantgate gives for that stanza (`tg_control::backup::archive_settings`).
+pub fn backup_toml(servers: &[LocalServer<'_>], repo: &str, retention_full: u32) -> String {
+    let mut toml = format!("[backup]\nrepo = \"{repo}\"\nretention_full = {retention_full}\n\n");
+    for s in servers {
+        toml.push_str(&format!(
+            "[[backup.servers]]\nserver = \"{}\"\npg_path = \"{}\"\npg_socket = \"{}\"\n\n",
+            s.name,
+            s.cluster.data_dir().display(),
+            s.cluster.socket_dir().display()
+        ));
+    }
+    toml
+}
+
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -425,6 +443,11 @@ impl Cluster {
     /// PGDATA of this cluster.
     pub fn data_dir(&self) -> &Path {
         &self.layout.data
+    }
+
+    /// The directory of its unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.layout.sock
     }
 
     /// Whether the server is running, per `pg_ctl status`.

@@ -54,6 +54,9 @@ pub enum Command {
     /// Manage tenant API keys (the password a client gives the gateway)
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Physical backups and WAL archiving by pgBackRest ([backup] in the config)
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// MCP server for LLM agents over stdio, as one tenant (also at /mcp on `serve`)
     Mcp {
         /// A tenant API key (tgk_…) or tenant JWT; better given in the env than on the command line
@@ -168,6 +171,25 @@ pub enum KeyCmd {
     Revoke {
         slug: String,
         key_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BackupCmd {
+    /// Each server's pgBackRest backups and its recovery window
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a backup now (every configured server, or one); creates the stanza on first use
+    Run {
+        #[arg(long)]
+        server: Option<String>,
+        /// full, diff or incr
+        #[arg(long = "type", default_value = "full", value_parser = ["full", "diff", "incr"])]
+        kind: String,
         #[arg(long)]
         json: bool,
     },
@@ -320,6 +342,21 @@ pub enum TenantCmd {
         /// Server of the clone (default: the source's, if its residency allows, else the first allowed)
         #[arg(long)]
         server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a tenant's rows as they were at a point in time, from the server's pgBackRest backup (via a scratch cluster)
+    Restore {
+        slug: String,
+        /// The time, e.g. 2026-12-06T10:15:00Z or '2026-12-06 10:15:00+00' (UTC when no zone is given)
+        #[arg(long)]
+        at: String,
+        /// Restore into this new tenant (a copy of SLUG as it was then)
+        #[arg(long = "as", conflicts_with = "replace")]
+        as_slug: Option<String>,
+        /// Restore SLUG in place (it is suspended while its rows are replaced)
+        #[arg(long)]
+        replace: bool,
         #[arg(long)]
         json: bool,
     },

@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant(cmd) => tenant(&Config::load(&cli.config)?, cmd).await,
         Command::Migrate(args) => migrate_cmd(&cli.config, args).await,
         Command::Key(cmd) => key(&Config::load(&cli.config)?, cmd).await,
+        Command::Backup(cmd) => crate::backup_cmd::run(&Config::load(&cli.config)?, cmd).await,
         Command::Verify(args) => crate::verify_cmd::run(&Config::load(&cli.config)?, args).await,
         Command::Adr { out } => crate::reports::adr(&Config::load(&cli.config)?, out).await,
         Command::Top { url, once, json, interval, limit } => {
@@ -232,8 +233,13 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
         TenantCmd::Clone { slug, new_slug, placement, server, json } => {
             return crate::data_cmd::clone(cfg, &mut cat, slug, new_slug, placement, server, json).await;
         }
+        TenantCmd::Restore { slug, at, as_slug, replace, json } => {
+            return crate::backup_cmd::restore(cfg, &mut cat, slug, &at, as_slug, replace, json).await;
+        }
         TenantCmd::Erase { slug, confirm } => {
-            let cert = erase::erase(&mut cat, &slug, confirm.as_deref()).await?;
+            let backups = tg_control::backup::Backups::configured(cfg);
+            let known = backups.as_ref().map_or(erase::BackupsKnown::NoneConfigured, erase::BackupsKnown::Repo);
+            let cert = erase::erase_accounting(&mut cat, &slug, confirm.as_deref(), known).await?;
             output::json(&cert)?;
         }
     }

@@ -17,18 +17,18 @@ use tg_control::model::Placement;
 use crate::output;
 
 /// One bar over the tenant's rows, re-labelled per phase and table.
-struct Bar {
+pub(crate) struct Bar {
     bar: Mutex<Option<ProgressBar>>,
     hidden: bool,
 }
 
 impl Bar {
-    fn new(json: bool) -> Bar {
+    pub(crate) fn new(json: bool) -> Bar {
         use std::io::IsTerminal;
         Bar { bar: Mutex::new(None), hidden: json || !std::io::stderr().is_terminal() }
     }
 
-    fn show(&self, p: &Progress) {
+    pub(crate) fn show(&self, p: &Progress) {
         if self.hidden {
             return;
         }
@@ -48,7 +48,7 @@ impl Bar {
         bar.set_message(p.table.clone());
     }
 
-    fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             b.finish_and_clear();
         }

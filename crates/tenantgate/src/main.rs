@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod backup_cmd;
 mod data_cmd;
 mod demo;
 mod http_cmd;

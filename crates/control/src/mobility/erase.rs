@@ -6,11 +6,16 @@
 //! → drop its roles → count again → tombstone. The certificate lists what was removed with counts before
 //! and after; the tombstone keeps only the key, a hash of the slug and the certificate.
 //! Never deletes a row that is not the tenant's: pooled deletes are keyed on tenant_id.
+//!
+//! The certificate also says what the erasure cannot reach (`backups`): the pgBackRest
+//! backups of the tenant's server taken since it was created, and the WAL archived with
+//! them, still hold its data until the configured retention expires them (`backup::info`).
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::backup::{self, Backups};
 use crate::catalog::{Catalog, Tenant};
 use crate::quote::ident;
 use crate::error::{Error, Result};
@@ -42,12 +47,63 @@ pub struct Certificate {
     pub removed: Vec<String>,
     pub container_exists_after: bool,
     pub roles_exist_after: bool,
+    /// The pgBackRest backups and archived WAL that still hold the tenant's data.
+    pub backups: BackupAccount,
     pub operation_id: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the erasure cannot reach: backups of the tenant's server and their WAL.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupAccount {
+    /// Whether pgBackRest's repository was read for this certificate.
+    pub checked: bool,
+    pub server: String,
+    pub stanza: Option<String>,
+    pub repo: Option<String>,
+    pub retention_full: Option<u32>,
+    /// Every backup that may hold the tenant's rows (it ended after the tenant was created).
+    pub held_by: Vec<HeldBackup>,
+    /// The archived WAL segments that hold its writes (from its creation to the erasure).
+    pub wal_from: Option<String>,
+    pub wal_to: Option<String>,
+    /// When the last copy expires, estimated from `backup.full_every_hours`.
+    pub expires_estimate: Option<chrono::DateTime<chrono::Utc>>,
+    /// The account in words.
+    pub statement: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldBackup {
+    pub label: String,
+    pub kind: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub stopped_at: chrono::DateTime<chrono::Utc>,
+    /// Expired by pgBackRest after this many more full backups (`repo1-retention-full`).
+    pub expires_after_full_backups: u32,
+    pub expires_estimate: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What the caller knows of the deployment's backups, for the certificate.
+#[derive(Debug, Clone, Copy)]
+pub enum BackupsKnown<'a> {
+    /// Not read (the admin API has no tenantgate.toml): the certificate says so.
+    NotRead,
+    /// tenantgate.toml has no `[backup]`: no pgBackRest backup exists.
+    NoneConfigured,
+    /// The pgBackRest repository to read.
+    Repo(&'a Backups),
+}
+
+/// Erase without reading `[backup]` (the admin API): the certificate says the backups were
+/// not looked up. The CLI uses [`erase_accounting`].
 pub async fn erase(catalog: &mut Catalog, slug: &str, confirm: Option<&str>) -> Result<Certificate> {
+    erase_accounting(catalog, slug, confirm, BackupsKnown::NotRead).await
+}
+
+/// Erase, and account in the certificate for the pgBackRest backups of `backups`.
+pub async fn erase_accounting(catalog: &mut Catalog, slug: &str, confirm: Option<&str>, backups: BackupsKnown<'_>) -> Result<Certificate> {
     if confirm != Some(slug) {
         return Err(Error::EraseNotConfirmed { slug: slug.to_string() });
     }
@@ -65,7 +121,7 @@ pub async fn erase(catalog: &mut Catalog, slug: &str, confirm: Option<&str>) -> 
         _ => catalog.start_op("erase", Some(&tenant.key), serde_json::json!({"slug": slug})).await?,
     };
     catalog.set_status(&tenant.key, TenantStatus::Erasing).await?;
-    match run(catalog, &tenant, op, started_at).await {
+    match run(catalog, &tenant, op, started_at, backups).await {
         Ok(cert) => Ok(cert),
         Err(e) => {
             let _ = catalog.op_finish(op, "failed", Some(&e.to_string())).await;
@@ -78,7 +134,7 @@ pub async fn erase(catalog: &mut Catalog, slug: &str, confirm: Option<&str>) -> 
     }
 }
 
-async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono::DateTime<chrono::Utc>) -> Result<Certificate> {
+async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono::DateTime<chrono::Utc>, backups: BackupsKnown<'_>) -> Result<Certificate> {
     let server = catalog.server(&tenant.server).await?;
     let admin = ServerAdmin { name: &server.name, url: &server.url };
     let loc = placement::location(tenant.placement, &tenant.key);
@@ -127,6 +183,7 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
         )));
     }
     removed.push("API keys and catalog records (a tombstone remains)".into());
+    let backups = account_backups(backups, tenant).await;
 
     let cert = Certificate {
         certificate: "tenantgate erasure certificate v1",
@@ -143,6 +200,7 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
         removed,
         container_exists_after,
         roles_exist_after,
+        backups,
         operation_id: op,
         started_at,
         finished_at: chrono::Utc::now(),
@@ -192,4 +250,110 @@ async fn container_exists(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<bo
         .await
         .map(|r| r.get(0))
         .map_err(|e| Error::db("looking up the tenant schema", e))
+}
+
+/// Which pgBackRest backups and WAL of the tenant's server still hold its data, and until
+/// when under the retention. Never fails the erasure: what could not be read is said.
+async fn account_backups(backups: BackupsKnown<'_>, tenant: &Tenant) -> BackupAccount {
+    let mut a = BackupAccount {
+        checked: false,
+        server: tenant.server.clone(),
+        stanza: None,
+        repo: None,
+        retention_full: None,
+        held_by: Vec::new(),
+        wal_from: None,
+        wal_to: None,
+        expires_estimate: None,
+        statement: String::new(),
+    };
+    let b = match backups {
+        BackupsKnown::Repo(b) => b,
+        BackupsKnown::NoneConfigured => {
+            a.checked = true;
+            a.statement = "no pgBackRest backups are configured ([backup] in tenantgate.toml): no physical backup holds the tenant's data".into();
+            return a;
+        }
+        BackupsKnown::NotRead => {
+            a.statement = format!(
+                "backups were not looked up by this caller (only `tenantgate tenant erase` reads [backup] from tenantgate.toml); \
+                 every backup of server {} taken since {} may hold the tenant's data: `tenantgate backup status` lists them",
+                tenant.server,
+                tenant.created_at.to_rfc3339()
+            );
+            return a;
+        }
+    };
+    let Ok(s) = b.server(&tenant.server) else {
+        a.statement = format!("server {} has no pgBackRest backups configured ([[backup.servers]]): no backup of it holds the tenant's data", tenant.server);
+        a.checked = true;
+        return a;
+    };
+    a.stanza = Some(s.stanza().into());
+    a.repo = Some(b.repo.display().to_string());
+    a.retention_full = Some(b.cfg.retention_full);
+    let info = match backup::info(b, s).await {
+        Ok(i) => i,
+        Err(e) => {
+            a.statement = format!(
+                "the pgBackRest repository could not be read ({e}); assume every backup of server {} (stanza {}) taken since {} holds the tenant's data",
+                tenant.server,
+                s.stanza(),
+                tenant.created_at.to_rfc3339()
+            );
+            return a;
+        }
+    };
+    a.checked = true;
+    let n = b.cfg.retention_full;
+    let mut fulls: Vec<&backup::BackupSet> = info.backups.iter().filter(|x| x.kind == "full").collect();
+    fulls.sort_by_key(|x| std::cmp::Reverse(x.started_at));
+    let newest_full = fulls.first().map(|f| f.started_at);
+    let every = b.cfg.full_every_hours.map(|h| chrono::Duration::hours(h as i64));
+    // A full backup that is the k-th newest (0-based) expires after n - k more full
+    // backups; a diff or incr backup expires with the full backup it depends on.
+    let more_for = |started: chrono::DateTime<chrono::Utc>| -> u32 {
+        let k = fulls.iter().filter(|f| f.started_at > started).count() as u32;
+        n.saturating_sub(k).max(1)
+    };
+    for x in info.backups.iter().filter(|x| x.stopped_at >= tenant.created_at) {
+        let base = if x.kind == "full" { x.started_at } else { fulls.iter().find(|f| f.started_at <= x.started_at).map_or(x.started_at, |f| f.started_at) };
+        let more = more_for(base);
+        a.held_by.push(HeldBackup {
+            label: x.label.clone(),
+            kind: x.kind.clone(),
+            started_at: x.started_at,
+            stopped_at: x.stopped_at,
+            expires_after_full_backups: more,
+            expires_estimate: every.zip(newest_full).map(|(e, last)| last + e * more as i32),
+        });
+    }
+    if !a.held_by.is_empty() {
+        a.wal_from = info.backups.iter().filter(|x| x.stopped_at >= tenant.created_at).map(|x| x.wal_start.clone()).min();
+        a.wal_to = info.wal_max.clone();
+    }
+    let last = a.held_by.iter().map(|h| h.expires_after_full_backups).max().unwrap_or(0);
+    a.expires_estimate = a.held_by.iter().filter_map(|h| h.expires_estimate).max();
+    a.statement = if a.held_by.is_empty() {
+        format!(
+            "no pgBackRest backup of server {} (stanza {}) ended after the tenant was created; the WAL archived since {} holds its writes \
+             until the next full backups expire it (retention: {n} full backups)",
+            tenant.server,
+            s.stanza(),
+            tenant.created_at.to_rfc3339()
+        )
+    } else {
+        format!(
+            "{} pgBackRest backup(s) of server {} (stanza {}, repository {}) and the WAL archived from segment {} to {} still hold the tenant's data; \
+             pgBackRest expires them after {last} more full backup(s) (retention: {n} full backups){}. Until then a restore of the server to a time before this erasure would bring it back",
+            a.held_by.len(),
+            tenant.server,
+            s.stanza(),
+            b.repo.display(),
+            a.wal_from.as_deref().unwrap_or("?"),
+            a.wal_to.as_deref().unwrap_or("?"),
+            a.expires_estimate.map(|t| format!(", about {} at one full backup every {} h", t.to_rfc3339(), b.cfg.full_every_hours.unwrap_or(0))).unwrap_or_default()
+        )
+    };
+    a
 }

@@ -103,6 +103,13 @@ pub async fn stream(catalog: &Catalog, slug: &str, tx: &Sender, report: Reporter
     let server = catalog.server(&tenant.server).await?;
     let loc = placement::location(tenant.placement, &tenant.key);
     let c = ServerAdmin { name: &server.name, url: &server.url }.connect(Some(&loc.database)).await?;
+    stream_from(&c, &tenant, tx, report).await
+}
+
+/// [`stream`] over an admin connection `c` to the tenant's database — on its live server,
+/// or on a copy of it (a point-in-time restore's scratch cluster, `super::restore`).
+pub async fn stream_from(c: &Client, tenant: &Tenant, tx: &Sender, report: Reporter<'_>) -> Result<Manifest> {
+    let loc = placement::location(tenant.placement, &tenant.key);
     c.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}", archive::SESSION_SETTINGS))
         .await
         .map_err(|e| Error::db("opening the export snapshot", e))?;
@@ -111,17 +118,17 @@ pub async fn stream(catalog: &Catalog, slug: &str, tx: &Sender, report: Reporter
         .await
         .map_err(|e| Error::db("reading the snapshot", e))?
         .get(0);
-    let migrations = applied_migrations(&c, &loc.schema).await?;
+    let migrations = applied_migrations(c, &loc.schema).await?;
     let schema_version = migrations.iter().map(|m| m.version).max().unwrap_or(0);
 
     // Tables parents first, so an import can load them in this order with its foreign keys on.
-    let names = rows::tables_in(&c, &loc.schema).await?;
-    let mut order = rows::children_first(&names, &rows::foreign_keys(&c, &loc.schema).await?);
+    let names = rows::tables_in(c, &loc.schema).await?;
+    let mut order = rows::children_first(&names, &rows::foreign_keys(c, &loc.schema).await?);
     order.reverse();
     let mut tables = Vec::new();
     let mut total = 0u64;
     for name in &order {
-        let columns = rows::columns(&c, &loc.schema, name).await?;
+        let columns = rows::columns(c, &loc.schema, name).await?;
         if !columns.iter().any(|c| c == "tenant_id") {
             return Err(Error::Migration(format!(
                 "table {}.{name} has no tenant_id column (DESIGN I3), so its rows cannot be told apart by tenant; fix the app schema with a migration. Nothing was exported",
@@ -129,9 +136,9 @@ pub async fn stream(catalog: &Catalog, slug: &str, tx: &Sender, report: Reporter
             )));
         }
         report(&Progress { phase: "checksum", table: name.clone(), rows_done: 0, rows_total: total });
-        let how = repl::row_hash_for(&c, &loc.schema, name).await?;
+        let how = repl::row_hash_for(c, &loc.schema, name).await?;
         let mut t = Table { name: name.clone(), columns, rows: 0, checksum: String::new(), row_hash: how.as_str().into() };
-        let (rows, checksum) = repl::columns_checksum(&c, &loc.schema, name, &tenant.key, how, Some(&checksum_columns(&t))).await?;
+        let (rows, checksum) = repl::columns_checksum(c, &loc.schema, name, &tenant.key, how, Some(&checksum_columns(&t))).await?;
         t.rows = rows;
         t.checksum = checksum;
         total += rows.max(0) as u64;
@@ -140,7 +147,7 @@ pub async fn stream(catalog: &Catalog, slug: &str, tx: &Sender, report: Reporter
     let sequences = if tenant.placement == Placement::Pooled {
         Vec::new() // the pool's sequences are shared by every pooled tenant
     } else {
-        repl::sequences(&c, &loc.schema).await?.into_iter().map(|(name, last_value)| archive::Sequence { name, last_value }).collect()
+        repl::sequences(c, &loc.schema).await?.into_iter().map(|(name, last_value)| archive::Sequence { name, last_value }).collect()
     };
     let manifest = Manifest {
         format: archive::FORMAT.into(),
@@ -168,7 +175,7 @@ pub async fn stream(catalog: &Catalog, slug: &str, tx: &Sender, report: Reporter
     let mut digest = DataDigest::default();
     let mut done = 0u64;
     for (idx, t) in manifest.tables.iter().enumerate() {
-        let sent = copy_table(&c, &loc.schema, t, idx, &tenant.key, tx, &mut digest, &mut |n| {
+        let sent = copy_table(c, &loc.schema, t, idx, &tenant.key, tx, &mut digest, &mut |n| {
             done += n;
             report(&Progress { phase: "copy", table: t.name.clone(), rows_done: done, rows_total: total });
         })

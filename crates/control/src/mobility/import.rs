@@ -165,23 +165,40 @@ pub async fn clone(cfg: &Config, catalog: &mut Catalog, source: &str, req: &Impo
         return Err(Error::DuplicateTenant(req.slug.clone()));
     }
     let reader = Catalog::connect(&cfg.catalog.url).await?;
-    let (tx, mut rx) = archive::channel();
     let quiet = |_: &Progress| {};
-    let produce = async move {
-        let r = export::stream(&reader, source, &tx, &quiet).await;
-        drop(tx);
-        r
-    };
-    let label = format!("clone of {source}");
+    streamed(cfg, catalog, req, &format!("clone of {source}"), source, report, |tx| async move {
+        export::stream(&reader, source, &tx, &quiet).await
+    })
+    .await
+}
+
+/// Import what `produce` sends into the channel it is given (an export: `clone`, or a
+/// point-in-time restore's read of a recovered copy), joined with no file in between.
+/// `source` is the tenant read, `label` what the import records as its source.
+pub async fn streamed<F, Fut>(
+    cfg: &Config,
+    catalog: &mut Catalog,
+    req: &ImportRequest,
+    label: &str,
+    source: &str,
+    report: Reporter<'_>,
+    produce: F,
+) -> Result<Imported>
+where
+    F: FnOnce(archive::Sender) -> Fut,
+    Fut: std::future::Future<Output = Result<Manifest>>,
+{
+    let (tx, mut rx) = archive::channel();
+    let produce = produce(tx);
     let consume = async {
-        let r = import(cfg, catalog, req, &label, &mut rx, report).await;
+        let r = import(cfg, catalog, req, label, &mut rx, report).await;
         drop(rx);
         r
     };
     let (produced, imported) = tokio::join!(produce, consume);
     match (produced, imported) {
         (_, Ok(done)) => Ok(done),
-        (Err(e), Err(imp)) => Err(Error::Import(format!("cloning {source} as {} failed while reading {source}: {e}. {imp}", req.slug))),
+        (Err(e), Err(imp)) => Err(Error::Import(format!("{label} as {} failed while reading {source}: {e}. {imp}", req.slug))),
         (Ok(_), Err(imp)) => Err(imp),
     }
 }
