@@ -39,6 +39,11 @@ pub struct GatewayConfig {
     /// Places of each server's budget kept for tenants that hold no connection there yet
     /// (at most a quarter of the budget), so busy tenants cannot starve a newcomer.
     pub server_reserve: usize,
+    /// How wire clients share backends: `session` (one backend per client connection) or
+    /// `transaction` (a backend per transaction, lent among the clients of one tenant role).
+    pub pool_mode: PoolMode,
+    /// Per-tenant overrides of `pool_mode`, by slug: `[gateway.tenant_pool_mode] acme = "transaction"`.
+    pub tenant_pool_mode: HashMap<String, PoolMode>,
     /// Backend connections the gateway may hold on one server (all tenants together).
     pub server_budget: usize,
     /// Per-server overrides of `server_budget`, by server name.
@@ -126,6 +131,19 @@ impl TenantOverrides {
     }
 }
 
+/// `gateway.pool_mode`: how wire clients share backend connections (docs/decisions.md,
+/// "Transaction pooling").
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolMode {
+    /// One backend for the whole client connection, reset with `DISCARD ALL` at its end.
+    #[default]
+    Session,
+    /// A backend for each transaction, returned at ReadyForQuery 'I' to serve other clients
+    /// of the same tenant role; session state is refused, named statements are carried.
+    Transaction,
+}
+
 /// `gateway.catalog_outage`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -196,6 +214,7 @@ impl LimitsConfig {
             max_statement_timeout_ms: opt(self.statement_timeout_ms),
             max_idle_in_transaction_ms: opt(self.idle_in_transaction_timeout_ms),
             own_database: false,
+            transaction_mode: false,
         }
     }
 }
@@ -213,6 +232,8 @@ impl Default for GatewayConfig {
             max_copy_message_bytes: 1 << 30,
             pool_max_per_tenant: 20,
             server_reserve: 4,
+            pool_mode: PoolMode::Session,
+            tenant_pool_mode: HashMap::new(),
             server_budget: 80,
             server_budgets: HashMap::new(),
             checkout_timeout_ms: 5_000,
@@ -325,6 +346,11 @@ impl GatewayConfig {
         self.overrides.get(slug).or_else(|| self.tenant_limits.get(slug).copied()).unwrap_or(self.limits)
     }
 
+    /// The pool mode of tenant `slug`.
+    pub fn pool_mode_for(&self, slug: &str) -> PoolMode {
+        self.tenant_pool_mode.get(slug).copied().unwrap_or(self.pool_mode)
+    }
+
     /// The connection budget of server `name`.
     pub fn budget_for(&self, name: &str) -> usize {
         self.server_budgets.get(name).copied().unwrap_or(self.server_budget)
@@ -368,6 +394,11 @@ mod tests {
         assert_eq!(c.budget_for("x"), 3);
         assert_eq!(c.limits_for("acme").statement_timeout_ms, 5);
         assert_eq!(c.limits_for("acme").idle_in_transaction_timeout_ms, 300_000);
+        assert_eq!(c.pool_mode_for("acme"), PoolMode::Session);
+        let m: toml::Table = toml::from_str("pool_mode = \"transaction\"\n[tenant_pool_mode]\nacme = \"session\"\n").unwrap();
+        let m = GatewayConfig::from_table(&m).unwrap();
+        assert_eq!((m.pool_mode_for("acme"), m.pool_mode_for("other")), (PoolMode::Session, PoolMode::Transaction));
+        assert!(GatewayConfig::from_table(&toml::from_str("pool_mode = \"statement\"").unwrap()).is_err());
         // The relay: on by default, as many threads as the runtime unless set.
         assert!(c.relay);
         assert_eq!(c.relay_thread_count(), 1);

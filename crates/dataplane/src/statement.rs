@@ -58,7 +58,7 @@ impl CallLimits {
     /// What the gate caps a tenant's own `SET statement_timeout` to.
     pub fn gate_limits(&self) -> tg_gate::Limits {
         // No LISTEN here: a call has no session to deliver notifications to.
-        tg_gate::Limits { max_statement_timeout_ms: Some(self.statement_timeout_ms), max_idle_in_transaction_ms: None, own_database: false }
+        tg_gate::Limits { max_statement_timeout_ms: Some(self.statement_timeout_ms), max_idle_in_transaction_ms: None, own_database: false, transaction_mode: false }
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct Statement {
     /// `Some(what)` if it uses a notification channel (LISTEN, NOTIFY, `pg_notify()`): allowed
     /// only to a tenant with a database of its own (`Limits::own_database`).
     pub channel: Option<&'static str>,
+    /// Session state it leaves behind after its transaction (`session`): refused to tenants
+    /// in transaction pooling mode (`Limits::transaction_mode`).
+    pub session: Option<crate::session::SessionState>,
 }
 
 /// The scope-independent verdict on a whole query string.
@@ -136,9 +139,11 @@ fn classify(node: &NodeEnum, facts: &Facts, cfg: &GateConfig, reads_literals: &m
     };
     if let Some(set) = set_config {
         *reads_literals = true;
-        return Ok(Statement { writes: None, timeout: settings::classify(&set, &cfg.allowed_settings)?, channel: None });
+        let session = crate::session::set_state(&set);
+        return Ok(Statement { writes: None, timeout: settings::classify(&set, &cfg.allowed_settings)?, channel: None, session });
     }
     let mut statement = kind(node, cfg)?;
+    statement.session = crate::session::state_of(node);
     check_names(facts, cfg)?;
     if facts.functions.iter().any(|c| c.name.last().is_some_and(|n| n.eq_ignore_ascii_case("pg_notify"))) {
         statement.channel = statement.channel.or(Some("pg_notify()"));
@@ -153,6 +158,7 @@ fn read() -> Result<Statement, Denial> {
         writes: None,
         timeout: None,
         channel: None,
+        session: None,
     })
 }
 
@@ -161,11 +167,12 @@ fn write(kind: &'static str) -> Result<Statement, Denial> {
         writes: Some(kind),
         timeout: None,
         channel: None,
+        session: None,
     })
 }
 
 fn channel(what: &'static str) -> Result<Statement, Denial> {
-    Ok(Statement { writes: None, timeout: None, channel: Some(what) })
+    Ok(Statement { writes: None, timeout: None, channel: Some(what), session: None })
 }
 
 /// Allows or refuses a statement by its kind. Inner statements (of EXPLAIN, PREPARE, DECLARE,
@@ -183,6 +190,7 @@ fn kind(node: &NodeEnum, cfg: &GateConfig) -> Result<Statement, Denial> {
             writes: None,
             timeout: settings::classify(s, &cfg.allowed_settings)?,
             channel: None,
+            session: None,
         }),
         NodeEnum::VariableShowStmt(_)
         | NodeEnum::ExecuteStmt(_)

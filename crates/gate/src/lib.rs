@@ -29,6 +29,7 @@ mod nesting;
 mod parse;
 mod rules;
 pub mod scoped;
+mod session;
 mod settings;
 mod shape;
 mod stack;
@@ -108,6 +109,9 @@ pub struct Limits {
     /// channels (LISTEN, NOTIFY, `pg_notify()`) reach only its own sessions and are allowed.
     /// Elsewhere they are database-wide and refused.
     pub own_database: bool,
+    /// The tenant is in transaction pooling mode: statements that leave session state behind
+    /// (SET, LISTEN, WITH HOLD cursors, PREPARE, DEALLOCATE, DISCARD) are refused with 0A000.
+    pub transaction_mode: bool,
 }
 
 /// The gate's answer for an allowed query string.
@@ -177,6 +181,9 @@ fn apply(analysis: &Analysis, scope: Scope, limits: &Limits) -> Result<Verdict, 
         }
         if let Some(timeout) = &statement.timeout {
             settings::check_cap(timeout, limits)?;
+        }
+        if let (Some(state), true) = (statement.session, limits.transaction_mode) {
+            return Err(session::denial(state));
         }
         if let (Some(what), false) = (statement.channel, limits.own_database) {
             return Err(Denial::policy(

@@ -109,6 +109,7 @@ impl Gateway {
             quotas: tg_dataplane::quota::Quotas::new(cfg.clone()),
             startups,
             relay,
+            lending: frontend::lending::Lending::new(cfg.clone(), pools.clone()),
             cfg,
             router,
             pools,

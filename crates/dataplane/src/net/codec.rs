@@ -182,6 +182,46 @@ pub fn parse_parse(body: &[u8]) -> Result<ParseMsg<'_>, FrameError> {
     })
 }
 
+/// The head of a Bind ('B') message: the names the gateway may rewrite, and the rest
+/// (parameter formats, values, result formats) untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindHead<'a> {
+    pub portal: &'a [u8],
+    pub statement: &'a str,
+    pub rest: &'a [u8],
+}
+
+/// Parse the names at the front of a Bind body.
+pub fn parse_bind_head(body: &[u8]) -> Result<BindHead<'_>, FrameError> {
+    let bad = |reason| FrameError::Malformed { what: "Bind", reason };
+    let mut b = body;
+    let portal = take_cstr(&mut b).ok_or(bad("the portal name is not terminated"))?;
+    let statement = take_cstr(&mut b).ok_or(bad("the statement name is not terminated"))?;
+    let statement = std::str::from_utf8(statement).map_err(|_| bad("the statement name is not UTF-8"))?;
+    Ok(BindHead { portal, statement, rest: b })
+}
+
+/// What a Describe ('D') or Close ('C') message names: `b'S'` a statement or `b'P'` a portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub kind: u8,
+    pub name: &'a str,
+}
+
+/// Parse the body of a Describe or Close message (`what` names it in errors).
+pub fn parse_target<'a>(body: &'a [u8], what: &'static str) -> Result<Target<'a>, FrameError> {
+    let bad = |reason| FrameError::Malformed { what, reason };
+    let (&kind, mut b) = body.split_first().ok_or(bad("the message is empty"))?;
+    if kind != b'S' && kind != b'P' {
+        return Err(bad("it names neither a statement ('S') nor a portal ('P')"));
+    }
+    let name = take_cstr(&mut b).ok_or(bad("the name is not terminated"))?;
+    if !b.is_empty() {
+        return Err(bad("bytes after the name"));
+    }
+    Ok(Target { kind, name: std::str::from_utf8(name).map_err(|_| bad("the name is not UTF-8"))? })
+}
+
 /// Parse the body of a simple Query ('Q') message.
 pub fn parse_query(body: &[u8]) -> Result<&str, FrameError> {
     let bad = |reason| FrameError::Malformed { what: "Query", reason };
@@ -300,6 +340,13 @@ mod tests {
         assert!(parse_parse(b"s\0SELECT $1\0\0\x01\0\0\0\x17").is_ok());
         assert!(parse_parse(b"s\0SELECT $1\0\0\x02\0\0\0\x17").is_err());
         assert!(parse_parse(b"s\0SELECT").is_err());
+        let h = parse_bind_head(b"p\0s1\0\0\0\0\0\0\0").unwrap();
+        assert_eq!((h.portal, h.statement, h.rest), (&b"p"[..], "s1", &b"\0\0\0\0\0\0"[..]));
+        assert!(parse_bind_head(b"p\0s1").is_err());
+        assert_eq!(parse_target(b"Ss1\0", "Close").unwrap(), Target { kind: b'S', name: "s1" });
+        assert!(parse_target(b"Xs1\0", "Close").is_err());
+        assert!(parse_target(b"Ps1\0x", "Describe").is_err());
+        assert!(parse_target(b"", "Describe").is_err());
         assert!(parse_sasl_initial(b"SCRAM-SHA-256\0\0\0\0\x03abc").is_ok());
         assert!(parse_sasl_initial(b"SCRAM-SHA-256\0\xff\xff\xff\xffabc").is_err());
         assert!(parse_sasl_initial(b"SCRAM-SHA-256\0\0\0\0\x09abc").is_err());
@@ -320,6 +367,8 @@ mod tests {
                 let _ = parse_query(f.body());
                 let _ = parse_parse(f.body());
                 let _ = parse_sasl_initial(f.body());
+                let _ = parse_bind_head(f.body());
+                let _ = parse_target(f.body(), "Close");
             }
         }
     }

@@ -144,6 +144,16 @@ pub fn parse(out: &mut BytesMut, name: &str, sql: &str) {
     finish(out, at);
 }
 
+/// A Bind message naming `statement`, with the rest of another Bind's body (`codec::BindHead`).
+pub fn bind_renamed(out: &mut BytesMut, portal: &[u8], statement: &str, rest: &[u8]) {
+    let at = begin(out, b'B');
+    out.put_slice(portal);
+    out.put_u8(0);
+    put_cstr(out, statement);
+    out.put_slice(rest);
+    finish(out, at);
+}
+
 /// The fields of an ErrorResponse/NoticeResponse body that the gateway reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorFields {

@@ -7,6 +7,7 @@ mod read_only;
 mod robustness;
 mod rules;
 mod scoped_catalog;
+mod session;
 mod settings;
 
 use crate::{Denial, Gate, GateConfig, Limits, Scope, Verdict};

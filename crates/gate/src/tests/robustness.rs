@@ -146,6 +146,7 @@ fn check_all_scopes(gate: &Gate, sql: &str) {
         max_statement_timeout_ms: Some(1000),
         max_idle_in_transaction_ms: Some(1000),
         own_database: false,
+        transaction_mode: false,
     };
     for scope in [Scope::ReadWrite, Scope::ReadOnly] {
         if let Err(denial) = gate.check("t", sql, scope, &limits) {

@@ -8,6 +8,7 @@ fn capped() -> Limits {
         max_statement_timeout_ms: Some(30_000),
         max_idle_in_transaction_ms: Some(60_000),
         own_database: false,
+        transaction_mode: false,
     }
 }
 
@@ -150,6 +151,7 @@ fn without_a_cap_any_timeout_passes() {
         max_statement_timeout_ms: Some(1000),
         max_idle_in_transaction_ms: None,
         own_database: false,
+        transaction_mode: false,
     };
     assert!(gate()
         .check("t", "SET idle_in_transaction_session_timeout = 0",

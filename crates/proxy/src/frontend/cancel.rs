@@ -4,6 +4,10 @@
 //! Owns that map. A cancel is forwarded only when both the pid and the secret match (the
 //! secret compared in constant time); anything else is ignored silently, as PostgreSQL does.
 //! It never exposes a backend's real cancel key to a client.
+//!
+//! In session mode a client's key names one backend for the whole session. In transaction
+//! mode it names a [`CancelSlot`]: the backend the client holds right now, or none between
+//! its transactions (then a cancel does nothing, as it would on an idle session).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +19,26 @@ use crate::backend::CancelTarget;
 
 #[derive(Default)]
 pub struct CancelRegistry {
-    map: Mutex<HashMap<u32, (u32, CancelTarget)>>,
+    map: Mutex<HashMap<u32, (u32, CancelSlot)>>,
+}
+
+/// The backend a client's cancel key reaches now; `None` while it holds none. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct CancelSlot(Arc<Mutex<Option<CancelTarget>>>);
+
+impl CancelSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CancelTarget>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// From now on, cancel `target` (or nothing).
+    pub fn set(&self, target: Option<CancelTarget>) {
+        *self.lock() = target;
+    }
+
+    fn get(&self) -> Option<CancelTarget> {
+        self.lock().clone()
+    }
 }
 
 /// A client's cancel key; unregisters on drop.
@@ -32,12 +55,19 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (u32, CancelTarget)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (u32, CancelSlot)>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh (pid, secret) for a session whose backend is `target`.
     pub fn register(self: &Arc<Self>, target: CancelTarget) -> CancelKey {
+        let slot = CancelSlot::default();
+        slot.set(Some(target));
+        self.register_slot(slot)
+    }
+
+    /// A fresh (pid, secret) that cancels whatever backend `slot` names when the cancel comes.
+    pub fn register_slot(self: &Arc<Self>, target: CancelSlot) -> CancelKey {
         let mut rng = rand::rngs::OsRng;
         let mut map = self.lock();
         loop {
@@ -56,7 +86,10 @@ impl CancelRegistry {
     pub fn lookup(&self, pid: u32, secret: u32) -> Option<CancelTarget> {
         let map = self.lock();
         let (s, target) = map.get(&pid)?;
-        bool::from(s.to_be_bytes().ct_eq(&secret.to_be_bytes())).then(|| target.clone())
+        if !bool::from(s.to_be_bytes().ct_eq(&secret.to_be_bytes())) {
+            return None;
+        }
+        target.get()
     }
 
     /// Forward a cancel if (pid, secret) matches a live session; otherwise do nothing.
@@ -82,11 +115,19 @@ mod tests {
         let r = Arc::new(CancelRegistry::default());
         let t = CancelTarget { host: "h".into(), port: 1, pid: 42, secret: 43 };
         let k = r.register(t.clone());
-        assert_eq!(r.lookup(k.pid, k.secret), Some(t));
+        assert_eq!(r.lookup(k.pid, k.secret), Some(t.clone()));
         assert_eq!(r.lookup(k.pid, k.secret.wrapping_add(1)), None);
         assert_eq!(r.lookup(k.pid.wrapping_add(1), k.secret), None);
         let (pid, secret) = (k.pid, k.secret);
         drop(k);
         assert_eq!(r.lookup(pid, secret), None);
+        // Transaction mode: the key follows the backend the client holds now.
+        let slot = CancelSlot::default();
+        let k = r.register_slot(slot.clone());
+        assert_eq!(r.lookup(k.pid, k.secret), None);
+        slot.set(Some(t.clone()));
+        assert_eq!(r.lookup(k.pid, k.secret), Some(t));
+        slot.set(None);
+        assert_eq!(r.lookup(k.pid, k.secret), None);
     }
 }

@@ -20,6 +20,10 @@
 //! on the way back, and past the tenant's limit the rest are dropped and the command's
 //! completion becomes a 54000 error.
 //!
+//! In transaction mode (`Flow::transaction_mode`) the flow also carries the client's named
+//! statements from backend to backend ([`super::statements`]) and says when the backend may
+//! go back to its lane ([`Flow::releasable`]).
+//!
 //! Owns the session's denial bookkeeping (sync points sent, ReadyForQuery seen, markers
 //! pending). It never does I/O, never blocks, never lets a refused message through, and
 //! never records SQL text (only its fingerprint, in the audit).
@@ -33,6 +37,7 @@ use tg_dataplane::usage::{Limit, TenantStats};
 use tg_gate::{Denial, Scope, Verdict};
 
 use super::error::Fatal;
+use super::statements::{Step, Txn};
 use super::Shared;
 use crate::audit::AuditEvent;
 use crate::net::codec::{self, decode_frame, FrameLimits};
@@ -57,6 +62,8 @@ struct State {
     ready_seen: u64,
     pending: VecDeque<PendingDenial>,
     marker_seq: u64,
+    /// Transaction mode's statement bookkeeping; `None` in session mode.
+    txn: Option<Txn>,
     /// The tenant's quota place, held from a statement's first message until every sync
     /// point is answered.
     permit: Option<Permit>,
@@ -176,6 +183,9 @@ impl Rules {
                 Ok(None) => return FromClient::Drained,
                 Err(e) => return FromClient::Fault(e.into()),
             };
+            if let Some(t) = st.txn.as_mut() {
+                t.note_client(frame.tag);
+            }
             match frame.tag {
                 b'X' => return FromClient::Terminate,
                 b'Q' => {
@@ -212,12 +222,22 @@ impl Rules {
                         messages::parse(out, "", &marker);
                         continue;
                     }
-                    match gate.check(&self.tenant, p.query, self.scope, &self.limits) {
-                        Ok(Verdict { rewritten: Some(text), .. }) => messages::parse_with_types(out, p.name, &text, p.param_types),
-                        Ok(_) => out.extend_from_slice(&frame.raw),
-                        Err(d) => {
+                    match (gate.check(&self.tenant, p.query, self.scope, &self.limits), st.txn.as_mut()) {
+                        // Transaction mode: a named statement is prepared under its server name.
+                        (Ok(v), Some(t)) if !p.name.is_empty() => {
+                            let text = v.rewritten.as_deref().unwrap_or(p.query);
+                            if let Step::Refuse(d) = t.parse(p.name, text, p.param_types, sync, out) {
+                                let marker = self.mark(st, d, sync);
+                                messages::parse(out, "", &marker);
+                            }
+                        }
+                        (Ok(Verdict { rewritten: Some(text), .. }), _) => messages::parse_with_types(out, p.name, &text, p.param_types),
+                        (Ok(_), _) => out.extend_from_slice(&frame.raw),
+                        (Err(d), txn) => {
+                            // A client's statement name never reaches a shared backend.
+                            let name = if txn.is_some() { "" } else { p.name };
                             let marker = self.deny(st, Some(p.query), d, sync);
-                            messages::parse(out, p.name, &marker);
+                            messages::parse(out, name, &marker);
                         }
                     }
                 }
@@ -249,7 +269,11 @@ impl Rules {
                     st.syncs_sent += 1;
                 }
                 b'B' => match self.admit(st, true) {
-                    Ok(()) => out.extend_from_slice(&frame.raw),
+                    Ok(()) => {
+                        if let Err(e) = self.statement_message(st, &frame, out) {
+                            return FromClient::Fault(e.into());
+                        }
+                    }
                     Err(d) => {
                         // An unnamed Parse that fails makes the backend skip to the Sync,
                         // this Bind and its Execute included.
@@ -257,7 +281,12 @@ impl Rules {
                         messages::parse(out, "", &marker);
                     }
                 },
-                b'E' | b'D' | b'C' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
+                b'D' | b'C' => {
+                    if let Err(e) = self.statement_message(st, &frame, out) {
+                        return FromClient::Fault(e.into());
+                    }
+                }
+                b'E' | b'H' | b'd' | b'c' | b'f' => out.extend_from_slice(&frame.raw),
                 other => {
                     return FromClient::Fault(Fatal::new(
                         "08P01",
@@ -272,6 +301,11 @@ impl Rules {
     }
 
     fn backend_message(&self, st: &mut State, m: &[u8], out: &mut BytesMut) {
+        if let Some(t) = st.txn.as_mut() {
+            if !t.on_backend(m, st.ready_seen + 1) {
+                return;
+            }
+        }
         match m[0] {
             b'D' => {
                 st.rows += 1;
@@ -348,6 +382,41 @@ impl Rules {
         st.bytes = 0;
     }
 
+    /// A Bind, Describe or Close: as it came, or, in transaction mode, naming the server's
+    /// statement (prepared first on this backend if need be).
+    fn statement_message(&self, st: &mut State, frame: &codec::Frame, out: &mut BytesMut) -> Result<(), codec::FrameError> {
+        let batch = st.syncs_sent + 1;
+        let step = match st.txn.as_mut() {
+            None => Step::Raw,
+            Some(t) => match frame.tag {
+                b'B' => t.bind(frame.body(), batch, out)?,
+                b'D' => t.describe(frame.body(), batch, out)?,
+                _ => t.close(frame.body(), out)?,
+            },
+        };
+        match step {
+            Step::Raw => out.extend_from_slice(&frame.raw),
+            Step::Wrote => {}
+            // An unnamed Parse that fails makes the backend skip to the Sync, as the refused
+            // message would have.
+            Step::Refuse(d) => {
+                let marker = self.mark(st, d, batch);
+                messages::parse(out, "", &marker);
+            }
+        }
+        Ok(())
+    }
+
+    /// Send a marker in a refused message's place, without an audit row (PostgreSQL's own
+    /// errors about statement names, which the gateway answers in transaction mode).
+    fn mark(&self, st: &mut State, denial: Denial, by_sync: u64) -> String {
+        let n = st.marker_seq;
+        st.marker_seq += 1;
+        let marker = format!("{}_{n}", self.marker_tag);
+        st.pending.push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
+        marker
+    }
+
     /// Record a denial and return the marker to send in the statement's place.
     fn deny(&self, st: &mut State, sql: Option<&str>, denial: Denial, by_sync: u64) -> String {
         let n = st.marker_seq;
@@ -362,6 +431,34 @@ impl Rules {
         });
         st.pending.push_back(PendingDenial { marker: marker.clone(), by_sync, denial });
         marker
+    }
+}
+
+/// Transaction mode (`frontend::transaction`; never on the relay).
+impl Flow {
+    /// Carry named statements across backends and track when the backend may go back.
+    pub fn transaction_mode(self) -> Flow {
+        self.lock().txn = Some(Txn::new());
+        self
+    }
+
+    /// May the backend go back to its lane now (idle, nothing outstanding, nothing sent since
+    /// the last answered sync point)? Always `false` in session mode.
+    pub fn releasable(&self) -> bool {
+        let st = self.lock();
+        st.txn.as_ref().is_some_and(|t| t.releasable(st.syncs_sent, st.ready_seen))
+    }
+
+    /// A backend was lent with these server-side statements.
+    pub fn lend(&self, prepared: std::collections::HashSet<Arc<str>>) {
+        if let Some(t) = self.lock().txn.as_mut() {
+            t.lend(prepared);
+        }
+    }
+
+    /// The backend goes back: its server-side statements, to keep with it.
+    pub fn give_back(&self) -> std::collections::HashSet<Arc<str>> {
+        self.lock().txn.as_mut().map(Txn::give_back).unwrap_or_default()
     }
 }
 

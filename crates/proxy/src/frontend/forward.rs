@@ -3,8 +3,9 @@
 //!
 //! The forwarding rules (gate, denial markers) are the [`Flow`]'s; this module picks the loop
 //! that runs them: a plain-TCP session is handed to a [`crate::relay`] thread, a TLS session
-//! (or any, with `gateway.relay = false`) forwards on its own task. Either way the session
-//! ends here.
+//! (or any, with `gateway.relay = false`) forwards on its own task. A tenant in transaction
+//! mode goes to [`super::transaction`], which borrows a backend per transaction and uses this
+//! module's task loop, welcome and end. Either way the session ends here.
 //!
 //! It must never: forward a message the gate refused, or log SQL or secrets.
 
@@ -16,7 +17,8 @@ use tokio::net::TcpStream;
 
 use super::error::Fatal;
 use super::flow::Flow;
-use super::session::{pool_fatal, write_fatal, Ready};
+use super::cancel::CancelKey;
+use super::session::{pool_fatal, write_fatal, Held, Ready};
 use super::Shared;
 use crate::audit::AuditEvent;
 use crate::backend::{Backend, BackendReader, BackendWriter, PoolError};
@@ -26,7 +28,7 @@ use crate::net::FLUSH_AT;
 use crate::relay::{Ended, FromClient, Job, Outcome, Refused, Relay};
 use crate::router::{EndReason, Route};
 
-enum End {
+pub(super) enum End {
     /// The client said Terminate or closed cleanly between messages.
     Client,
     ClientError(Fatal),
@@ -34,23 +36,21 @@ enum End {
     Backend(PoolError),
     Revoked(EndReason),
     Shutdown,
+    /// Transaction mode: the backend may go back to its lane (idle, nothing outstanding).
+    Released,
 }
 
 pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream, buf: BytesMut, ready: Ready) {
-    let Ready { route, key, mut backend } = ready;
+    let Ready { route, key, held } = ready;
+    let mut backend = match held {
+        Held::Session(b) => b,
+        Held::Transaction(t) => return super::transaction::serve(shared, stream, buf, route, key, t).await,
+    };
     let Some(target) = backend.cancel_target() else { return };
     let cancel_key = shared.cancels.register(target);
     let mut stop = watch_for_stop(shared, &route, &key.id);
 
-    // Welcome: AuthenticationOk, the backend's parameters, our cancel key, ReadyForQuery.
-    let mut out = BytesMut::new();
-    messages::auth_ok(&mut out);
-    for (n, v) in backend.parameters() {
-        messages::parameter_status(&mut out, n, v);
-    }
-    messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
-    messages::ready_for_query(&mut out, b'I');
-    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+    if !welcome(&mut stream, backend.parameters(), &cancel_key).await {
         backend.release().await;
         return;
     }
@@ -66,28 +66,40 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
     };
     drop(stop);
     drop(cancel_key);
-    let idle = answered && backend.transaction_status() == b'I';
+    let reusable = answered && backend.transaction_status() == b'I' && matches!(end, End::Client | End::ClientError(_) | End::Released);
+    say_end(shared, &mut stream, &route, &key.id, end).await;
+    if reusable {
+        backend.release().await;
+    }
+}
+
+/// Welcome an authenticated client: AuthenticationOk, the backend's parameters, our cancel
+/// key, ReadyForQuery. `false` if the client is gone.
+pub(super) async fn welcome(stream: &mut ClientStream, parameters: &[(String, String)], cancel_key: &CancelKey) -> bool {
+    let mut out = BytesMut::new();
+    messages::auth_ok(&mut out);
+    for (n, v) in parameters {
+        messages::parameter_status(&mut out, n, v);
+    }
+    messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
+    messages::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await.is_ok() && stream.flush().await.is_ok()
+}
+
+/// Tell the client why its session ends (nothing for a clean exit), and audit a revocation.
+pub(super) async fn say_end(shared: &Shared, stream: &mut ClientStream, route: &Route, key_id: &str, end: End) {
     match end {
-        End::Client => {
-            if idle {
-                backend.release().await;
-            }
-        }
-        End::ClientError(f) => {
-            write_fatal(&mut stream, &f).await;
-            if idle {
-                backend.release().await;
-            }
-        }
+        End::Client | End::Released => {}
+        End::ClientError(f) => write_fatal(stream, &f).await,
         End::Backend(e) => {
             if !matches!(e, PoolError::Closed) {
-                write_fatal(&mut stream, &pool_fatal(&e)).await;
+                write_fatal(stream, &pool_fatal(&e)).await;
             }
         }
         End::Revoked(reason) => {
             shared.auditor.record(AuditEvent::Ended {
                 tenant: route.tenant.to_string(),
-                key_id: key.id.clone(),
+                key_id: key_id.to_string(),
                 reason: match reason {
                     EndReason::KeyRevoked => "key-revoked",
                     EndReason::Suspended => "suspended",
@@ -95,36 +107,36 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
                     EndReason::Gone => "gone",
                 },
             });
-            write_fatal(&mut stream, &Fatal::new("57P01", reason.message())).await;
+            write_fatal(stream, &Fatal::new("57P01", reason.message())).await;
         }
         End::Shutdown => {
-            write_fatal(&mut stream, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
+            write_fatal(stream, &Fatal::new("57P01", "terminating connection: tenantgate is shutting down; reconnect shortly")).await;
         }
     }
 }
 
-fn stopped(s: Result<Stop, tokio::sync::oneshot::error::RecvError>) -> End {
+pub(super) fn stopped(s: Result<Stop, tokio::sync::oneshot::error::RecvError>) -> End {
     match s {
         Ok(Stop::Revoked(reason)) => End::Revoked(reason),
         Ok(Stop::Shutdown) | Err(_) => End::Shutdown,
     }
 }
 
-fn incomplete() -> Fatal {
+pub(super) fn incomplete() -> Fatal {
     Fatal::new("08P01", "incomplete message from client: the connection closed in the middle of it")
 }
 
 /// Forward on this task: both directions as futures of one `select!`. For TLS clients, and
 /// for all clients when the relay is off. Returns how it ended, the client stream, and
 /// whether every sync point sent to the backend was answered.
-async fn in_task(mut stream: ClientStream, buf: BytesMut, backend: &mut Backend, flow: Flow, stop: &mut StopWatch) -> (End, ClientStream, bool) {
+async fn in_task(mut stream: ClientStream, mut buf: BytesMut, backend: &mut Backend, flow: Flow, stop: &mut StopWatch) -> (End, ClientStream, bool) {
     let end = {
         let (mut cr, mut cw) = stream.split();
         match backend.io() {
             Err(e) => End::Backend(e),
             Ok((br, bw)) => tokio::select! {
                 biased;
-                e = client_to_backend(&flow, &mut cr, buf, bw) => e,
+                e = client_to_backend(&flow, &mut cr, &mut buf, bw) => e,
                 e = backend_to_client(&flow, br, &mut cw) => e,
                 s = &mut stop.rx => stopped(s),
             },
@@ -214,7 +226,7 @@ fn reattach_client(client: std::net::TcpStream) -> ClientStream {
 }
 
 /// Why a session must end from outside: its key or tenant changed, or the gateway stops.
-enum Stop {
+pub(super) enum Stop {
     Revoked(EndReason),
     Shutdown,
 }
@@ -222,8 +234,8 @@ enum Stop {
 /// The session's stop signal. A separate task waits on the router's events and the shutdown
 /// flag, so the forwarding loop, which wakes for every message, polls one cheap oneshot
 /// instead of a broadcast receiver and a watch (each takes a lock when polled).
-struct StopWatch {
-    rx: tokio::sync::oneshot::Receiver<Stop>,
+pub(super) struct StopWatch {
+    pub(super) rx: tokio::sync::oneshot::Receiver<Stop>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -234,7 +246,7 @@ impl Drop for StopWatch {
     }
 }
 
-fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
+pub(super) fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
     let mut sub = shared.router.subscribe(route, key_id);
     let mut shutdown = shared.shutdown.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -249,11 +261,11 @@ fn watch_for_stop(shared: &Shared, route: &Route, key_id: &str) -> StopWatch {
 }
 
 /// Client → backend: read, frame and gate (the [`Flow`]), forward.
-async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, mut buf: BytesMut, bw: &mut BackendWriter) -> End {
+pub(super) async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, buf: &mut BytesMut, bw: &mut BackendWriter) -> End {
     let mut out = BytesMut::with_capacity(8192);
     loop {
         loop {
-            let step = match flow.client_frames(&mut buf, &mut out) {
+            let step = match flow.client_frames(buf, &mut out) {
                 // Like the relay, send nothing of a batch that ends in a protocol error.
                 FromClient::Fault(f) => return End::ClientError(f),
                 step => step,
@@ -270,7 +282,7 @@ async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, mut buf: Byte
                 FromClient::Terminate | FromClient::Fault(_) => return End::Client,
             }
         }
-        match cr.read_buf(&mut buf).await {
+        match cr.read_buf(buf).await {
             Ok(0) if buf.is_empty() => return End::Client,
             Ok(0) => return End::ClientError(incomplete()),
             Ok(_) => {}
@@ -280,17 +292,32 @@ async fn client_to_backend(flow: &Flow, cr: &mut ClientReader<'_>, mut buf: Byte
 }
 
 /// Backend → client: forward, through the [`Flow`] (ReadyForQuery counted, marker errors
-/// swapped for denials).
-async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &mut BackendReader, cw: &mut W) -> End {
+/// swapped for denials). In transaction mode it ends at the ReadyForQuery after which the
+/// backend may go back ([`Flow::releasable`]).
+pub(super) async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &mut BackendReader, cw: &mut W) -> End {
     let mut out = BytesMut::with_capacity(8192);
     loop {
-        let forwarded = br.recv_with(|m| flow.backend_message(m, &mut out)).await;
-        if let Err(e) = forwarded {
-            if !out.is_empty() {
-                let _ = cw.write_all(&out).await;
-                let _ = cw.flush().await;
+        let forwarded = br
+            .recv_with(|m| {
+                flow.backend_message(m, &mut out);
+                m[0] == b'Z'
+            })
+            .await;
+        let ready = match forwarded {
+            Ok(ready) => ready,
+            Err(e) => {
+                if !out.is_empty() {
+                    let _ = cw.write_all(&out).await;
+                    let _ = cw.flush().await;
+                }
+                return End::Backend(e);
             }
-            return End::Backend(e);
+        };
+        if ready && flow.releasable() {
+            if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
+                return End::Client;
+            }
+            return End::Released;
         }
         if !br.has_buffered_message() || out.len() >= FLUSH_AT {
             if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {

@@ -3,6 +3,8 @@
 //! forwarding and the end), with
 //! SCRAM authentication by tenant API key ([`scram`]), the startup-parameter allow-list
 //! ([`startup`]), the caps on connections still starting up ([`startups`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
+//! transaction mode's lanes of lent backends ([`lending`]), session loop ([`transaction`]) and
+//! named statements carried across backends ([`statements`]),
 //! and the forwarding rules ([`flow`]), which
 //! the session's task or a [`crate::relay`] thread runs once the session is authenticated.
 //!
@@ -14,12 +16,15 @@ pub mod cancel;
 pub mod error;
 pub mod flow;
 pub mod forward;
+pub mod lending;
 pub mod listener;
 pub mod scram;
 pub mod session;
 pub mod startup;
 pub mod startups;
+pub mod statements;
 pub mod stream;
+pub mod transaction;
 
 use std::sync::Arc;
 
@@ -33,6 +38,8 @@ pub struct Shared {
     pub cfg: Arc<GatewayConfig>,
     pub router: Router,
     pub pools: Pools,
+    /// Transaction mode's lanes of lent backends, over `pools`.
+    pub lending: lending::Lending,
     pub gate: Arc<tg_gate::Gate>,
     /// Per-tenant quotas and usage, shared with the other doors (`DataPlane::quotas`).
     pub quotas: tg_dataplane::quota::Quotas,

@@ -95,7 +95,15 @@ pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
 pub(super) struct Ready {
     pub(super) route: Route,
     pub(super) key: ActiveKey,
-    pub(super) backend: Backend,
+    pub(super) held: Held,
+}
+
+/// The backend a session starts with, by the tenant's pool mode.
+pub(super) enum Held {
+    /// Its own for the whole session.
+    Session(Backend),
+    /// Borrowed for the welcome; the session borrows one per transaction after it.
+    Transaction(super::transaction::Start),
 }
 
 async fn read_startup(stream: &mut ClientStream, buf: &mut BytesMut) -> Result<Startup, StartupEnd> {
@@ -280,6 +288,21 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
             return Err(Fatal::new(d.sqlstate, format!("startup parameter refused: {}", d.message)).into());
         }
     }
+    if shared.cfg.pool_mode_for(&route.slug) == crate::config::PoolMode::Transaction {
+        // Transaction mode: a backend of the role's lane, with the client's settings applied.
+        let lane = super::lending::LaneKey::of(&route, key.scope);
+        let settings = startup::set_statements(&req.settings);
+        let lent = match shared.lending.borrow(&shared.router, &route, key.scope, &lane, &settings).await {
+            Ok(l) => l,
+            Err(e) => {
+                audit_conn(Some(&route), Some(&key.id), if matches!(e, PoolError::Exhausted { .. }) { "budget-exhausted" } else { "backend-error" });
+                return Err(pool_fatal(&e).into());
+            }
+        };
+        audit_conn(Some(&route), Some(&key.id), "ok");
+        shared.auditor.record(AuditEvent::KeyUsed { key_id: key.id.clone() });
+        return Ok(Ready { route, key, held: Held::Transaction(super::transaction::Start { lent, lane, settings }) });
+    }
     // A move may have closed the old placement before this gateway heard of it: admission
     // holds and retries on the route as the catalog has it now.
     let (route, mut backend) = match tg_dataplane::admission::checkout(&shared.router, &shared.pools, route.clone(), key.scope).await {
@@ -298,7 +321,7 @@ async fn startup_phase(shared: &Shared, stream: &mut ClientStream, buf: &mut Byt
     }
     audit_conn(Some(&route), Some(&key.id), "ok");
     shared.auditor.record(AuditEvent::KeyUsed { key_id: key.id.clone() });
-    Ok(Ready { route, key, backend })
+    Ok(Ready { route, key, held: Held::Session(backend) })
 }
 
 /// The gate's scope for a key's scope.
