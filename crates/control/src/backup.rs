@@ -71,7 +71,7 @@ impl Backups {
     }
 
     pub fn pgbackrest_bin(&self) -> PathBuf {
-        self.cfg.pgbackrest.clone().unwrap_or_else(|| find_in_path("pgbackrest").unwrap_or_else(|| PathBuf::from("pgbackrest")))
+        self.cfg.pgbackrest.clone().unwrap_or_else(default_bin)
     }
 
     /// The `archive_command` of a server backed up as `stanza` (the `%p` left for PostgreSQL).
@@ -149,6 +149,12 @@ impl Backups {
         }
         Ok(out)
     }
+}
+
+/// `pgbackrest` on PATH, as an absolute path (a server's `archive_command` may run with
+/// another PATH), or the bare name when it is not installed.
+pub fn default_bin() -> PathBuf {
+    find_in_path("pgbackrest").unwrap_or_else(|| PathBuf::from("pgbackrest"))
 }
 
 /// `pgbackrest --config=CONF --stanza=S archive-push %p`, every path quoted for the shell.

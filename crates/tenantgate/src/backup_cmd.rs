@@ -46,7 +46,11 @@ fn print(list: &[ServerBackups], json: bool) -> Result<()> {
             "server {} ({}) stanza {}: {}; repository {}, {} full backups kept",
             s.server, s.region, s.stanza, s.status, s.repo, s.retention_full
         );
-        println!("  recovery window: {} to {}", t(s.recoverable_from), t(s.recoverable_to));
+        println!(
+            "  recovery window: {} to {} (the last WAL archived; `tenant restore` archives the current WAL first)",
+            t(s.recoverable_from),
+            t(s.recoverable_to)
+        );
         if s.archive_failures > 0 {
             println!("  WARNING: {} WAL segment(s) failed to archive (last {})", s.archive_failures, s.last_failed_wal.as_deref().unwrap_or("-"));
         }
@@ -59,7 +63,7 @@ fn print(list: &[ServerBackups], json: bool) -> Result<()> {
             .map(|b| vec![b.label.clone(), b.kind.clone(), t(Some(b.started_at)), t(Some(b.stopped_at)), b.size_bytes.to_string(), format!("{}..{}", b.wal_start, b.wal_stop)])
             .collect();
         if !rows.is_empty() {
-            output::table(&["  LABEL", "TYPE", "STARTED", "ENDED", "BYTES", "WAL"], &rows);
+            output::table(&["LABEL", "TYPE", "STARTED", "ENDED", "BYTES", "WAL"], &rows);
         }
     }
     Ok(())

@@ -34,6 +34,28 @@ struct DemoServer {
 const SERVERS: [DemoServer; 2] =
     [DemoServer { name: "us-1", region: "us-east" }, DemoServer { name: "eu-1", region: "eu-central" }];
 
+/// The demo's pgBackRest repository, under the demo directory.
+const BACKUP_REPO: &str = "backups";
+
+/// A first full backup of each demo server, so `tenant restore --at` works at once. A
+/// failure is a warning: the demo runs without point-in-time restore.
+async fn ensure_backups(cfg: &Config, cat: &Catalog) {
+    let have = match tg_control::backup::status(cfg, cat).await {
+        Ok(list) => list.iter().all(|s| !s.backups.is_empty()),
+        Err(_) => false,
+    };
+    if have {
+        return;
+    }
+    println!("taking a first pgBackRest backup of each server ...");
+    if let Err(e) = tg_control::backup::run(cfg, cat, None, "full").await {
+        println!(
+            "warning: no backup was taken ({e}); `tenant restore --at` needs one. Install pgbackrest (`make deps`), \
+             restart the clusters (`tenantgate demo --stop`, then `tenantgate demo`) and run `tenantgate backup run`"
+        );
+    }
+}
+
 struct DemoTenant {
     slug: &'static str,
     placement: Placement,
@@ -66,7 +88,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("starting local PostgreSQL clusters under {} ...", dir.display());
     let mut clusters = Vec::new();
     for s in &SERVERS {
-        let opts = ClusterOptions { name: s.name.to_string(), fsync: true, ..ClusterOptions::default() };
+        // WAL archived by pgBackRest into the demo's repository (`tenant restore --at`).
+        let archive = tg_control::backup::archive_command(&tg_control::backup::default_bin(), &dir.join(BACKUP_REPO).join(tg_control::backup::CONFIG_FILE), s.name);
+        let extra_conf = vec![("archive_mode".into(), "on".into()), ("archive_command".into(), archive)];
+        let opts = ClusterOptions { name: s.name.to_string(), fsync: true, extra_conf, ..ClusterOptions::default() };
         let c = Cluster::open_persistent(&dir.join(s.name), opts)
             .with_context(|| format!("starting demo cluster {}", s.name))?;
         clusters.push(c);
@@ -85,6 +110,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         bail!("migrations failed on {} target(s); `tenantgate migrate status` shows which", report.failed());
     }
 
+    ensure_backups(&cfg, &cat).await;
     for t in &TENANTS {
         ensure_tenant(&cfg, &mut cat, t).await?;
     }
@@ -204,12 +230,13 @@ fn write_config(dir: &Path, clusters: &[Cluster]) -> Result<PathBuf> {
     }
     let bench = dir.join("move-benchmark.json");
     std::fs::write(&bench, MOVE_BENCHMARK).with_context(|| format!("writing {}", bench.display()))?;
+    let backup = tg_local::backup_toml(&servers, BACKUP_REPO, 2);
     toml.push_str(&tg_local::deployment_toml(
         &servers,
         "restaurant/migrations",
-        "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\n\n\
+        &(backup + "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\n\n\
          # Development JWT key (demo only): `tenantgate token SLUG` signs with it.\n\
-         [[http.jwt_keys]]\nkid = \"demo-dev\"\nalg = \"HS256\"\nsecret_file = \"jwt-dev.secret\"\n\n",
+         [[http.jwt_keys]]\nkid = \"demo-dev\"\nalg = \"HS256\"\nsecret_file = \"jwt-dev.secret\"\n\n"),
     ));
     let path = dir.join("tenantgate.toml");
     write_private(&path, &toml)?;

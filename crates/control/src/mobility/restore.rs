@@ -3,8 +3,10 @@
 //!
 //! 1. Checks that need no server work: the tenant, T inside its life and the server's
 //!    recovery window (`backup::info`), no move of the tenant since T, the target slug.
-//! 2. `pgbackrest check` on the live server: a WAL switch, archived, so every commit up to
-//!    now is in the repository (the live server is otherwise never touched).
+//! 2. One committed transaction with no data change (`txid_current()`, so the recovery
+//!    finds a commit after T even on an idle server) and `pgbackrest check` on the live
+//!    server: a WAL switch, archived, so every commit up to now is in the repository. The
+//!    live server is otherwise never touched.
 //! 3. The server's backup recovered to T into a scratch cluster (`scratch::Scratch`).
 //! 4. The tenant's rows read there by the export (`export::stream_from`: `WHERE tenant_id
 //!    = key` in every placement, one snapshot, as admin of the scratch cluster) and
@@ -185,6 +187,11 @@ pub async fn restore(cfg: &Config, catalog: &mut Catalog, req: &RestoreRequest, 
     };
 
     let t0 = Instant::now();
+    // Recovery stops at the first commit after T; an idle server may have none yet, so one
+    // is made (an xid assigned and committed: no data changes), then the WAL is archived.
+    let live = ServerAdmin { name: &server.name, url: &server.url }.connect(None).await?;
+    live.batch_execute("SELECT txid_current()").await.map_err(|e| Error::db("marking the end of the time to restore on the live server", e))?;
+    drop(live);
     backup::check(&b, &bs, &server.url)
         .await
         .map_err(|e| Error::Backup(format!("the WAL of server {} up to now could not be archived, so {} may not be recoverable: {e}", server.name, req.at.to_rfc3339())))?;
