@@ -11,14 +11,19 @@
 
 use tg_catalog::keys::KeyScope;
 
-use crate::backend::{Backend, PoolError, Pools};
+use crate::backend::{Backend, Door, PoolError, Pools};
 use crate::router::{Route, RouteError, Router};
 
 /// Hold `route` through a move's fence, then check out a backend for it. Returns the
 /// route actually used, which differs from `route` when the tenant moved meanwhile.
 pub async fn checkout(router: &Router, pools: &Pools, route: Route, scope: KeyScope) -> Result<(Route, Backend), PoolError> {
+    checkout_for(router, pools, route, scope, Door::Wire).await
+}
+
+/// As [`checkout`], for `door` (see [`Pools::checkout_for`]).
+pub async fn checkout_for(router: &Router, pools: &Pools, route: Route, scope: KeyScope, door: Door) -> Result<(Route, Backend), PoolError> {
     let route = router.hold_while_fenced(route).await.map_err(moving)?;
-    match pools.checkout(&route, scope).await {
+    match pools.checkout_for(&route, scope, door).await {
         Ok(b) => Ok((route, b)),
         Err(e @ PoolError::Exhausted { .. }) => Err(e),
         Err(e) => {
@@ -28,7 +33,7 @@ pub async fn checkout(router: &Router, pools: &Pools, route: Route, scope: KeySc
             }
             let now = router.hold_while_fenced(now).await.map_err(moving)?;
             now.check_routable().map_err(|r| PoolError::NotRoutable(r.to_string()))?;
-            let b = pools.checkout(&now, scope).await?;
+            let b = pools.checkout_for(&now, scope, door).await?;
             Ok((now, b))
         }
     }

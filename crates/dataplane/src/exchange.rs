@@ -3,15 +3,18 @@
 //! The whole exchange is written at once and read back in one pass:
 //!
 //! ```text
-//! Query  "BEGIN; SET LOCAL statement_timeout = …; SET LOCAL DateStyle = 'ISO, MDY'; …"
+//! Query  "SET DateStyle = 'ISO, MDY'; SET bytea_output = 'hex'; …; SET statement_timeout = …"
+//!        (only what the backend does not carry already; often nothing)
 //! Parse  (unnamed, the tenant's SQL, every parameter of unspecified type 0)
 //! Bind   (text parameters, text results) · Describe portal · Execute (max_rows + 1) · Sync
-//! Query  "COMMIT"    (a ROLLBACK if the statement failed)
 //! ```
 //!
-//! `SET LOCAL` keeps the session exactly as it was found: nothing this module does outlives the
-//! request on the backend. Parameters are bound, never interpolated, and a Parse message can
-//! hold only one statement, so PostgreSQL itself refuses a second one even with the gate off.
+//! The statement runs in the implicit transaction that the Sync ends. The settings are
+//! session settings, applied once per pooled backend ([`Settings`]): the pool keeps a
+//! backend's settings for the statement doors' next statement and resets the backend before
+//! a wire client gets it (`crate::backend::pool`). Parameters are bound, never interpolated,
+//! and a Parse message can hold only one statement, so PostgreSQL itself refuses a second one
+//! even with the gate off.
 //!
 //! Owns message order and decoding. It must never forward a NoticeResponse, or any
 //! ErrorResponse field but the SQLSTATE and the primary message: DETAIL, HINT, CONTEXT and
@@ -76,15 +79,35 @@ fn enc(e: std::io::Error) -> ExecError {
     ExecError::Broken(format!("encoding a frontend message: {e}"))
 }
 
-/// Build the pipelined request.
-pub fn encode(st: &Statement<'_>) -> Result<BytesMut, ExecError> {
+/// The session settings a backend already carries for this module, if any (as the pool's
+/// [`crate::backend::Carried`] records them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// Startup values only: every setting is applied.
+    None,
+    /// The output settings and this `statement_timeout`.
+    Applied { statement_timeout_ms: u64 },
+}
+
+/// The settings to apply before `st` on a backend carrying `have`, if any.
+pub fn prelude(st: &Statement<'_>, have: Settings) -> Option<String> {
+    match have {
+        Settings::Applied { statement_timeout_ms } if statement_timeout_ms == st.statement_timeout_ms => None,
+        Settings::Applied { .. } => Some(format!("SET statement_timeout = {}", st.statement_timeout_ms)),
+        Settings::None => Some(format!(
+            "SET DateStyle = 'ISO, MDY'; SET bytea_output = 'hex'; SET extra_float_digits = 3; \
+             SET statement_timeout = {}",
+            st.statement_timeout_ms
+        )),
+    }
+}
+
+/// Build the pipelined request for a backend carrying `have`.
+pub fn encode(st: &Statement<'_>, have: Settings) -> Result<BytesMut, ExecError> {
     let mut buf = BytesMut::new();
-    let prelude = format!(
-        "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL DateStyle = 'ISO, MDY'; \
-         SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3",
-        st.statement_timeout_ms
-    );
-    frontend::query(&prelude, &mut buf).map_err(enc)?;
+    if let Some(prelude) = prelude(st, have) {
+        frontend::query(&prelude, &mut buf).map_err(enc)?;
+    }
     frontend::parse("", st.sql, std::iter::repeat_n(0u32, st.params.len()), &mut buf).map_err(enc)?;
     frontend::bind(
         "",
@@ -109,7 +132,6 @@ pub fn encode(st: &Statement<'_>) -> Result<BytesMut, ExecError> {
     let limit = i32::try_from(st.max_rows.saturating_add(1)).unwrap_or(i32::MAX);
     frontend::execute("", limit, &mut buf).map_err(enc)?;
     frontend::sync(&mut buf);
-    frontend::query("COMMIT", &mut buf).map_err(enc)?;
     Ok(buf)
 }
 
@@ -148,17 +170,22 @@ fn command_rows(tag: &str) -> Option<u64> {
     }
 }
 
-/// Run the statement. On `Ok` and on `Err(Db)` the connection is idle and reusable.
-pub async fn run<B: BackendIo>(b: &mut B, st: &Statement<'_>) -> Result<Outcome, ExecError> {
-    let request = encode(st)?;
+/// Run the statement on a backend carrying `have`. On `Ok` and on `Err(Db)` the connection
+/// is reusable once idle (the caller checks: a tenant's lone `BEGIN` leaves it in a
+/// transaction), and carries the settings of `st`, unless the error came from the settings
+/// themselves ([`prelude`]), which the caller cannot tell apart: it should reset the backend
+/// after an `Err(Db)` when a prelude was sent.
+pub async fn run<B: BackendIo>(b: &mut B, st: &Statement<'_>, have: Settings) -> Result<Outcome, ExecError> {
+    let request = encode(st, have)?;
     b.send_bytes(&request).await.map_err(ExecError::Broken)?;
 
     let mut out = Outcome::default();
     let mut first_error: Option<(String, String)> = None;
     let mut bytes = 0usize;
-    let mut ready = 0u8;
-    // 0: prelude, 1: the statement, 2: COMMIT.
-    while ready < 3 {
+    // The statement's replies come after the prelude's ReadyForQuery, when there is one.
+    let mut ready = u8::from(prelude(st, have).is_none());
+    // 0: prelude, 1: the statement.
+    while ready < 2 {
         let msg = parse_frame(b.recv_frame().await.map_err(ExecError::Broken)?)?;
         match msg {
             backend::Message::ReadyForQuery(_) => ready += 1,
@@ -261,7 +288,7 @@ mod tests {
     fn encodes_one_parse_with_untyped_params() {
         let params = vec![Some("1".to_string()), None];
         let st = Statement { sql: "SELECT $1, $2", params: &params, statement_timeout_ms: 1000, max_rows: 10, max_bytes: 100 };
-        let buf = encode(&st).expect("encode");
+        let buf = encode(&st, Settings::None).expect("encode");
         let tags: Vec<u8> = {
             let mut v = Vec::new();
             let mut i = 0;
@@ -272,6 +299,16 @@ mod tests {
             }
             v
         };
-        assert_eq!(tags, b"QPBDESQ".to_vec());
+        assert_eq!(tags, b"QPBDES".to_vec());
+    }
+
+    #[test]
+    fn settings_are_applied_once() {
+        let st = Statement { sql: "SELECT 1", params: &[], statement_timeout_ms: 1000, max_rows: 10, max_bytes: 100 };
+        assert!(prelude(&st, Settings::None).is_some_and(|p| p.contains("DateStyle") && p.contains("= 1000")));
+        assert_eq!(prelude(&st, Settings::Applied { statement_timeout_ms: 1000 }), None);
+        assert_eq!(prelude(&st, Settings::Applied { statement_timeout_ms: 5 }).as_deref(), Some("SET statement_timeout = 1000"));
+        let buf = encode(&st, Settings::Applied { statement_timeout_ms: 1000 }).expect("encode");
+        assert_eq!(buf[0], b'P');
     }
 }

@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 
+use crate::backend::Door;
 use crate::exchange::Statement;
 use crate::principal::Principal;
 use crate::router::Route;
@@ -71,10 +72,10 @@ FROM (
 /// [{name, type, nullable, comment?}], primary_key?, unique_keys?, foreign_keys?}`.
 pub async fn describe(data: &DataPlane, principal: &Principal, route: &Route) -> Result<Value, StatementError> {
     // Held through a move's fence, retried on the new route if the old one was just closed.
-    let (_, backend) = crate::admission::checkout(&data.router, &data.pools, route.clone(), principal.scope)
+    let (_, backend) = crate::admission::checkout_for(&data.router, &data.pools, route.clone(), principal.scope, Door::Statement)
         .await
         .map_err(StatementError::Pool)?;
     let statement = Statement { sql: DESCRIBE, params: &[], statement_timeout_ms: 15_000, max_rows: 1, max_bytes: 64 << 20 };
-    let out = execute(backend, &statement).await?;
+    let out = execute(backend, &statement, true).await?;
     Ok(out.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Array(vec![])))
 }

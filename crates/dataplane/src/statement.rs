@@ -5,6 +5,11 @@
 //! from the shared pools (held through a move's fence), the [`exchange`](crate::exchange) under
 //! the call's row, byte and time limits, and the result columns' type names.
 //!
+//! A backend goes back to the pool carrying the exchange's session settings, unreset, for the
+//! next statement of the same tenant role ([`Backend::keep`]); after a statement the gate
+//! cannot vouch for (one that may leave session state of its own, or any with the gate off) it
+//! is reset with `DISCARD ALL` instead. A wire checkout resets it either way.
+//!
 //! Owns the order of those steps and the per-call limits ([`CallLimits`]); a door owns how a
 //! request arrives and how a [`StatementError`] is shown. Must never: run a statement the
 //! gate refused, run anything but the gate's rewritten text when it gives one, interpolate a
@@ -16,8 +21,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tg_catalog::keys::KeyScope;
 
-use crate::backend::{Backend, PoolError};
-use crate::exchange::{self, BackendIo, Column, ExecError, Outcome, Statement};
+use crate::backend::{Backend, Carried, Door, PoolError};
+use crate::exchange::{self, BackendIo, Column, ExecError, Outcome, Settings, Statement};
 use crate::principal::Principal;
 use crate::quota::QuotaDenial;
 use crate::usage::{Limit, TenantStats};
@@ -119,18 +124,28 @@ impl BackendIo for Pooled<'_> {
     }
 }
 
-/// Run one statement on a checked-out backend, with a wall-clock guard; gives the backend back
-/// (reset) when the exchange ended cleanly, closes it otherwise.
-pub async fn execute(mut backend: Backend, st: &Statement<'_>) -> Result<Outcome, StatementError> {
+/// Run one statement on a backend checked out for [`Door::Statement`], with a wall-clock
+/// guard. When the exchange ended cleanly the backend goes back to the pool: carrying the
+/// exchange's settings if `keep` (the statement leaves no session state of its own), reset
+/// otherwise. It is closed when the exchange did not end cleanly.
+pub async fn execute(mut backend: Backend, st: &Statement<'_>, keep: bool) -> Result<Outcome, StatementError> {
     let guard = Duration::from_millis(st.statement_timeout_ms) + GRACE;
-    let result = tokio::time::timeout(guard, exchange::run(&mut Pooled(&mut backend), st)).await;
+    let have = match backend.carried() {
+        Carried::Statement { statement_timeout_ms } => Settings::Applied { statement_timeout_ms },
+        Carried::Nothing => Settings::None,
+    };
+    let prelude_sent = exchange::prelude(st, have).is_some();
+    let result = tokio::time::timeout(guard, exchange::run(&mut Pooled(&mut backend), st, have)).await;
+    // What the backend carries now, for the next statement doors' statement.
+    let now = Carried::Statement { statement_timeout_ms: st.statement_timeout_ms };
     match result {
         Ok(Ok(out)) => {
-            tokio::spawn(backend.release());
+            give_back(backend, if keep { now } else { Carried::Nothing });
             Ok(out)
         }
         Ok(Err(ExecError::Db { sqlstate, message })) => {
-            tokio::spawn(backend.release());
+            // An error may have come from the settings: then what the backend carries is unknown.
+            give_back(backend, if keep && !prelude_sent { now } else { Carried::Nothing });
             Err(StatementError::Db { sqlstate, message })
         }
         Ok(Err(ExecError::Unsupported(m))) => {
@@ -150,6 +165,17 @@ pub async fn execute(mut backend: Backend, st: &Statement<'_>) -> Result<Outcome
             backend.close();
             Err(StatementError::Timeout)
         }
+    }
+}
+
+/// Back to the pool: unreset, carrying `carried`, or reset when it carries [`Carried::Nothing`]
+/// (the backend may hold settings a wire client must not see).
+fn give_back(mut backend: Backend, carried: Carried) {
+    if carried == Carried::Nothing {
+        tokio::spawn(backend.release());
+    } else {
+        backend.set_carried(carried);
+        backend.keep();
     }
 }
 
@@ -173,6 +199,8 @@ pub async fn run(
         TenantStats::add(&stats.denials, 1);
         StatementError::Denied(d)
     })?;
+    // Whether the backend may keep its settings for the next statement (no state of the tenant's own).
+    let keep = !data.gate.leaves_session_state(&principal.tenant, sql);
     if verdict.statements > 1 {
         return Err(StatementError::NotOne(verdict.statements));
     }
@@ -186,7 +214,7 @@ pub async fn run(
     let max_rows = cap(u64::from(limits.max_rows), q.max_rows) as u32;
     let max_bytes = cap(limits.max_bytes as u64, q.max_bytes) as usize;
     // Held through a move's fence, retried on the new route if the old one was just closed.
-    let (_, backend) = crate::admission::checkout(&data.router, &data.pools, route.clone(), principal.scope)
+    let (_, backend) = crate::admission::checkout_for(&data.router, &data.pools, route.clone(), principal.scope, Door::Statement)
         .await
         .map_err(StatementError::Pool)?;
     let backend_held = TenantStats::hold(&stats.backends);
@@ -199,7 +227,7 @@ pub async fn run(
         max_rows,
         max_bytes,
     };
-    let result = execute(backend, &statement).await;
+    let result = execute(backend, &statement, keep).await;
     drop(backend_held);
     drop(permit);
     TenantStats::add(&stats.statements, 1);
@@ -237,7 +265,7 @@ async fn type_names(data: &DataPlane, route: &Route, scope: KeyScope, cols: &[Co
     let unknown: Vec<u32> = cols.iter().filter(|c| values::builtin_type_name(c.type_oid).is_none()).map(|c| c.type_oid).collect();
     let mut looked_up = std::collections::HashMap::new();
     if !unknown.is_empty() {
-        if let Ok(backend) = data.pools.checkout(route, scope).await {
+        if let Ok(backend) = data.pools.checkout_for(route, scope, Door::Statement).await {
             let list = format!("{{{}}}", unknown.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
             let params = [Some(list)];
             let q = Statement {
@@ -247,7 +275,7 @@ async fn type_names(data: &DataPlane, route: &Route, scope: KeyScope, cols: &[Co
                 max_rows: 1_000,
                 max_bytes: 1 << 20,
             };
-            if let Ok(out) = execute(backend, &q).await {
+            if let Ok(out) = execute(backend, &q, true).await {
                 for r in out.rows {
                     if let (Some(Value::Number(oid)), Some(Value::String(name))) = (r.first(), r.get(1)) {
                         if let Some(oid) = oid.as_u64() {

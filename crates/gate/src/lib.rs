@@ -162,6 +162,21 @@ impl Gate {
             .get_or_analyze(tenant, sql, || analyze::analyze(sql, &self.cfg));
         apply(&analysis, scope, limits)
     }
+
+    /// Whether `sql` may leave state on the backend session after its transaction ends (a
+    /// session `SET`, `set_config(…, false)`, `LISTEN`, a held cursor, …; see [`session`]),
+    /// whatever the tenant's pooling mode. `true` when nothing can be claimed: the gate is off,
+    /// or the text holds a statement the gate refuses. A door that keeps a backend's session
+    /// for its next statement resets it instead after such a statement.
+    pub fn leaves_session_state(&self, tenant: &str, sql: &str) -> bool {
+        if !self.cfg.enabled {
+            return true;
+        }
+        let analysis = self
+            .cache
+            .get_or_analyze(tenant, sql, || analyze::analyze(sql, &self.cfg));
+        analysis.denial.is_some() || analysis.statements.iter().any(|s| s.session.is_some())
+    }
 }
 
 /// Applies a principal's scope and a tenant's limits to a (cached) analysis, statement by

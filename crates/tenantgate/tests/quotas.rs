@@ -249,5 +249,43 @@ fn quotas_metrics_and_top() {
         .collect();
     assert!(labels.len() <= TOP + 1, "bounded: {labels:?}");
     assert!(labels.contains("_other"), "the rest share _other: {labels:?}");
+
+    http_backends_keep_their_settings(&d, &s, &key("idle1"));
     eprintln!("quotas test: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// The HTTP door's backends (issue #19): its session settings are applied once per backend and
+/// there is no `DISCARD ALL` between its statements of one tenant role; the next wire client of
+/// that role gets the same backend reset, and a tenant's own session setting made over HTTP
+/// reaches neither door. `idle1` holds one backend (one HTTP statement so far).
+fn http_backends_keep_their_settings(d: &Deployment, s: &Serve, k: &str) {
+    let t = d.tenant("idle1");
+    let one = |q: &str| {
+        let r = sql(s, k, q);
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        r.body["rows"][0].clone()
+    };
+    let wire = |q: &str| {
+        let (ok, out) = psql(s, "idle1", k, q);
+        assert!(ok, "{q}: {out}");
+        out.trim().to_string()
+    };
+    let row = one("SELECT pg_backend_pid() AS pid, current_setting('extra_float_digits') AS efd");
+    let pid = row[0].as_i64().unwrap_or_else(|| panic!("a pid: {row}"));
+    assert_eq!(row[1], "3", "the HTTP door's settings are on the session: {row}");
+    for _ in 0..3 {
+        assert_eq!(one("SELECT pg_backend_pid() AS again")[0], pid, "one tenant role's statements in turn reuse its backend");
+    }
+    // What the backend ran last is the statement itself: no COMMIT and no DISCARD ALL after it.
+    let last = d.admin(&t.server, &t.database, &format!("SELECT query FROM pg_stat_activity WHERE pid = {pid}"));
+    assert!(last.contains("AS again") && !last.contains("DISCARD"), "the backend's last statement: {last:?}");
+    // The next wire client of the role gets that backend, reset: none of the HTTP door's settings.
+    let seen = wire("SELECT pg_backend_pid(), current_setting('extra_float_digits')");
+    assert_eq!(seen, format!("{pid}|1"), "the wire client gets the same backend, reset");
+    // A tenant's own session setting over HTTP is reset after its statement.
+    let r = sql(s, k, "SELECT set_config('application_name', 'http-leak', false) AS a");
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(one("SELECT current_setting('application_name') AS a")[0], "http-leak", "the next HTTP statement");
+    assert!(!wire("SELECT current_setting('application_name')").contains("http-leak"), "the next wire client");
 }

@@ -9,7 +9,7 @@ pub mod conn;
 pub mod pool;
 
 pub use conn::{BackendReader, BackendWriter, CancelTarget, Parked, RawMessage, ReaderState};
-pub use pool::{Backend, PoolStats, Pools};
+pub use pool::{Backend, Carried, Door, PoolStats, Pools};
 
 /// Why a backend connection could not be had or used.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,6 +3,10 @@
 //! Owns which backend connections exist, who holds them and when they close:
 //! - a pool is keyed by (server, database, role), so a connection belongs to exactly one
 //!   tenant role for its whole life (DESIGN I2) and is reset with `DISCARD ALL` between clients;
+//! - the exception: a backend the statement doors (HTTP, MCP) give back keeps the session
+//!   settings they applied ([`Carried`]) and goes back unreset, so their next statement on it
+//!   skips both the settings and the reset; a wire checkout ([`Door::Wire`]) that gets such a
+//!   backend resets it first, so no wire client ever sees what a statement door left;
 //! - each server has a budget of connections (idle + in use + connecting) over all tenants;
 //!   when it is full, the longest-idle connection of another tenant is closed to make room;
 //!   otherwise a checkout waits, up to a timeout, and then fails with 53300;
@@ -43,6 +47,34 @@ struct Idle {
     conn: BackendConn,
     slot: Slot,
     since: Instant,
+    carried: Carried,
+}
+
+/// The session settings a backend carries beyond its startup values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Carried {
+    /// None: fresh, or reset with `DISCARD ALL`.
+    #[default]
+    Nothing,
+    /// The statement doors' settings (`crate::exchange`), with this `statement_timeout`.
+    Statement { statement_timeout_ms: u64 },
+}
+
+/// Who checks a backend out, which decides what it may carry when handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// A wire session or a transaction-mode lane: gets a backend carrying nothing.
+    Wire,
+    /// A one-statement door (HTTP, MCP): takes a backend that carries the statement doors'
+    /// settings as it is (preferred), or a reset one.
+    Statement,
+}
+
+/// Take an idle backend from `list`, the newest one that suits `door` first.
+fn pop_idle(list: &mut Vec<Idle>, door: Door) -> Option<Idle> {
+    let wants = |i: &Idle| (i.carried == Carried::Nothing) == (door == Door::Wire);
+    let at = list.iter().rposition(wants).or_else(|| list.len().checked_sub(1))?;
+    Some(list.remove(at))
 }
 
 #[derive(Default)]
@@ -122,7 +154,15 @@ impl Pools {
     /// A backend connection for `route`'s tenant, logged in as the role of `scope`, from
     /// the tenant's pool or newly opened. Checks that the tenant is routable first.
     /// Waits up to `gateway.checkout_timeout_ms` when the server's budget is exhausted.
+    /// The backend carries nothing but its startup settings (see [`Self::checkout_for`]).
     pub async fn checkout(&self, route: &Route, scope: KeyScope) -> Result<Backend, PoolError> {
+        self.checkout_for(route, scope, Door::Wire).await
+    }
+
+    /// As [`Self::checkout`], for `door`: a [`Door::Wire`] checkout resets a backend that a
+    /// statement door gave back (`DISCARD ALL`) before handing it over; a
+    /// [`Door::Statement`] one takes it as it is ([`Backend::carried`] says what it carries).
+    pub async fn checkout_for(&self, route: &Route, scope: KeyScope, door: Door) -> Result<Backend, PoolError> {
         route.check_routable().map_err(|e| PoolError::NotRoutable(e.to_string()))?;
         let login = route.login(scope);
         let key = PoolKey {
@@ -145,7 +185,7 @@ impl Pools {
             notified.as_mut().enable();
             let action = {
                 let mut st = lock(&self.inner.state);
-                if let Some(idle) = st.idle.get_mut(&key).and_then(|v| v.pop()) {
+                if let Some(idle) = st.idle.get_mut(&key).and_then(|v| pop_idle(v, door)) {
                     Action::Reuse(idle)
                 } else if st.tenant_open.get(&tenant_key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
                     Action::Wait(
@@ -176,7 +216,16 @@ impl Pools {
                         drop(idle); // closed by the server meanwhile (e.g. the tenant was suspended)
                         continue;
                     }
-                    return Ok(Backend { conn: Some(idle.conn), parked: None, slot: Some(idle.slot), pools: self.clone() });
+                    let mut carried = idle.carried;
+                    if door == Door::Wire && carried != Carried::Nothing {
+                        if let Err(e) = idle.conn.reset().await {
+                            tracing::debug!("closing a statement door's backend that did not reset: {e}");
+                            idle.conn.terminate();
+                            continue;
+                        }
+                        carried = Carried::Nothing;
+                    }
+                    return Ok(Backend { conn: Some(idle.conn), parked: None, slot: Some(idle.slot), pools: self.clone(), carried });
                 }
                 Action::Connect(slot, victim) => {
                     if let Some(v) = victim {
@@ -193,7 +242,7 @@ impl Pools {
                         connect_timeout: GatewayConfig::ms(cfg.connect_timeout_ms),
                     })
                     .await?;
-                    return Ok(Backend { conn: Some(conn), parked: None, slot: Some(slot), pools: self.clone() });
+                    return Ok(Backend { conn: Some(conn), parked: None, slot: Some(slot), pools: self.clone(), carried: Carried::Nothing });
                 }
                 Action::Wait(why, limit) => {
                     let now = Instant::now();
@@ -237,9 +286,9 @@ impl Pools {
         PoolStats { open: st.server_open.get(server).copied().unwrap_or(0), idle }
     }
 
-    fn put_idle(&self, conn: BackendConn, slot: Slot) {
+    fn put_idle(&self, conn: BackendConn, slot: Slot, carried: Carried) {
         let key = slot.key.clone();
-        lock(&self.inner.state).idle.entry(key).or_default().push(Idle { conn, slot, since: Instant::now() });
+        lock(&self.inner.state).idle.entry(key).or_default().push(Idle { conn, slot, since: Instant::now(), carried });
         self.inner.notify.notify_waiters();
     }
 }
@@ -326,13 +375,15 @@ async fn reap_task(inner: std::sync::Weak<Inner>) {
 ///
 /// Use [`Backend::send`]/[`Backend::recv`] for request/response use, or [`Backend::io`] for
 /// full-duplex forwarding. Give it back with [`Backend::release`] (reset with `DISCARD ALL`,
-/// then pooled); dropping it instead closes the connection.
+/// then pooled) or, from a statement door, [`Backend::keep`]; dropping it instead closes
+/// the connection.
 pub struct Backend {
     conn: Option<BackendConn>,
     /// The rest of the connection while a relay thread has its socket ([`Backend::detach`]).
     parked: Option<Parked>,
     slot: Option<Slot>,
     pools: Pools,
+    carried: Carried,
 }
 
 impl Backend {
@@ -392,12 +443,40 @@ impl Backend {
         self.conn.as_ref().map(|c| c.role.as_str()).unwrap_or("")
     }
 
+    /// The session settings this backend carries beyond its startup values.
+    pub fn carried(&self) -> Carried {
+        self.carried
+    }
+
+    /// Record what the caller has just applied to the session (a statement door's settings).
+    pub fn set_carried(&mut self, carried: Carried) {
+        self.carried = carried;
+    }
+
+    /// Return to the pool without a reset, carrying [`Self::carried`], for the statement
+    /// doors' next statement (a wire checkout resets it first), at once: the next statement
+    /// finds it. Falls back to [`Self::release`] (spawned) when it carries nothing, and closes
+    /// it unless idle with nothing unread.
+    pub fn keep(mut self) {
+        if self.carried == Carried::Nothing {
+            tokio::spawn(self.release());
+            return;
+        }
+        let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else { return };
+        if conn.reader.transaction_status() != b'I' || conn.reader.buffered() > 0 {
+            tracing::debug!("closing a statement door's backend that is not idle");
+            conn.terminate();
+            return;
+        }
+        self.pools.put_idle(conn, slot, self.carried);
+    }
+
     /// Reset with `DISCARD ALL` and return to the pool; close instead if the connection is
     /// in a transaction, has unread data, or the reset fails.
     pub async fn release(mut self) {
         let (Some(mut conn), Some(slot)) = (self.conn.take(), self.slot.take()) else { return };
         match conn.reset().await {
-            Ok(()) => self.pools.put_idle(conn, slot),
+            Ok(()) => self.pools.put_idle(conn, slot, Carried::Nothing),
             Err(e) => {
                 tracing::debug!("closing backend instead of pooling it: {e}");
                 conn.terminate();
