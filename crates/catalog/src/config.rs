@@ -108,6 +108,10 @@ pub struct ReportsConfig {
     /// `tenantgate questionnaire`. Relative to the config file. Unset: no measurement.
     #[serde(default)]
     pub move_benchmark: Option<PathBuf>,
+    /// A machine-readable restore benchmark (`bench/restore.sh`, format: docs/reports.md),
+    /// cited by `tenantgate questionnaire`. Relative to the config file. Unset: no measurement.
+    #[serde(default)]
+    pub restore_benchmark: Option<PathBuf>,
 }
 
 impl Default for ReportsConfig {
@@ -117,6 +121,7 @@ impl Default for ReportsConfig {
             max_pooled_tenant_bytes: default_max_pooled_bytes(),
             compliance: Vec::new(),
             move_benchmark: None,
+            restore_benchmark: None,
         }
     }
 }

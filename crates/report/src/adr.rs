@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use tg_control::model::Placement;
 
-use crate::facts::{Facts, TenantFact, SRC_SERVERS, SRC_TENANTS};
+use crate::facts::{Facts, TenantFact, SRC_BACKUP, SRC_SERVERS, SRC_TENANTS};
 use crate::requirements;
 use crate::text::{self, cell};
 use crate::triggers::{self, Evaluation};
@@ -278,6 +278,7 @@ pub fn render(facts: &Facts, evaluation: &Evaluation) -> String {
         }
         let _ = writeln!(w);
     }
+    let _ = writeln!(w, "Backups: {}\n", backups_consequence(facts));
 
     // ------------------------------------------------------------------ Residency
     let _ = writeln!(w, "## Data residency\n");
@@ -301,6 +302,7 @@ pub fn render(facts: &Facts, evaluation: &Evaluation) -> String {
                 let slugs: Vec<String> = facts.tenants.iter().filter(|t| t.server == srv.name && t.placement == p).map(|t| t.slug.clone()).collect();
                 let _ = writeln!(w, "- {p}: {}", if slugs.is_empty() { "none".to_string() } else { slugs.join(", ") });
             }
+            let _ = writeln!(w, "- backups: {}", server_backups_line(facts, &srv.name, region));
             let _ = writeln!(w);
         }
     }
@@ -332,6 +334,47 @@ pub fn render(facts: &Facts, evaluation: &Evaluation) -> String {
         let _ = writeln!(w, "\nNot demonstrated by tenantgate, for any of them: controls outside the data layer (access reviews, change management, incident response, vendor management).");
     }
     s
+}
+
+/// Where backups live and what they hold, for the Consequences section. No time-dependent
+/// figure (the recovery window is the questionnaire's), so the ADR stays stable.
+fn backups_consequence(facts: &Facts) -> String {
+    let b = &facts.backups;
+    let Some(repo) = &b.repo else {
+        return format!(
+            "no pgBackRest backups are configured (`{}`: no [backup] in tenantgate.toml), so no physical backup or WAL archive of any server exists and no tenant can be restored to a point in time; a tenant is restored only from its own exports (`tenant export`/`tenant import`).",
+            b.source
+        );
+    };
+    let servers: Vec<String> = b.servers.iter().map(|s| format!("{} ({})", s.server, if s.region.is_empty() { "region unknown" } else { &s.region })).collect();
+    let regions = b.regions();
+    let mut s = format!(
+        "pgBackRest backs up {} into the repository `{repo}` (`backup.repo`, relative to tenantgate.toml), a local path on the host that runs tenantgate, keeping {} full backup(s) and their WAL (`{}`). Each server's backups hold every tenant on it, in every placement, whatever the tenant's residency, so they are data of that server's region. `tenant restore SLUG --at TIME` restores one tenant from them; an erasure leaves the tenant's rows in them until the retention expires them, as its certificate states.",
+        text::list(&servers),
+        b.retention_full.unwrap_or(0),
+        SRC_BACKUP
+    );
+    if regions.len() > 1 {
+        s.push_str(&format!(
+            " One repository holds data of {} regions ({}): the host that runs tenantgate is outside at least one of them, which residency must allow; use one deployment (and repository) per region where it does not.",
+            regions.len(),
+            text::list(&regions)
+        ));
+    }
+    if !b.not_backed_up.is_empty() {
+        s.push_str(&format!(" Not backed up (no [[backup.servers]] entry): {}.", text::list(&b.not_backed_up)));
+    }
+    s
+}
+
+/// Where one server's backups live, for the Data residency section.
+fn server_backups_line(facts: &Facts, server: &str, region: &str) -> String {
+    let b = &facts.backups;
+    match (&b.repo, b.server(server)) {
+        (None, _) => "none (no [backup] in tenantgate.toml)".into(),
+        (Some(_), None) => "none (no [[backup.servers]] entry for this server)".into(),
+        (Some(repo), Some(s)) => format!("pgBackRest stanza {} in the repository `{repo}` on the host that runs tenantgate; the data it holds is of region {region}", s.stanza),
+    }
 }
 
 fn compliance_list(facts: &Facts) -> String {

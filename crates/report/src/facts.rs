@@ -1,5 +1,5 @@
-//! Facts: one read pass over the catalog, the config, the servers and the move
-//! benchmark, gathered into a serializable [`Facts`] that every report renders from.
+//! Facts: one read pass over the catalog, the config, the servers, the pgBackRest
+//! backups (`backup status`) and the move and restore benchmarks, gathered into a serializable [`Facts`] that every report renders from.
 //!
 //! Every fact carries its source (`catalog: tg.tenants`, `config: reports.max_pooled_tenants`,
 //! `server us-1: ...`, `verify: tg.verify_runs#12`, ...), so each rendered statement can
@@ -46,6 +46,8 @@ pub struct Facts {
     pub verify: VerifyFacts,
     pub capabilities: Capabilities,
     pub move_benchmark: MoveBenchmark,
+    pub backups: BackupFacts,
+    pub restore_benchmark: RestoreBenchmark,
 }
 
 /// A value and where it came from.
@@ -132,6 +134,8 @@ pub struct Capabilities {
     pub export: bool,
     pub import: bool,
     pub verify: bool,
+    /// `tenant restore --at` (point-in-time restore of one tenant).
+    pub restore: bool,
     pub source: String,
 }
 
@@ -144,6 +148,7 @@ impl Capabilities {
             export: false,
             import: false,
             verify: false,
+            restore: false,
             source: format!("binary: tenantgate {version} command tree"),
         }
     }
@@ -205,6 +210,124 @@ impl MoveBenchmark {
         self.runs.iter().filter(|r| r.from == from && r.to == to).max_by_key(|r| (r.tenant_bytes, r.duration_ms))
     }
 }
+
+pub const SRC_BACKUP: &str = "config: backup";
+pub const SRC_BACKUP_STATUS: &str = "backup status (pgbackrest info, pg_stat_archiver)";
+
+/// Where the pgBackRest backups live and what they can restore (`[backup]`, `backup status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupFacts {
+    /// `[backup]` is in tenantgate.toml.
+    pub configured: bool,
+    /// The repository as configured (`backup.repo`, relative to tenantgate.toml). tenantgate
+    /// configures it as a local path (`repo1-path`): it is on the machine that runs tenantgate.
+    pub repo: Option<String>,
+    pub retention_full: Option<u32>,
+    /// Servers with a `[[backup.servers]]` entry, sorted by name.
+    pub servers: Vec<ServerBackupFact>,
+    /// Registered servers without one (their tenants have no physical backup), sorted.
+    pub not_backed_up: Vec<String>,
+    /// Why `backup status` could not be read, when it could not (the window is then unknown).
+    pub unavailable: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerBackupFact {
+    pub server: String,
+    /// The server's region: the region of the data the backups hold.
+    pub region: String,
+    pub stanza: String,
+    pub backups: usize,
+    /// pgBackRest's verdict.
+    pub status: String,
+    pub recoverable_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub recoverable_to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl BackupFacts {
+    pub fn server(&self, name: &str) -> Option<&ServerBackupFact> {
+        self.servers.iter().find(|s| s.server == name)
+    }
+
+    /// Regions whose data the repository holds, sorted.
+    pub fn regions(&self) -> Vec<String> {
+        let mut r: Vec<String> = self.servers.iter().map(|s| s.region.clone()).filter(|r| !r.is_empty()).collect();
+        r.sort();
+        r.dedup();
+        r
+    }
+}
+
+impl ServerBackupFact {
+    /// The recovery window in words, e.g. `from 2026-12-06 10:00:00 UTC to 2026-12-06 11:00:00 UTC`.
+    pub fn window(&self) -> Option<String> {
+        let f = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        match (&self.recoverable_from, &self.recoverable_to) {
+            (Some(a), Some(b)) => Some(format!("from {} to {}", f(a), f(b))),
+            (Some(a), None) => Some(format!("from {} (the end of the archived WAL is unknown)", f(a))),
+            _ => None,
+        }
+    }
+}
+
+/// The machine-readable restore benchmark (`reports.restore_benchmark`), format
+/// `tenantgate-restore-bench/1` (docs/reports.md), written by `bench/restore.sh`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreBenchmark {
+    pub path: Option<String>,
+    /// Why there is no measurement, when there is none.
+    pub missing: Option<String>,
+    pub measured_on: Option<String>,
+    pub environment: Option<String>,
+    pub export_import: Option<ExportImportRun>,
+    pub point_in_time: Option<PointInTimeRun>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportImportRun {
+    pub rows: u64,
+    pub export_ms: Vec<u64>,
+    pub import_ms: Vec<u64>,
+    pub baseline_ms: Vec<u64>,
+    /// (export + import) / (pg_dump | pg_restore): geometric mean of the rounds.
+    pub ratio: f64,
+    #[serde(default)]
+    pub ratio_interval: Option<[f64; 2]>,
+}
+
+impl ExportImportRun {
+    /// The median of export + import over the rounds, in ms.
+    pub fn median_total_ms(&self) -> u64 {
+        let mut t: Vec<u64> = self.export_ms.iter().zip(&self.import_ms).map(|(e, i)| e + i).collect();
+        t.sort_unstable();
+        t.get(t.len() / 2).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointInTimeRun {
+    pub placement: Placement,
+    pub tenant_rows: u64,
+    pub pool_rows: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RestoreBenchFile {
+    format: String,
+    #[serde(default)]
+    measured_on: Option<String>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    export_import: Option<ExportImportRun>,
+    #[serde(default)]
+    point_in_time: Option<PointInTimeRun>,
+}
+
+pub const RESTORE_BENCH_FORMAT: &str = "tenantgate-restore-bench/1";
 
 impl Facts {
     pub fn tenant(&self, slug: &str) -> Option<&TenantFact> {
@@ -333,6 +456,121 @@ pub async fn gather(cfg: &Config, catalog: &Catalog, capabilities: Capabilities,
         verify: verify_facts(catalog).await?,
         capabilities,
         move_benchmark: move_benchmark(cfg)?,
+        backups: backup_facts(cfg, catalog, &servers).await,
+        restore_benchmark: restore_benchmark(cfg)?,
+    })
+}
+
+/// `[backup]` and `backup status`. Never fails the reports: what could not be read is said.
+/// Nothing is created: when the repository has no pgBackRest config yet (no `backup run`
+/// so far), `backup status` is not called.
+async fn backup_facts(cfg: &Config, catalog: &Catalog, servers: &[Server]) -> BackupFacts {
+    let mut f = BackupFacts {
+        configured: false,
+        repo: None,
+        retention_full: None,
+        servers: Vec::new(),
+        not_backed_up: Vec::new(),
+        unavailable: None,
+        source: SRC_BACKUP.into(),
+    };
+    let Some(b) = tg_control::backup::Backups::configured(cfg) else {
+        f.not_backed_up = servers.iter().map(|s| s.name.clone()).collect();
+        f.not_backed_up.sort();
+        return f;
+    };
+    f.configured = true;
+    f.repo = Some(b.cfg.repo.display().to_string());
+    f.retention_full = Some(b.cfg.retention_full);
+    f.source = format!("{SRC_BACKUP}, {SRC_BACKUP_STATUS}");
+    let region = |name: &str| servers.iter().find(|s| s.name == name).map(|s| s.region.clone()).unwrap_or_default();
+    f.servers = b
+        .cfg
+        .servers
+        .iter()
+        .map(|s| ServerBackupFact {
+            server: s.server.clone(),
+            region: region(&s.server),
+            stanza: s.stanza().to_string(),
+            backups: 0,
+            status: "not read".into(),
+            recoverable_from: None,
+            recoverable_to: None,
+        })
+        .collect();
+    f.servers.sort_by(|a, b| a.server.cmp(&b.server));
+    f.not_backed_up = servers.iter().filter(|s| b.server(&s.name).is_err()).map(|s| s.name.clone()).collect();
+    f.not_backed_up.sort();
+    if !b.config_file().exists() {
+        f.unavailable = Some("no backup has been taken yet (run `tenantgate backup run`)".into());
+        return f;
+    }
+    match tg_control::backup::status(cfg, catalog).await {
+        Ok(list) => {
+            for sb in list {
+                if let Some(s) = f.servers.iter_mut().find(|s| s.server == sb.server) {
+                    s.backups = sb.backups.len();
+                    s.status = sb.status.clone();
+                    s.recoverable_from = sb.recoverable_from;
+                    s.recoverable_to = sb.recoverable_to;
+                }
+            }
+        }
+        Err(e) => f.unavailable = Some(format!("`tenantgate backup status` failed: {e}")),
+    }
+    f
+}
+
+fn restore_benchmark(cfg: &Config) -> Result<RestoreBenchmark> {
+    let source = "config: reports.restore_benchmark".to_string();
+    let none = |path: Option<String>, missing: String, source: String| RestoreBenchmark {
+        path,
+        missing: Some(missing),
+        measured_on: None,
+        environment: None,
+        export_import: None,
+        point_in_time: None,
+        source,
+    };
+    let Some(configured) = &cfg.reports.restore_benchmark else {
+        return Ok(none(None, "no restore benchmark is configured (reports.restore_benchmark is unset)".into(), source));
+    };
+    let shown = configured.display().to_string();
+    let path = cfg.resolve(configured);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(none(
+                Some(shown.clone()),
+                format!("reports.restore_benchmark names {shown}, which does not exist: no restore has been measured"),
+                format!("{source} ({shown})"),
+            ))
+        }
+        Err(e) => return Err(Error::Benchmark { path: path.display().to_string(), reason: e.to_string() }),
+    };
+    parse_restore_benchmark(&text, &path, &shown, source)
+}
+
+fn parse_restore_benchmark(text: &str, path: &Path, shown: &str, source: String) -> Result<RestoreBenchmark> {
+    let bad = |reason: String| Error::Benchmark { path: path.display().to_string(), reason };
+    let file: RestoreBenchFile = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON of the expected shape: {e}")))?;
+    if file.format != RESTORE_BENCH_FORMAT {
+        return Err(bad(format!("format is {:?}; this build reads {RESTORE_BENCH_FORMAT:?}", file.format)));
+    }
+    if let Some(e) = &file.export_import {
+        if e.export_ms.is_empty() || e.export_ms.len() != e.import_ms.len() {
+            return Err(bad("export_import needs as many export_ms as import_ms figures, at least one".into()));
+        }
+    }
+    let missing = (file.export_import.is_none() && file.point_in_time.is_none()).then(|| format!("{shown} holds no runs: no restore has been measured"));
+    Ok(RestoreBenchmark {
+        path: Some(shown.to_string()),
+        missing,
+        measured_on: file.measured_on,
+        environment: file.environment,
+        export_import: file.export_import,
+        point_in_time: file.point_in_time,
+        source: format!("{source} ({shown})"),
     })
 }
 
@@ -497,5 +735,20 @@ mod tests {
         let e = parse_move_benchmark(r#"{"format":"x","runs":[]}"#, Path::new("m.json"), "m.json", "c".into()).unwrap_err();
         assert!(e.to_string().contains("tenantgate-move-bench/1"), "{e}");
         assert!(parse_move_benchmark("{", Path::new("m.json"), "m.json", "c".into()).is_err());
+    }
+
+    #[test]
+    fn restore_benchmark_file() {
+        let text = r#"{"format":"tenantgate-restore-bench/1","measured_on":"2026-12-06",
+            "export_import":{"rows":100,"export_ms":[30,10,20],"import_ms":[300,100,200],"baseline_ms":[100,100,100],"ratio":2.2,"ratio_interval":[1.0,4.0]},
+            "point_in_time":{"placement":"pooled","tenant_rows":10,"pool_rows":1000,"duration_ms":4321,"backup_ms":9}}"#;
+        let b = parse_restore_benchmark(text, Path::new("r.json"), "r.json", "config".into()).unwrap();
+        assert!(b.missing.is_none());
+        assert_eq!(b.export_import.as_ref().map(ExportImportRun::median_total_ms), Some(220));
+        assert_eq!(b.point_in_time.as_ref().map(|p| p.duration_ms), Some(4321));
+        let e = parse_restore_benchmark(r#"{"format":"tenantgate-move-bench/1"}"#, Path::new("r.json"), "r.json", "c".into()).unwrap_err();
+        assert!(e.to_string().contains("tenantgate-restore-bench/1"), "{e}");
+        let empty = parse_restore_benchmark(r#"{"format":"tenantgate-restore-bench/1"}"#, Path::new("r.json"), "r.json", "c".into()).unwrap();
+        assert!(empty.missing.is_some());
     }
 }

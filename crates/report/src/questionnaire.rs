@@ -2,7 +2,7 @@
 //! whole deployment or for one tenant.
 //!
 //! Every answer lists the facts it rests on (catalog rows, config keys, the last
-//! `verify` run, the move benchmark) and says `supported: false`, in words as well,
+//! `verify` run, `backup status`, the move and restore benchmarks) and says `supported: false`, in words as well,
 //! when live state cannot back it (verify never run, no certification configured, a
 //! capability missing from this build, no measurement). It never guesses.
 //! For one tenant it must never name another tenant: other tenants appear only as counts.
@@ -13,7 +13,7 @@ use serde::Serialize;
 use tg_control::model::Placement;
 
 use crate::adr::{model, verify_line};
-use crate::facts::{Facts, TenantFact, SRC_SERVERS, SRC_TENANTS};
+use crate::facts::{Facts, TenantFact, SRC_BACKUP, SRC_BACKUP_STATUS, SRC_SERVERS, SRC_TENANTS};
 use crate::text;
 
 const SRC_MODEL: &str = "model: tenantgate placement privileges and RLS (DESIGN I1-I4; stated in the ADR)";
@@ -201,6 +201,101 @@ fn move_part(facts: &Facts, t: &TenantFact, server: &str) -> (String, Vec<FactRe
     (s, fs, available && measured)
 }
 
+/// The point-in-time part of the independent-restore answer: the command, the recovery
+/// window of the tenant's server (or of every backed-up server) from `backup status`, and
+/// the measured restore times from the restore benchmark. Says plainly what is missing.
+fn point_in_time_part(facts: &Facts, t: Option<&TenantFact>) -> (String, Vec<FactRef>) {
+    let b = &facts.backups;
+    let caps = &facts.capabilities;
+    let mut fs = Vec::new();
+    let slug = t.map_or("SLUG", |t| t.slug.as_str());
+    let cmd = format!("`tenantgate tenant restore {slug} --at TIME --as NEW_SLUG` (or `--replace`)");
+    let mut s = String::new();
+    if !caps.restore {
+        s.push_str("Point-in-time restore of one tenant (`tenant restore --at`) is not available in this build.");
+    } else if !b.configured {
+        s.push_str(&format!(
+            "Point in time: not available in this deployment: no pgBackRest backups are configured (no [backup] in tenantgate.toml), so no physical backup or WAL archive exists to restore from; with them, {cmd} would restore this tenant alone."
+        ));
+        fs.push(fact(SRC_BACKUP, "no [backup] in tenantgate.toml"));
+    } else {
+        let servers: Vec<&crate::facts::ServerBackupFact> = match t {
+            Some(t) => b.server(&t.server).into_iter().collect(),
+            None => b.servers.iter().collect(),
+        };
+        match (t, servers.is_empty()) {
+            (Some(t), true) => {
+                s.push_str(&format!(
+                    "Point in time: not available for this tenant: its server {} has no [[backup.servers]] entry, so it has no pgBackRest backups.",
+                    t.server
+                ));
+                fs.push(fact(SRC_BACKUP, format!("server {} is not backed up", t.server)));
+            }
+            _ => {
+                s.push_str(&format!(
+                    "To a point in time: {cmd} recovers its server's pgBackRest backup to TIME into a scratch cluster, imports only this tenant's rows and removes the scratch cluster; the live server and the other tenants are untouched."
+                ));
+                if t.is_none() {
+                    s = s.replace("this tenant's rows", "that tenant's rows");
+                }
+                match &b.unavailable {
+                    Some(why) => {
+                        s.push_str(&format!(" The recovery window cannot be stated: {why}."));
+                        fs.push(fact(b.source.clone(), why.clone()));
+                    }
+                    None => {
+                        let windows: Vec<String> = servers
+                            .iter()
+                            .map(|x| match x.window() {
+                                Some(w) => format!("server {} ({}): {w}", x.server, x.region),
+                                None => format!("server {} ({}): none, it has no backup yet (`tenantgate backup run`)", x.server, x.region),
+                            })
+                            .collect();
+                        s.push_str(&format!(" Recovery window (`tenantgate backup status`): {}.", windows.join("; ")));
+                        for x in &servers {
+                            fs.push(fact(
+                                SRC_BACKUP_STATUS,
+                                format!("server {} (stanza {}): {} backup(s), {}, recovery window {}", x.server, x.stanza, x.backups, x.status, x.window().unwrap_or_else(|| "none".into())),
+                            ));
+                        }
+                    }
+                }
+                if t.is_none() && !b.not_backed_up.is_empty() {
+                    s.push_str(&format!(" Not backed up (no [[backup.servers]] entry): {}.", text::list(&b.not_backed_up)));
+                }
+            }
+        }
+    }
+    let rb = &facts.restore_benchmark;
+    match &rb.missing {
+        Some(m) => {
+            s.push_str(&format!(" No restore has been measured: {m}."));
+            fs.push(fact(rb.source.clone(), m.clone()));
+        }
+        None => {
+            let when = rb.measured_on.as_deref().map(|d| format!(" on {d}")).unwrap_or_default();
+            let mut parts = Vec::new();
+            if let Some(p) = &rb.point_in_time {
+                parts.push(format!("a point-in-time restore of a {} tenant of {} rows from a pool of {} rows took {} ms", p.placement, p.tenant_rows, p.pool_rows, p.duration_ms));
+                fs.push(fact(rb.source.clone(), format!("point in time: {} rows of {}, {} ms", p.tenant_rows, p.pool_rows, p.duration_ms)));
+            }
+            if let Some(e) = &rb.export_import {
+                let interval = e.ratio_interval.map(|[a, b]| format!(", 95% interval {a:.2}-{b:.2}")).unwrap_or_default();
+                parts.push(format!(
+                    "export and import of a {}-row tenant took {} ms (median of {} rounds), {:.2}x `pg_dump | pg_restore` of the same rows{interval}",
+                    e.rows,
+                    e.median_total_ms(),
+                    e.export_ms.len(),
+                    e.ratio
+                ));
+                fs.push(fact(rb.source.clone(), format!("export + import: {} rows, {} ms, {:.2}x pg_dump|pg_restore", e.rows, e.median_total_ms(), e.ratio)));
+            }
+            s.push_str(&format!(" Measured{when}: {}.", parts.join("; ")));
+        }
+    }
+    (s, fs)
+}
+
 fn tenant_answers(facts: &Facts, t: &TenantFact) -> Vec<Answer> {
     let m = model(t.placement);
     let mut out = Vec::new();
@@ -232,13 +327,22 @@ fn tenant_answers(facts: &Facts, t: &TenantFact) -> Vec<Answer> {
     out.push(answer("blast-radius", text, fs, true));
 
     let caps = &facts.capabilities;
-    let (restore, supported) = match t.placement {
-        Placement::Pooled if caps.export && caps.import => (format!("Yes, logically: `tenantgate tenant export {0} --out FILE` and `tenantgate tenant import {0} --from FILE --replace` restore its rows alone, verified against the archive's per-table checksums, without touching the other tenants of its pool (or into a new tenant, as a copy). {1}.", t.slug, capitalise(m.backup)), true),
+    let logical = format!(
+        "`tenantgate tenant export {0} --out FILE` and `tenantgate tenant import {0} --from FILE --replace` restore its rows alone, verified against the archive's per-table checksums, without touching any other tenant (or into a new tenant, as a copy)",
+        t.slug
+    );
+    let (mut restore, supported) = match t.placement {
+        Placement::Pooled if caps.export && caps.import => (format!("Yes, logically: {logical}. {}.", capitalise(m.backup)), true),
         Placement::Pooled => (format!("Not with tenantgate alone in this build: `tenant export`/`tenant import` are not yet available. {}.", capitalise(m.backup)), false),
+        _ if caps.export && caps.import => (format!("Yes: {logical}. Besides, {}.", m.backup), true),
         _ => (format!("Yes: {}.", m.backup), true),
     };
     let mut fs = base();
-    fs.push(fact(caps.source.clone(), format!("tenant export available: {}, tenant import available: {}", caps.export, caps.import)));
+    fs.push(fact(caps.source.clone(), format!("tenant export available: {}, tenant import available: {}, tenant restore --at available: {}", caps.export, caps.import, caps.restore)));
+    let (pitr, pitr_facts) = point_in_time_part(facts, Some(t));
+    restore.push(' ');
+    restore.push_str(&pitr);
+    fs.extend(pitr_facts);
     out.push(answer("independent-restore", restore, fs, supported));
 
     let residency = if t.residency.is_empty() {
@@ -352,7 +456,11 @@ fn deployment_answers(facts: &Facts) -> Vec<Answer> {
         restore.push_str(" For pooled tenants, `tenant export`/`tenant import` are not yet available in this build, so tenantgate cannot restore one pooled tenant by itself.");
     }
     let mut fs = with_model(counts.clone());
-    fs.push(fact(caps.source.clone(), format!("tenant export available: {}, tenant import available: {}", caps.export, caps.import)));
+    fs.push(fact(caps.source.clone(), format!("tenant export available: {}, tenant import available: {}, tenant restore --at available: {}", caps.export, caps.import, caps.restore)));
+    let (pitr, pitr_facts) = point_in_time_part(facts, None);
+    restore.push(' ');
+    restore.push_str(&pitr);
+    fs.extend(pitr_facts);
     out.push(answer("independent-restore", restore, fs, !pooled_in_use || tools));
 
     let regions = facts.regions();

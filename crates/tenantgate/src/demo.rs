@@ -26,6 +26,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
 const SEED: &str = include_str!("../../../examples/restaurant/seed.sql");
 /// The measured move benchmark (bench/move.sh), which the demo's questionnaire cites.
 const MOVE_BENCHMARK: &str = include_str!("../../../bench/results/move-benchmark.json");
+/// The measured restore benchmark (bench/restore.sh), which the demo's questionnaire cites.
+const RESTORE_BENCHMARK: &str = include_str!("../../../bench/results/restore-benchmark.json");
 
 struct DemoServer {
     name: &'static str,
@@ -230,11 +232,13 @@ fn write_config(dir: &Path, clusters: &[Cluster]) -> Result<PathBuf> {
     }
     let bench = dir.join("move-benchmark.json");
     std::fs::write(&bench, MOVE_BENCHMARK).with_context(|| format!("writing {}", bench.display()))?;
+    let bench = dir.join("restore-benchmark.json");
+    std::fs::write(&bench, RESTORE_BENCHMARK).with_context(|| format!("writing {}", bench.display()))?;
     let backup = tg_local::backup_toml(&servers, BACKUP_REPO, 2);
     toml.push_str(&tg_local::deployment_toml(
         &servers,
         "restaurant/migrations",
-        &(backup + "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\n\n\
+        &(backup + "[reports]\ncompliance = [\"SOC 2 Type II\", \"GDPR\"]\nmove_benchmark = \"move-benchmark.json\"   # bench/move.sh, measured on the machine it names\nrestore_benchmark = \"restore-benchmark.json\"   # bench/restore.sh, likewise\n\n\
          # Development JWT key (demo only): `tenantgate token SLUG` signs with it.\n\
          [[http.jwt_keys]]\nkid = \"demo-dev\"\nalg = \"HS256\"\nsecret_file = \"jwt-dev.secret\"\n\n"),
     ));

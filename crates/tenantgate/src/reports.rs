@@ -35,6 +35,7 @@ fn capabilities() -> Capabilities {
         export: sub("export").is_some(),
         import: sub("import").is_some(),
         verify: cli.find_subcommand("verify").is_some(),
+        restore: sub("restore").is_some(),
         source: format!("binary: tenantgate {version} command tree"),
     }
 }

@@ -215,7 +215,14 @@ fn questionnaire_is_scoped_to_one_tenant_and_says_what_it_cannot_support() {
             "runs":[{"from":"pooled","to":"database","tenant_bytes":1000000000,"duration_ms":4321,"fence_ms":800}]}"#,
     )
     .expect("bench file");
-    append_config(&d, "\n[reports]\ncompliance = [\"SOC 2 Type II\"]\nmove_benchmark = \"move.json\"\n");
+    std::fs::write(
+        d.dir.path().join("restore.json"),
+        r#"{"format":"tenantgate-restore-bench/1","measured_on":"2025-01-03","environment":"test fixture",
+            "export_import":{"rows":1000,"export_ms":[10,12,11],"import_ms":[20,22,21],"baseline_ms":[30,30,30],"ratio":1.1,"ratio_interval":[0.9,1.3]},
+            "point_in_time":{"placement":"pooled","tenant_rows":10000,"pool_rows":1000000,"duration_ms":6543}}"#,
+    )
+    .expect("restore bench file");
+    append_config(&d, "\n[reports]\ncompliance = [\"SOC 2 Type II\"]\nmove_benchmark = \"move.json\"\nrestore_benchmark = \"restore.json\"\n");
     d.ok(&["migrate"]);
     d.ok(&["tenant", "create", "euro-bank", "--placement", "database", "--server", "eu-1", "--residency", "eu-central"]);
     d.create("us-shop", "pooled", "us-1");
@@ -273,6 +280,15 @@ fn questionnaire_is_scoped_to_one_tenant_and_says_what_it_cannot_support() {
     let restore = us["independent-restore"]["answer"].as_str().expect("a");
     assert!(restore.contains("`tenantgate tenant export us-shop --out FILE`") && restore.contains("--replace"), "{restore}");
     assert_eq!(eu["independent-restore"]["supported"], true);
+    // Point in time: the command, plainly unavailable without [backup], and the measured times.
+    assert!(restore.contains("`tenantgate tenant restore us-shop --at TIME --as NEW_SLUG`"), "{restore}");
+    assert!(restore.contains("not available in this deployment: no pgBackRest backups are configured"), "{restore}");
+    assert!(restore.contains("Measured on 2025-01-03: a point-in-time restore of a pooled tenant of 10000 rows from a pool of 1000000 rows took 6543 ms"), "{restore}");
+    assert!(restore.contains("took 32 ms (median of 3 rounds), 1.10x `pg_dump | pg_restore`"), "{restore}");
+    assert!(us["independent-restore"]["facts"].to_string().contains("config: reports.restore_benchmark (restore.json)"));
+    let adr = d.ok(&["adr"]);
+    assert!(adr.contains("Backups: no pgBackRest backups are configured"), "{adr}");
+    assert!(adr.contains("- backups: none (no [backup] in tenantgate.toml)"), "{adr}");
     // Dedicated: the exact move command, and the measured duration from the benchmark file.
     let ded = us["dedicated"]["answer"].as_str().expect("a");
     assert!(ded.contains("`tenantgate tenant move us-shop --to database --server us-1`"), "{ded}");
@@ -314,11 +330,12 @@ impl Drop for DemoGuard {
 
 /// Physical sizes of schema and database tenants vary between two fresh demos (page
 /// layout, autovacuum), and so does their order in the size table; the date varies by
-/// day. Those are normalised in the examples; everything else must match exactly.
+/// day, and the recovery window (`backup status`: times to the second) by run. Those are
+/// normalised in the examples; everything else must match exactly.
 fn normalise_example(text: &str) -> String {
     let mut lines: Vec<String> = text
         .lines()
-        .map(|l| if l.starts_with("Date: ") { "Date: YYYY-MM-DD".to_string() } else { l.to_string() })
+        .map(|l| if l.starts_with("Date: ") { "Date: YYYY-MM-DD".to_string() } else { normalise_times(l) })
         .collect();
     if let Some(header) = lines.iter().position(|l| l == "| tenant | placement | server | size | bytes |") {
         let first = header + 2;
@@ -332,6 +349,36 @@ fn normalise_example(text: &str) -> String {
         lines[first..end].sort();
     }
     lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Every `YYYY-MM-DD HH:MM:SS UTC` in `line` (the recovery window's times) replaced by a placeholder.
+fn normalise_times(line: &str) -> String {
+    const PATTERN: &[u8] = b"dddd-dd-dd dd:dd:dd UTC";
+    let b = line.as_bytes();
+    let matches_at = |i: usize| {
+        b.len() >= i + PATTERN.len()
+            && PATTERN.iter().zip(&b[i..]).all(|(p, c)| if *p == b'd' { c.is_ascii_digit() } else { p == c })
+    };
+    let (mut out, mut i) = (String::new(), 0);
+    while i < b.len() {
+        if matches_at(i) {
+            out.push_str("YYYY-MM-DD HH:MM:SS UTC");
+            i += PATTERN.len();
+        } else {
+            let ch = line[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+#[test]
+fn recovery_window_times_are_normalised() {
+    assert_eq!(
+        normalise_times("server us-1 (us-east): from 2026-12-06 21:01:02 UTC to 2026-12-06 21:09:59 UTC; é"),
+        "server us-1 (us-east): from YYYY-MM-DD HH:MM:SS UTC to YYYY-MM-DD HH:MM:SS UTC; é"
+    );
 }
 
 /// The committed examples under docs/examples/ are what `tenantgate demo` gives today.
