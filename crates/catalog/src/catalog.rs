@@ -205,6 +205,22 @@ pub struct Operation {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// One `tenant export` of a tenant, from the audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRecord {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub file: String,
+    pub bytes: u64,
+}
+
+/// What is left of an erased tenant: its key, when, and its erasure certificate (slug removed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Tombstone {
+    pub tenant_key: String,
+    pub erased_at: chrono::DateTime<chrono::Utc>,
+    pub certificate: serde_json::Value,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AppMigration {
     pub version: i32,
@@ -678,6 +694,34 @@ impl Catalog {
             )
             .await
             .map_err(|e| Error::db("pruning audit events", e))
+    }
+
+    /// The archives `tenant export` wrote of a tenant, oldest first, as its audit events
+    /// (`tenant.export`) record them: when, the file, its size.
+    pub async fn exports_of(&self, key: &TenantKey) -> Result<Vec<ExportRecord>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT at, coalesce(detail->>'file', ''), coalesce((detail->>'bytes')::bigint, 0) FROM tg.audit_events \
+                 WHERE action = 'tenant.export' AND tenant_key = $1 ORDER BY id",
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(|e| Error::db("reading the tenant's exports from the audit trail", e))?;
+        Ok(rows.iter().map(|r| ExportRecord { at: r.get(0), file: r.get(1), bytes: r.get::<_, i64>(2).max(0) as u64 }).collect())
+    }
+
+    /// The tombstones of erased tenants that had `slug`, newest first (a slug can be reused).
+    pub async fn tombstones_of_slug(&self, slug: &str) -> Result<Vec<Tombstone>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT tenant_key, erased_at, certificate FROM tg.tombstones WHERE slug_sha256 = $1 ORDER BY erased_at DESC",
+                &[&crate::credentials::sha256_hex(slug)],
+            )
+            .await
+            .map_err(|e| Error::db("reading tombstones", e))?;
+        Ok(rows.iter().map(|r| Tombstone { tenant_key: r.get(0), erased_at: r.get(1), certificate: r.get(2) }).collect())
     }
 
     // ---------------------------------------------------------------- app migrations

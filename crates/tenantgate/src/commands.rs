@@ -189,7 +189,10 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
             }
         }
         TenantCmd::Show { slug, json } => {
-            let v = tenants::show(&cat, &slug).await?;
+            let v = match tenants::show(&cat, &slug).await {
+                Err(tg_control::Error::UnknownTenant(_)) => return show_tombstone(&cat, &slug, json).await,
+                other => other?,
+            };
             if json {
                 output::json(&v)?;
             } else {
@@ -244,6 +247,36 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tenant show` of a slug that is no tenant: an erased tenant shows only its tombstone
+/// (key, time, erasure certificate, whose slug is `<erased>`), then fails like any
+/// unknown slug, so scripts see no tenant.
+async fn show_tombstone(cat: &Catalog, slug: &str, json: bool) -> Result<ExitCode> {
+    let stones = cat.tombstones_of_slug(slug).await?;
+    let Some(last) = stones.first() else {
+        return Err(tg_control::Error::UnknownTenant(slug.to_string()).into());
+    };
+    if json {
+        output::json(&serde_json::json!({"erased": true, "tombstones": stones}))?;
+    } else {
+        for t in &stones {
+            let c = &t.certificate;
+            println!("erased     {} (key {})", t.erased_at.to_rfc3339(), t.tenant_key);
+            println!("was        {} on {} (region {})", c["placement"].as_str().unwrap_or("?"), c["server"].as_str().unwrap_or("?"), c["region"].as_str().unwrap_or("?"));
+            println!("rows       {} before, {} after", c["rows_before"], c["rows_after"]);
+            for line in [&c["backups"]["statement"], &c["exports"]["statement"]] {
+                if let Some(l) = line.as_str() {
+                    println!("remains    {l}");
+                }
+            }
+            for r in c["regions"].as_array().into_iter().flatten() {
+                println!("region     {} (server {}): {}", r["region"].as_str().unwrap_or("?"), r["server"].as_str().unwrap_or("?"), r["how"].as_str().unwrap_or(""));
+            }
+            println!();
+        }
+    }
+    anyhow::bail!("no tenant {slug:?}: it was erased on {} (key {}); only its tombstone, printed above, remains", last.erased_at.to_rfc3339(), last.tenant_key)
 }
 
 async fn migrate_cmd(config_path: &std::path::Path, args: MigrateArgs) -> Result<ExitCode> {

@@ -178,6 +178,39 @@ fn export_erase_import_restores_each_placement_exactly_and_into_another() {
     assert!(stderr.contains("acme") && !stderr.contains("neighbour"), "{stderr}");
     assert_eq!(files("acme"), 2, "a failed export keeps the older ones");
     assert!(std::fs::read_dir(&sched).expect("dir").all(|e| !e.expect("entry").file_name().to_string_lossy().ends_with(".partial")));
+
+    // The erasure certificate accounts for every copy: the scheduled exports still on disk
+    // (and the pruned one, recorded but gone), and every region, including the one the
+    // tenant left by a move. `tenant show` then shows only the tombstone.
+    let v = d.json(&["tenant", "move", "neighbour", "--to", "database", "--server", "eu-1", "--json"]);
+    assert_eq!(v["state"], "done", "{v}");
+    let key = d.tenant("neighbour").key;
+    let cert = d.json(&["tenant", "erase", "neighbour", "--confirm", "neighbour"]);
+    let files = cert["exports"]["files"].as_array().expect("exports.files");
+    let present: Vec<&Value> = files.iter().filter(|f| f["present"] == true).collect();
+    assert_eq!((files.len(), present.len()), (4, 2), "four scheduled exports recorded, the newest two kept: {cert}");
+    assert!(present.iter().all(|f| f["scheduled"] == true && f["file"].as_str().is_some_and(|p| p.starts_with(s))), "{cert}");
+    let statement = cert["exports"]["statement"].as_str().unwrap_or("");
+    assert!(statement.contains("2 export archive(s) still hold") && statement.contains("the operator's to delete"), "{statement}");
+    let regions: Vec<(String, String)> = cert["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .map(|r| (r["region"].as_str().unwrap_or("").to_string(), r["how"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(regions.len(), 2, "{cert}");
+    assert!(regions[0].0 == "eu-central" && regions[0].1.starts_with("current placement"), "{regions:?}");
+    assert!(regions[1].0 == "us-east" && regions[1].1.starts_with("left by move #"), "{regions:?}");
+    assert_eq!(cert["backups_elsewhere"].as_array().map(Vec::len), Some(1), "us-1's backups are accounted for too: {cert}");
+    let out = d.tg(&["tenant", "show", "neighbour"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && stderr.contains("no tenant") && stderr.contains("erased"), "{stderr}");
+    assert!(stdout.contains(&format!("(key {key})")) && stdout.contains("left by move") && !stdout.contains("neighbour"), "{stdout}");
+    let out = d.tg(&["tenant", "show", "neighbour", "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("tombstone json");
+    assert_eq!(shown["erased"], true);
+    assert_eq!(shown["tombstones"][0]["tenant_key"], key.as_str());
+    assert_eq!(shown["tombstones"][0]["certificate"]["tenant_slug"], "<erased>");
 }
 
 #[test]

@@ -9,7 +9,12 @@
 //!
 //! The certificate also says what the erasure cannot reach (`backups`): the pgBackRest
 //! backups of the tenant's server taken since it was created, and the WAL archived with
-//! them, still hold its data until the configured retention expires them (`backup::info`).
+//! them, still hold its data until the configured retention expires them (`backup::info`);
+//! the exports `tenant export` wrote of it (`exports`: every file its audit trail records,
+//! and whether it is still at that path on this machine: tenantgate never deletes them);
+//! and every region where it had data (`regions`): its placement at the erasure, and each
+//! placement it left by a move (`tg.operations`), whose server's backups are accounted
+//! for as well (`backups_elsewhere`).
 
 use std::collections::HashMap;
 
@@ -49,6 +54,12 @@ pub struct Certificate {
     pub roles_exist_after: bool,
     /// The pgBackRest backups and archived WAL that still hold the tenant's data.
     pub backups: BackupAccount,
+    /// The archives `tenant export` wrote of the tenant (they are the operator's to delete).
+    pub exports: ExportAccount,
+    /// Every region where the tenant had data: its placement now and any it left by a move.
+    pub regions: Vec<RegionHeld>,
+    /// The backups of servers it left by a move, which hold its data from before the move.
+    pub backups_elsewhere: Vec<BackupAccount>,
     pub operation_id: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: chrono::DateTime<chrono::Utc>,
@@ -83,6 +94,36 @@ pub struct HeldBackup {
     /// Expired by pgBackRest after this many more full backups (`repo1-retention-full`).
     pub expires_after_full_backups: u32,
     pub expires_estimate: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The exports of the tenant that tenantgate wrote, from the audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportAccount {
+    pub files: Vec<ExportFile>,
+    /// The account in words.
+    pub statement: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFile {
+    pub file: String,
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    pub bytes: u64,
+    /// Written by `tenant export --all` (a scheduled export).
+    pub scheduled: bool,
+    /// Still at that path on the machine that ran the erasure.
+    pub present: bool,
+}
+
+/// A region where the tenant had data.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionHeld {
+    pub region: String,
+    pub server: String,
+    pub placement: Placement,
+    /// `current` (erased above), or `left by move #N` (the move's cleanup deleted it there).
+    pub how: String,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What the caller knows of the deployment's backups, for the certificate.
@@ -183,7 +224,18 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
         )));
     }
     removed.push("API keys and catalog records (a tombstone remains)".into());
+    let regions = regions_held(catalog, tenant).await?;
+    let mut backups_elsewhere = Vec::new();
+    let mut seen = vec![tenant.server.clone()];
+    for r in &regions {
+        if !seen.contains(&r.server) {
+            seen.push(r.server.clone());
+            let there = Tenant { server: r.server.clone(), ..tenant.clone() };
+            backups_elsewhere.push(account_backups(backups, &there).await);
+        }
+    }
     let backups = account_backups(backups, tenant).await;
+    let exports = account_exports(catalog, tenant).await?;
 
     let cert = Certificate {
         certificate: "tenantgate erasure certificate v1",
@@ -201,6 +253,9 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
         container_exists_after,
         roles_exist_after,
         backups,
+        exports,
+        regions,
+        backups_elsewhere,
         operation_id: op,
         started_at,
         finished_at: chrono::Utc::now(),
@@ -208,6 +263,17 @@ async fn run(catalog: &mut Catalog, tenant: &Tenant, op: i64, started_at: chrono
     // The stored copy must not keep the slug readable.
     let mut stored = serde_json::to_value(&cert).map_err(|e| Error::Migration(e.to_string()))?;
     stored["tenant_slug"] = serde_json::Value::String("<erased>".into());
+    // Scheduled exports are named after the slug (`<slug>-<time>.tar.zst`): not in the tombstone.
+    let named = format!("/{}-", tenant.slug);
+    let unnamed = |v: &mut serde_json::Value| {
+        if let Some(t) = v.as_str() {
+            *v = serde_json::Value::String(t.replace(&named, "/<erased>-"));
+        }
+    };
+    unnamed(&mut stored["exports"]["statement"]);
+    if let Some(files) = stored["exports"]["files"].as_array_mut() {
+        files.iter_mut().for_each(|f| unnamed(&mut f["file"]));
+    }
     catalog.op_step(op, "tombstone").await?;
     catalog.op_finish(op, "done", None).await?;
     catalog.audit("tenant.erase", Some(&tenant.key), serde_json::json!({"rows_before": cert.rows_before})).await?;
@@ -250,6 +316,73 @@ async fn container_exists(admin: &ServerAdmin<'_>, tenant: &Tenant) -> Result<bo
         .await
         .map(|r| r.get(0))
         .map_err(|e| Error::db("looking up the tenant schema", e))
+}
+
+/// The exports `tenant export` (and `--all`) wrote of the tenant, from the audit trail, and
+/// whether each file is still at its path on this machine. tenantgate deletes none of them.
+async fn account_exports(catalog: &Catalog, tenant: &Tenant) -> Result<ExportAccount> {
+    let files: Vec<ExportFile> = catalog
+        .exports_of(&tenant.key)
+        .await?
+        .into_iter()
+        .map(|e| {
+            let path = std::path::Path::new(&e.file);
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            ExportFile {
+                scheduled: super::export::is_scheduled_of(name, &tenant.slug),
+                present: path.is_absolute() && path.exists(),
+                file: e.file,
+                exported_at: e.at,
+                bytes: e.bytes,
+            }
+        })
+        .collect();
+    let present: Vec<&ExportFile> = files.iter().filter(|f| f.present).collect();
+    let operator = "exports made with `tenantgate tenant export` are the operator's to delete: tenantgate does not delete them \
+                    (`tenant export --all --keep N` prunes only the exports of tenants it still exports), nor copies of them made elsewhere";
+    let statement = if files.is_empty() {
+        format!("no `tenant export` of this tenant is recorded in the audit trail (tg.audit_events); {operator}")
+    } else if present.is_empty() {
+        format!(
+            "{} export(s) of this tenant are recorded (the audit trail lists their paths); none is still at its path on this machine; {operator}",
+            files.len()
+        )
+    } else {
+        let scheduled = present.iter().filter(|f| f.scheduled).count();
+        format!(
+            "{} export archive(s) still hold the tenant's data on this machine ({scheduled} of them scheduled, from `tenant export --all`): {}; {operator}",
+            present.len(),
+            present.iter().map(|f| f.file.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    };
+    Ok(ExportAccount { files, statement })
+}
+
+/// Every region where the tenant had data: its placement at the erasure, and the source of
+/// every finished move (the move's cleanup deleted its rows there; that server's backups
+/// still hold them). An aborted move's copy on its target was removed by the abort.
+async fn regions_held(catalog: &Catalog, tenant: &Tenant) -> Result<Vec<RegionHeld>> {
+    let servers = catalog.servers().await?;
+    let region = |name: &str| servers.iter().find(|s| s.name == name).map_or_else(|| "unknown (server no longer registered)".to_string(), |s| s.region.clone());
+    let mut out = vec![RegionHeld {
+        region: tenant.region.clone(),
+        server: tenant.server.clone(),
+        placement: tenant.placement,
+        how: "current placement: erased above".into(),
+        until: None,
+    }];
+    for op in catalog.ops_for(&tenant.key).await?.into_iter().filter(|o| o.kind == "move") {
+        let Ok(plan) = serde_json::from_value::<super::moves::Plan>(op.detail.clone()) else {
+            continue;
+        };
+        let (end, how) = if op.state == "done" {
+            (&plan.from, format!("left by move #{} to {} on {}: the move's cleanup deleted its rows there", op.id, plan.to.placement, plan.to.server))
+        } else {
+            (&plan.to, format!("target of move #{} ({}): its copy there was removed when the move ended", op.id, op.state))
+        };
+        out.push(RegionHeld { region: region(&end.server), server: end.server.clone(), placement: end.placement, how, until: Some(op.updated_at) });
+    }
+    Ok(out)
 }
 
 /// Which pgBackRest backups and WAL of the tenant's server still hold its data, and until

@@ -280,11 +280,14 @@ pub async fn to_file(catalog: &Catalog, slug: &str, path: &Path, report: Reporte
     let written = writer.await.map_err(|e| Error::Archive(format!("the archive writer failed: {e}")))?;
     let manifest = produced?;
     let bytes = written?;
+    // The audit trail keeps the absolute path: an erasure certificate lists the exports
+    // that may still hold the tenant (`erase`).
+    let recorded = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     catalog
         .audit(
             "tenant.export",
             crate::model::TenantKey::parse(&manifest.tenant.key).ok().as_ref(),
-            serde_json::json!({"file": path.display().to_string(), "bytes": bytes, "schema_version": manifest.schema_version,
+            serde_json::json!({"file": recorded.display().to_string(), "bytes": bytes, "schema_version": manifest.schema_version,
                                "rows": manifest.tables.iter().map(|t| t.rows).sum::<i64>()}),
         )
         .await?;
@@ -317,7 +320,7 @@ pub fn scheduled_name(slug: &str, at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// Whether `name` is a scheduled export of exactly `slug` (not of a slug it prefixes).
-fn is_scheduled_of(name: &str, slug: &str) -> bool {
+pub(crate) fn is_scheduled_of(name: &str, slug: &str) -> bool {
     let Some(rest) = name.strip_prefix(slug).and_then(|r| r.strip_prefix('-')).and_then(|r| r.strip_suffix(".tar.zst")) else {
         return false;
     };
