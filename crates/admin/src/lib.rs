@@ -537,11 +537,13 @@ mod tests {
             "/admin/v1/tenants/{slug}/keys",
             "/admin/v1/tenants/{slug}/keys/{key_id}",
             "/admin/v1/migrations",
+            "/admin/v1/tenants/{slug}/quotas",
+            "/admin/v1/usage",
             "/v1/sql",
         ] {
             assert!(paths.contains_key(p), "missing {p}");
         }
-        assert_eq!(paths.len(), 16);
+        assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
         assert!(doc["components"]["securitySchemes"]["admin"].is_object());
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
