@@ -8,8 +8,13 @@
 # Each round runs the three paths back to back (HTTP, wire gateway, direct); the report
 # gives the median over rounds. pgbench latencies come from its per-transaction log (-l).
 #
+# The report gives, per client count, the HTTP door's rate as a share of the wire gateway's
+# (the ratio of each round, their geometric mean and 95% interval; goal ≥ 70% at 32 clients).
+#
 # Usage: bench/http.sh          (about 4 minutes with the defaults)
 #   ROUNDS=3  DURATION=10  CLIENTS="1 32"  TG_BIN=path
+#   TG_BIN_BASELINE=path  also serve this build (gate on) and measure its HTTP door as path
+#                         http-base in each round, for a before/after comparison in one run
 # Needs wrk (apt-get install wrk), pgbench, psql, python3, curl.
 # Writes bench/results/http-<date>.md. Runs in $BENCH_DIR (default /tmp/tg-http-bench),
 # removed at the end.
@@ -28,6 +33,12 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 echo "== setup" >&2
 dp_setup
 dp_serve on true
+if [ -n "${TG_BIN_BASELINE:-}" ]; then
+  cp "$TG_BIN_BASELINE" "$BIN_DIR/tenantgate-baseline"
+  TG_MAIN=$TG; TG="$BIN_DIR/tenantgate-baseline"
+  dp_serve base true
+  TG=$TG_MAIN
+fi
 V=$(dp_var "$SLUG")
 KEYV=KEY_$V; KEY=${!KEYV}
 HTTP="http://127.0.0.1:$SERVE_HTTP_PORT_on"
@@ -42,18 +53,18 @@ T0=$(date +%s)
 RAW="$BENCH_DIR/raw.tsv"
 printf 'clients\tround\tpath\trps\tp50_ms\tp99_ms\tmean_ms\terrors\n' > "$RAW"
 
-run_http() {  # CLIENTS ROUND
-  local c=$1 r=$2 t out line
+run_http() {  # CLIENTS ROUND [PATH URL]
+  local c=$1 r=$2 path=${3:-http} url=${4:-$HTTP} t out line
   t=$(( c < 2 ? c : 2 ))
-  out="$BENCH_DIR/wrk-$c-$r.out"
-  TG_KEY="$KEY" wrk -t "$t" -c "$c" -d "${DURATION}s" --latency -s bench/wrk/sql_point_read.lua "$HTTP/v1/sql" > "$out" 2>&1 || true
+  out="$BENCH_DIR/wrk-$c-$r-$path.out"
+  TG_KEY="$KEY" wrk -t "$t" -c "$c" -d "${DURATION}s" --latency -s bench/wrk/sql_point_read.lua "$url/v1/sql" > "$out" 2>&1 || true
   line=$(grep '^RESULT' "$out" || true)
   [ -n "$line" ] || { echo "wrk failed:" >&2; cat "$out" >&2; exit 1; }
-  python3 - "$c" "$r" "$line" >> "$RAW" <<'PY'
+  python3 - "$c" "$r" "$line" "$path" >> "$RAW" <<'PY'
 import sys
-c, r, line = sys.argv[1:4]
+c, r, line, path = sys.argv[1:5]
 kv = dict(x.split("=") for x in line.split()[1:])
-print("\t".join([c, r, "http", kv["rps"], kv["p50_ms"], kv["p99_ms"], kv["mean_ms"], str(int(kv["non2xx"]) + int(kv["socket_errors"]))]))
+print("\t".join([c, r, path, kv["rps"], kv["p50_ms"], kv["p99_ms"], kv["mean_ms"], str(int(kv["non2xx"]) + int(kv["socket_errors"]))]))
 PY
   tail -1 "$RAW" >&2
 }
@@ -95,6 +106,7 @@ PY
 for c in $CLIENTS; do
   for r in $(seq 1 "$ROUNDS"); do
     run_http "$c" "$r"
+    [ -n "${TG_BIN_BASELINE:-}" ] && run_http "$c" "$r" http-base "http://127.0.0.1:$SERVE_HTTP_PORT_base"
     run_pgbench "$c" "$r" wire-gateway
     run_pgbench "$c" "$r" direct
   done
@@ -104,11 +116,15 @@ ELAPSED=$(( $(date +%s) - T0 ))
 
 mkdir -p bench/results
 OUT="bench/results/http-$(date +%Y-%m-%d).md"
-python3 - "$RAW" "$OUT" "$(dp_machine)" "$LOAD_START" "$LOAD_END" "$DURATION" "$ROUNDS" "$ELAPSED" "$(date -u +%Y-%m-%dT%H:%MZ)" <<'PY'
+python3 - "$RAW" "$OUT" "$(dp_machine)" "$LOAD_START" "$LOAD_END" "$DURATION" "$ROUNDS" "$ELAPSED" "$(date -u +%Y-%m-%dT%H:%MZ)" "${TG_BIN_BASELINE:-}" <<'PY'
 import csv, statistics, sys
-raw, out, machine, ls, le, duration, rounds, elapsed, when = sys.argv[1:10]
+sys.path.insert(0, "bench/lib")
+from stats import geo_ci, against_goal
+raw, out, machine, ls, le, duration, rounds, elapsed, when, baseline = sys.argv[1:11]
 rows = list(csv.DictReader(open(raw), delimiter="\t"))
-paths = [("http", "HTTP `POST /v1/sql` (wrk)"), ("wire-gateway", "wire gateway (pgbench -M extended)"), ("direct", "PostgreSQL direct (pgbench -M extended)")]
+if baseline:
+    machine += f"; baseline (path http-base): {baseline}"
+paths = [("http", "HTTP `POST /v1/sql` (wrk)"), ("http-base", "HTTP `POST /v1/sql`, baseline build (wrk)"), ("wire-gateway", "wire gateway (pgbench -M extended)"), ("direct", "PostgreSQL direct (pgbench -M extended)")]
 md = [f"# Data plane: HTTP API benchmark (bench/http.sh), {when}", "",
       f"{rounds} rounds × {duration} s per path, paths back to back within a round; {int(elapsed) // 60} min {int(elapsed) % 60} s in all.", "",
       f"Machine: {machine}.", "", f"Concurrent load at start: {ls}", "", f"at end: {le}", "",
@@ -130,6 +146,18 @@ for c in clients:
             return f"{statistics.median(xs) * 100:.0f}%"
         errs = sum(int(r["errors"]) for r in by[p])
         md.append(f"| {c} | {label} | {m[p]['rps']:.0f} | {m[p]['p50_ms']:.3f} | {m[p]['p99_ms']:.3f} | {m[p]['mean_ms']:.3f} | {errs} | {rr('direct')} | {rr('wire-gateway')} |")
+md += ["", "HTTP door's rate as a share of the wire gateway's, per round (goal ≥ 70% at 32 clients):", ""]
+for c in clients:
+    for p in ["http", "http-base"]:
+        a = {r["round"]: float(r["rps"]) for r in rows if int(r["clients"]) == c and r["path"] == p}
+        b = {r["round"]: float(r["rps"]) for r in rows if int(r["clients"]) == c and r["path"] == "wire-gateway"}
+        xs = [a[k] / b[k] for k in sorted(a) if k in b]
+        if not xs:
+            continue
+        ci = geo_ci(xs)
+        ci_s = f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}%" if ci else "n/a"
+        md.append(f"- {c} clients, {p}: **{statistics.geometric_mean(xs) * 100:.0f}%** ({', '.join(f'{x * 100:.0f}%' for x in xs)}; 95% interval {ci_s})"
+                  + (f"; goal ≥ 70%: {against_goal(ci, 0.7)}" if c == 32 else ""))
 md += ["", "## Raw runs", "", "| clients | round | path | req/s | p50 ms | p99 ms | mean ms | errors |", "|---|---|---|---|---|---|---|---|"]
 for r in rows:
     md.append("| " + " | ".join(r[k] for k in ["clients", "round", "path", "rps", "p50_ms", "p99_ms", "mean_ms", "errors"]) + " |")

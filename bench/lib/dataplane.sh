@@ -5,10 +5,13 @@
 #                       --no-serve` into $BENCH_DIR, load bench/pgbench/prepare.sql as each
 #                       tenant in $DP_TENANTS, create one API key per tenant
 #   dp_serve NAME GATE  start `tenantgate serve` with gate on/off on free ports
-#                       (sets SERVE_PG_PORT_<NAME>, SERVE_HTTP_PORT_<NAME>)
+#                       (sets SERVE_PG_PORT_<NAME>, SERVE_HTTP_PORT_<NAME>); DP_POOL_MAX
+#                       (pool_max_per_tenant, default 40) and DP_GATEWAY_EXTRA (more
+#                       [gateway] lines) apply to the next dp_serve
 #   dp_pgbouncer NAME MODE SLUG
 #                       start PgBouncer (pool_mode MODE) for that tenant's database,
-#                       authenticating as the tenant's own role (sets PGB_PORT_<NAME>)
+#                       authenticating as the tenant's own role (sets PGB_PORT_<NAME>);
+#                       DP_PGB_POOL (default_pool_size, default 40), DP_PGB_MAX_CLIENTS (200)
 #   dp_cleanup          (on EXIT) stops serve, PgBouncer, the demo clusters; removes $BENCH_DIR
 #
 # Per tenant slug S (with - replaced by _): DIRECT_HOST_S DIRECT_PORT_S DIRECT_USER_S
@@ -106,7 +109,8 @@ dp_serve() {
 listen = "127.0.0.1:$pg"
 gate = $gate
 # Session pooling: 32 pgbench clients need 32 backends of the tenant role.
-pool_max_per_tenant = 40
+pool_max_per_tenant = ${DP_POOL_MAX:-40}
+${DP_GATEWAY_EXTRA:-}
 server_budget = 120
 worker_threads = $threads
 # Give idle backends back soon after each run: three gateways and two PgBouncers holding 32
@@ -154,9 +158,9 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $d/userlist.txt
 pool_mode = $mode
-max_client_conn = 200
-default_pool_size = 40
-max_db_connections = 40
+max_client_conn = ${DP_PGB_MAX_CLIENTS:-200}
+default_pool_size = ${DP_PGB_POOL:-40}
+max_db_connections = ${DP_PGB_POOL:-40}
 server_reset_query = DISCARD ALL
 ; The gateways' pool_idle_timeout_ms (2 s, see dp_serve): the same idle policy for both, so
 ; neither path runs on warm backends while the other opens new ones.

@@ -18,3 +18,16 @@ def geo_ci(ratios):
     half = t * statistics.stdev(logs) / math.sqrt(len(logs))
     mean = statistics.fmean(logs)
     return math.exp(mean - half), math.exp(mean + half)
+
+
+def against_goal(ci, goal, at_most=False):
+    """How a ratio's 95% interval `ci` (low, high) stands against `goal`: 'met', 'missed', or
+    'within noise of the goal' when the interval holds it. `at_most`: the goal is an upper
+    bound (smaller is better)."""
+    if ci is None:
+        return "no interval (fewer than 3 rounds)"
+    low, high = ci
+    if low <= goal <= high:
+        return "within noise of the goal"
+    met = high < goal if at_most else low > goal
+    return "met" if met else "missed"
