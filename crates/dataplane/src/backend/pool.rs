@@ -18,8 +18,8 @@
 //!
 //! It must never hand one tenant's connection to another, return a connection to a pool
 //! without a successful reset (but a statement door's, tagged with what it carries), hand a
-//! wire client a connection carrying a statement door's settings, or exceed a server's budget by more than a connection being
-//! swapped for an evicted one.
+//! wire client a connection carrying a statement door's settings, or exceed a server's
+//! budget by more than a connection being swapped for an evicted one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
