@@ -380,9 +380,28 @@ fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused
         *data = text.into_bytes();
         pack(&entries, &foreign);
     }
+    // An archive, whole and with true checksums, whose order references a branch it does
+    // not hold (made at the source with the foreign-key triggers off): the load, which runs
+    // without those triggers, still refuses it.
+    let dangling = dir.join("dangling.tar.zst");
+    {
+        let t = d.create("dangling-src", "pooled", "us-1");
+        d.admin(
+            "us-1",
+            "tg_pool",
+            &format!(
+                "SET session_replication_role = replica; \
+                 INSERT INTO app.orders (tenant_id, branch_id, customer_name) VALUES ('{}', gen_random_uuid(), 'nobody')",
+                t.key
+            ),
+        );
+        export(&d, "dangling-src", &dangling);
+        erase(&d, "dangling-src");
+    }
 
     let footprint_before = footprint(&d);
     let cases: Vec<(&str, &PathBuf, Vec<&str>, &str)> = vec![
+        ("dangling", &dangling, vec![], "reference no row of the tenant's own"),
         ("truncated", &truncated, vec!["--placement", "database"], "truncated"),
         ("corrupt", &corrupt, vec!["--placement", "schema"], "corrupt"),
         ("mismatch-pooled", &mismatch, vec![], "does not match its manifest"),

@@ -93,6 +93,21 @@ fn scratch_left(repo: &Path) -> Vec<String> {
     left
 }
 
+/// What a refused restore must leave as it was: the catalog's tenants and operations, each
+/// server's databases and roles, and the pool's rows per tenant.
+fn state(d: &Deployment) -> Vec<String> {
+    let mut s = vec![
+        d.admin("us-1", "tenantgate", "SELECT string_agg(slug || ':' || status, ',' ORDER BY slug) FROM tg.tenants"),
+        d.admin("us-1", "tenantgate", "SELECT count(*) || ':' || coalesce(max(id), 0) FROM tg.operations"),
+    ];
+    for server in ["us-1", "eu-1"] {
+        s.push(d.admin(server, "postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"));
+        s.push(d.admin(server, "postgres", "SELECT string_agg(rolname || ':' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles"));
+    }
+    s.push(d.admin("us-1", "tg_pool", "SELECT string_agg(tenant_id || ':' || n, ',' ORDER BY tenant_id) FROM (SELECT tenant_id, count(*) n FROM app.branches GROUP BY 1) x"));
+    s
+}
+
 #[test]
 fn point_in_time_restore_of_one_pooled_tenant() {
     let started = std::time::Instant::now();
@@ -126,9 +141,23 @@ fn point_in_time_restore_of_one_pooled_tenant() {
     let other_now = names(&d, &other);
     assert_eq!(other_now, set("O", 1..=5).union(&set("P", 1..=7)).cloned().collect());
 
-    // A time before the recovery window is refused clearly, leaving nothing behind.
+    // A time outside the recovery window is refused clearly and changes nothing: not the
+    // catalog, not the servers, and no scratch cluster is left. Before the tenant existed;
+    // after it was created but before the oldest backup ended (`now`, taken before the
+    // backup); in the future (past the last WAL there can be), as a clone or in place.
+    let before = state(&d);
     let err = d.fails(&["tenant", "restore", "acme", "--at", "2020-01-01T00:00:00Z", "--as", "acme-then"]);
-    assert!(err.contains("before the tenant") || err.contains("created at"), "{err}");
+    assert!(err.contains("created at") && err.contains("Nothing was restored"), "{err}");
+    let err = d.fails(&["tenant", "restore", "acme", "--at", &now, "--as", "acme-then"]);
+    assert!(err.contains("before the recovery window") && err.contains("oldest backup"), "{err}");
+    assert!(err.contains("nothing was restored") && err.contains("backup status"), "{err}");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for how in [["--as", "acme-then"], ["--replace", "--json"]] {
+        let err = d.fails(&["tenant", "restore", "acme", "--at", &future, how[0], how[1]]);
+        assert!(err.contains("in the future") && err.contains("Nothing was restored"), "{err}");
+    }
+    assert_eq!(state(&d), before, "a refused restore changed the catalog or a server");
+    assert!(scratch_left(&repo).is_empty(), "scratch cluster left behind: {:?}", scratch_left(&repo));
     let err = d.fails(&["tenant", "restore", "acme", "--at", &t]);
     assert!(err.contains("--replace") && err.contains("--as"), "{err}");
 

@@ -132,13 +132,20 @@ pub async fn restore(cfg: &Config, catalog: &mut Catalog, req: &RestoreRequest, 
     };
     let now = chrono::Utc::now();
     if req.at > now {
-        return Err(Error::InvalidInput { what: "--at", value: req.at.to_rfc3339(), reason: format!("it is in the future (now is {})", now.to_rfc3339()) });
+        return Err(Error::InvalidInput {
+            what: "--at",
+            value: req.at.to_rfc3339(),
+            reason: format!(
+                "it is in the future (now is {}); the latest time that can be restored is now. Nothing was restored",
+                now.to_rfc3339()
+            ),
+        });
     }
     if req.at < tenant.created_at {
         return Err(Error::InvalidInput {
             what: "--at",
             value: req.at.to_rfc3339(),
-            reason: format!("tenant {} was created at {}; it had no data before", req.slug, tenant.created_at.to_rfc3339()),
+            reason: format!("tenant {} was created at {}; it had no data before. Nothing was restored", req.slug, tenant.created_at.to_rfc3339()),
         });
     }
     if let Some(m) = catalog.ops_for(&tenant.key).await?.into_iter().find(|o| o.kind == "move" && o.state == "done" && o.updated_at > req.at) {

@@ -1,5 +1,6 @@
 //! A tenant's rows in tables it shares or owns: listing tables, their keys and columns,
-//! and deleting one tenant's rows in batches.
+//! deleting one tenant's rows in batches, and checking in one pass per foreign key that its
+//! rows reference only rows of the same tenant (for loads that skip the per-row triggers).
 //!
 //! Owns row-level work that erasure and moves share. Every delete here is keyed on
 //! `tenant_id`, so it never touches a row that is not the tenant's.
@@ -133,6 +134,93 @@ pub async fn delete_tenant_rows(c: &Client, schema: &str, key: &TenantKey) -> Re
     Ok(total)
 }
 
+/// A foreign key of a tenant's table whose rows reference nothing of the tenant's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DanglingReference {
+    pub constraint: String,
+    pub table: String,
+    pub parent: String,
+    /// Rows of the tenant in `table` that break it.
+    pub rows: i64,
+}
+
+/// Check, one set-based query per foreign key, every foreign key of the tables `tables` of
+/// `schema` over tenant `key`'s rows: each must reference an existing row (the key's own
+/// semantics, MATCH SIMPLE or FULL) and, where the referenced table has a `tenant_id`, a row
+/// of the same tenant. What the per-row foreign-key triggers would have checked for these
+/// rows, and the isolation invariant on top, for a load that ran without those triggers
+/// (`session_replication_role = replica`). Returns every key broken, empty if none.
+pub async fn dangling_references(c: &Client, schema: &str, tables: &[String], key: &TenantKey) -> Result<Vec<DanglingReference>> {
+    let fks = c
+        .query(
+            "SELECT k.conname::text, child.relname::text, pn.nspname::text, parent.relname::text, k.confmatchtype = 'f', \
+                    ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, i) \
+                          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), \
+                    ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, i) \
+                          JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i), \
+                    EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+             FROM pg_constraint k JOIN pg_class child ON child.oid = k.conrelid JOIN pg_namespace n ON n.oid = child.relnamespace \
+             JOIN pg_class parent ON parent.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = parent.relnamespace \
+             WHERE k.contype = 'f' AND n.nspname = $1 ORDER BY 2, 1",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| Error::db("reading foreign keys", e))?;
+    let mut broken = Vec::new();
+    for fk in fks {
+        let (constraint, table, parent_schema, parent): (String, String, String, String) = (fk.get(0), fk.get(1), fk.get(2), fk.get(3));
+        let (full, cols, parent_cols, parent_tenant): (bool, Vec<String>, Vec<String>, bool) = (fk.get(4), fk.get(5), fk.get(6), fk.get(7));
+        if !tables.contains(&table) || cols.is_empty() || cols.len() != parent_cols.len() {
+            continue;
+        }
+        let sql = reference_check_sql(schema, &table, &parent_schema, &parent, &cols, &parent_cols, full, parent_tenant);
+        let rows: i64 = c
+            .query_one(&sql, &[&key.as_str()])
+            .await
+            .map_err(|e| Error::db(format!("checking foreign key {constraint} of {table}"), e))?
+            .get(0);
+        if rows > 0 {
+            broken.push(DanglingReference { constraint, table, parent, rows });
+        }
+    }
+    Ok(broken)
+}
+
+/// The count of tenant `$1`'s rows of `schema.table` that break the foreign key
+/// `cols → parent(parent_cols)`: an anti-join, one pass over the tenant's rows.
+#[allow(clippy::too_many_arguments)]
+fn reference_check_sql(
+    schema: &str,
+    table: &str,
+    parent_schema: &str,
+    parent: &str,
+    cols: &[String],
+    parent_cols: &[String],
+    full: bool,
+    parent_tenant: bool,
+) -> String {
+    let child_cols: Vec<String> = cols.iter().map(|c| format!("c.{}", ident(c))).collect();
+    let mut matches: Vec<String> = child_cols.iter().zip(parent_cols).map(|(c, p)| format!("p.{} = {c}", ident(p))).collect();
+    let same_tenant_in_key = cols.iter().zip(parent_cols).any(|(c, p)| c == "tenant_id" && p == "tenant_id");
+    if parent_tenant && !same_tenant_in_key {
+        matches.push("p.tenant_id = c.tenant_id".into());
+    }
+    let present = child_cols.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+    let missing = format!(
+        "({present} AND NOT EXISTS (SELECT 1 FROM {}.{} p WHERE {}))",
+        ident(parent_schema),
+        ident(parent),
+        matches.join(" AND ")
+    );
+    // MATCH FULL: a key that is partly null is a violation too.
+    let broken = if full && cols.len() > 1 {
+        format!("({missing} OR num_nonnulls({0}) BETWEEN 1 AND {1})", child_cols.join(", "), cols.len() - 1)
+    } else {
+        missing
+    };
+    format!("SELECT count(*) FROM {}.{} c WHERE c.tenant_id = $1 AND {broken}", ident(schema), ident(table))
+}
+
 /// Order tables so that every referencing (child) table comes before the tables it references.
 pub fn children_first(tables: &[String], edges: &[(String, String)]) -> Vec<String> {
     let mut done: HashSet<&str> = HashSet::new();
@@ -179,5 +267,21 @@ mod tests {
         assert!(pos("order_items") < pos("menu_items"));
         assert!(pos("orders") < pos("branches"));
         assert_eq!(order.len(), 4);
+    }
+
+    #[test]
+    fn reference_check_is_an_anti_join_within_the_tenant() {
+        let t = |s: &str| s.to_string();
+        let sql = reference_check_sql("app", "orders", "app", "branches", &[t("tenant_id"), t("branch_id")], &[t("tenant_id"), t("branch_id")], false, true);
+        assert_eq!(
+            sql,
+            "SELECT count(*) FROM \"app\".\"orders\" c WHERE c.tenant_id = $1 AND (c.\"tenant_id\" IS NOT NULL AND c.\"branch_id\" IS NOT NULL AND \
+             NOT EXISTS (SELECT 1 FROM \"app\".\"branches\" p WHERE p.\"tenant_id\" = c.\"tenant_id\" AND p.\"branch_id\" = c.\"branch_id\"))"
+        );
+        // A key without tenant_id into a tenant's table still only matches the tenant's rows.
+        let loose = reference_check_sql("app", "a", "app", "b", &[t("b_id")], &[t("id")], false, true);
+        assert!(loose.contains("p.\"id\" = c.\"b_id\" AND p.tenant_id = c.tenant_id"), "{loose}");
+        let full = reference_check_sql("app", "a", "app", "b", &[t("x"), t("y")], &[t("x"), t("y")], true, false);
+        assert!(full.ends_with("OR num_nonnulls(c.\"x\", c.\"y\") BETWEEN 1 AND 1)"), "{full}");
     }
 }
