@@ -4,16 +4,21 @@
 //! back to the config's).
 //!
 //! Owns only the HTTP shape. The numbers and the limits are the data plane's
-//! (`tg_dataplane::quota`, `tg_dataplane::usage`); an override lives in this gateway process's
-//! memory (tenantgate.toml stays the durable place) and applies to every door at once. It must
-//! never accept limits PostgreSQL or the quota would refuse (they are validated first), and
-//! never answer for a slug the catalog does not know.
+//! (`tg_dataplane::quota`, `tg_dataplane::usage`); an override is written to the catalog
+//! (`tg.tenant_quotas`, through `tg-catalog`), whose NOTIFY makes every gateway on it re-read
+//! the tenant's route and with it the override, which then applies to every door at once. It
+//! wins over `[gateway.tenant_limits.<slug>]`. It must never accept limits PostgreSQL or the
+//! quota would refuse (they are validated first), and never answer for a slug the catalog
+//! does not know.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use tg_control::catalog::Catalog;
+use tg_control::model::TenantKey;
 use tg_dataplane::config::LimitsConfig;
+use tg_dataplane::router::RouteError;
 use tg_dataplane::usage::TenantUsage;
 use tg_http::problem::{Problem, ProblemBody};
 use tg_http::server::Shared;
@@ -37,7 +42,7 @@ pub struct UsageQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuotasOut {
     pub tenant: String,
-    /// `override` (set through this API) or `config` (tenantgate.toml).
+    /// `override` (set through this API, kept in the catalog) or `config` (tenantgate.toml).
     pub source: &'static str,
     #[schema(value_type = Object)]
     pub limits: LimitsConfig,
@@ -81,11 +86,22 @@ impl QuotasIn {
     }
 }
 
-/// The tenant's key, or 404 if the catalog does not know the slug.
-async fn known(st: &Shared, slug: &str) -> Result<String, Problem> {
+/// The catalog and the tenant's key, or 404 if the catalog does not know the slug. Re-reads
+/// the tenant's route, so this gateway's view of its override is the catalog's.
+async fn known(st: &Shared, slug: &str) -> Result<(std::sync::Arc<Catalog>, TenantKey), Problem> {
     let cat = st.data.router.catalog().await.map_err(|e| Problem::unavailable(format!("{e}")))?;
     let t = cat.tenant(slug).await.map_err(|e| Problem::control(&e))?;
-    Ok(t.key.to_string())
+    reread(st, slug).await?;
+    Ok((cat, t.key))
+}
+
+/// Re-read `slug`'s route (and with it its quota override) from the catalog now.
+async fn reread(st: &Shared, slug: &str) -> Result<(), Problem> {
+    match st.data.router.route_fresh(slug).await {
+        Ok(_) => Ok(()),
+        Err(RouteError::UnknownTenant(_)) => Err(Problem::control(&tg_control::Error::UnknownTenant(slug.to_string()))),
+        Err(e) => Err(Problem::unavailable(format!("{e}"))),
+    }
 }
 
 fn out(st: &Shared, slug: &str) -> QuotasOut {
@@ -136,10 +152,14 @@ pub async fn put_quotas(
     let req = req.map(|Json(v)| v).map_err(|e| {
         Problem::bad_request("bad-request", format!("the request body is not valid: {}; send e.g. {{\"max_concurrent_statements\": 2}}", e.body_text()))
     })?;
-    let key = known(&st, &slug).await?;
-    let q = &st.data.quotas;
-    let limits = req.over(q.limits_for(&slug));
-    q.set_override(&slug, Some(limits)).map_err(|e| Problem::bad_request("bad-quota", e.to_string()))?;
+    let (cat, key) = known(&st, &slug).await?;
+    let limits = req.over(st.data.quotas.limits_for(&slug));
+    limits.validate(&format!("the quotas of {slug}")).map_err(|e| Problem::bad_request("bad-quota", e.to_string()))?;
+    let value = serde_json::to_value(limits).map_err(|e| Problem::internal(format!("cannot encode the quotas of {slug}: {e}")))?;
+    cat.set_tenant_quotas(&key, &value).await.map_err(|e| Problem::control(&e))?;
+    // The other gateways learn of it by NOTIFY; this one re-reads it now, for its answer.
+    reread(&st, &slug).await?;
+    let key = key.to_string();
     // Statement timeout and work_mem are backend session settings: idle backends are closed
     // so the next ones start with the new values (sessions in use keep theirs until they end).
     st.data.pools.close_idle_of(&key);
@@ -153,8 +173,9 @@ pub async fn put_quotas(
     security(("admin" = [])))]
 pub async fn delete_quotas(State(st): State<Shared>, headers: HeaderMap, Path(slug): Path<String>) -> Result<(StatusCode, Json<QuotasOut>), Problem> {
     st.admin(&headers)?;
-    let key = known(&st, &slug).await?;
-    let _ = st.data.quotas.set_override(&slug, None);
-    st.data.pools.close_idle_of(&key);
+    let (cat, key) = known(&st, &slug).await?;
+    cat.clear_tenant_quotas(&key).await.map_err(|e| Problem::control(&e))?;
+    reread(&st, &slug).await?;
+    st.data.pools.close_idle_of(key.as_str());
     Ok((StatusCode::OK, Json(out(&st, &slug))))
 }

@@ -3,8 +3,8 @@
 //!
 //! Owns the catalog's own versioned schema (`tenantgate init`) and every read and write
 //! of it. It never touches tenant data or tenant servers; `placement` does that.
-//! Routing readers (the data plane) are told of tenant changes by NOTIFY on
-//! channel `tenantgate_routing`.
+//! Routing readers (the data plane) are told of tenant changes (its row, or its quota
+//! override in `tg.tenant_quotas`) by NOTIFY on channel `tenantgate_routing`.
 
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
@@ -153,6 +153,23 @@ CREATE INDEX ON tg.operations (kind, state);
 -- Audit retention (gateway.audit_retention_days): the gateways delete their old rows oldest
 -- first, a batch at a time, without scanning the table.
 CREATE INDEX ON tg.audit_events (at);
+"#,
+    ),
+    (
+        5,
+        r#"
+-- Per-tenant quota overrides (PUT /admin/v1/tenants/{slug}/quotas): the limits in force for
+-- the tenant on every gateway, over [gateway.tenant_limits.<slug>] and [gateway.limits]. The
+-- gateways read them with the tenant's route; a change notifies tenantgate_routing with the
+-- tenant key (tg.notify_routing, as for a change of the tenant row: hence the column `key`),
+-- so they re-read it.
+CREATE TABLE tg.tenant_quotas (
+    key         text PRIMARY KEY REFERENCES tg.tenants (key) ON DELETE CASCADE,
+    limits      jsonb NOT NULL CHECK (jsonb_typeof(limits) = 'object'),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER tenant_quotas_routing AFTER INSERT OR UPDATE OR DELETE ON tg.tenant_quotas
+    FOR EACH ROW EXECUTE FUNCTION tg.notify_routing();
 "#,
     ),
 ];
@@ -979,6 +996,45 @@ impl Catalog {
             .await
             .map_err(|e| Error::db("reading the key's tenant", e))?;
         Ok(row.map(|r| r.get::<_, String>(0)))
+    }
+
+    // ---------------------------------------------------------------- quota overrides
+
+    /// The tenant's quota override (an object of `[gateway.limits]` fields, as the admin API
+    /// wrote it), or `None` when its limits come from the gateways' config.
+    pub async fn tenant_quotas(&self, key: &TenantKey) -> Result<Option<serde_json::Value>> {
+        let row = self
+            .client
+            .query_opt("SELECT limits FROM tg.tenant_quotas WHERE key = $1", &[&key.as_str()])
+            .await
+            .map_err(|e| Error::db("reading the tenant's quota override", e))?;
+        Ok(row.map(|r| r.get::<_, serde_json::Value>(0)))
+    }
+
+    /// Set the tenant's quota override (validated by the caller). Every gateway is told by
+    /// NOTIFY on `tenantgate_routing`.
+    pub async fn set_tenant_quotas(&self, key: &TenantKey, limits: &serde_json::Value) -> Result<()> {
+        if !limits.is_object() {
+            return Err(Error::InvalidInput { what: "quota override", value: limits.to_string(), reason: "must be a JSON object of limits".into() });
+        }
+        self.client
+            .execute(
+                "INSERT INTO tg.tenant_quotas (key, limits) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET limits = EXCLUDED.limits, updated_at = now()",
+                &[&key.as_str(), limits],
+            )
+            .await
+            .map_err(|e| Error::db("writing the tenant's quota override", e))?;
+        Ok(())
+    }
+
+    /// Drop the tenant's quota override (back to the config's limits). Whether there was one.
+    pub async fn clear_tenant_quotas(&self, key: &TenantKey) -> Result<bool> {
+        self.client
+            .execute("DELETE FROM tg.tenant_quotas WHERE key = $1", &[&key.as_str()])
+            .await
+            .map(|n| n > 0)
+            .map_err(|e| Error::db("clearing the tenant's quota override", e))
     }
 
     /// Replace a tenant's declared requirements (`tenant update --requires`).

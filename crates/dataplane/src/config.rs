@@ -106,14 +106,16 @@ pub struct GatewayConfig {
     /// of its tenant's quota before it is refused (53400). The wire door never waits.
     pub quota_wait_ms: u64,
     /// Per-tenant limits set at run time through the admin API (`PUT
-    /// /admin/v1/tenants/{slug}/quotas`). Not read from the file; shared by every clone of
-    /// this config, so every door of the process sees a change at once.
+    /// /admin/v1/tenants/{slug}/quotas`), kept in the catalog (`tg.tenant_quotas`) and
+    /// published here by the router with each route it reads. Not read from the file; shared
+    /// by every clone of this config, so every door of the process sees a change at once.
     #[serde(skip)]
     pub overrides: TenantOverrides,
 }
 
-/// Per-tenant limits set at run time; they win over `tenant_limits` and `limits`. Held in
-/// memory by this process only (the file stays the durable place).
+/// Per-tenant limits set at run time; they win over `tenant_limits` and `limits`. This is
+/// the process's copy of the catalog's overrides (`tg.tenant_quotas`): the router sets a
+/// tenant's entry whenever it reads the tenant's route (at a login, a NOTIFY, a poll).
 #[derive(Debug, Clone, Default)]
 pub struct TenantOverrides(std::sync::Arc<std::sync::RwLock<HashMap<String, LimitsConfig>>>);
 

@@ -1,8 +1,9 @@
 //! Per-tenant quotas on the data plane: how many statements a tenant may run at once, how
 //! many it may start per second, and how many rows and bytes one statement may return, over
 //! every door (wire, HTTP, MCP) of this gateway. The limits come from
-//! [`GatewayConfig::limits_for`] (the admin API's override, `[gateway.tenant_limits.<slug>]`,
-//! `[gateway.limits]`), read at each statement, so a change applies at once. Statement
+//! [`GatewayConfig::limits_for`] (the catalog's override set through the admin API, which
+//! the router publishes with each route it reads; else `[gateway.tenant_limits.<slug>]`;
+//! else `[gateway.limits]`), read at each statement, so a change applies at once. Statement
 //! timeout and the `work_mem` ceiling are the same table's, applied by PostgreSQL itself on
 //! every backend session (see `backend::pool`).
 //!
@@ -258,7 +259,8 @@ impl Quotas {
         self.cfg.limits_for(slug)
     }
 
-    /// Set (`Some`) or drop (`None`) the run-time override of `slug`'s limits.
+    /// Set (`Some`) or drop (`None`) the override of `slug`'s limits in this process only
+    /// (the router does this from the catalog; the admin API writes the catalog).
     pub fn set_override(&self, slug: &str, limits: Option<LimitsConfig>) -> Result<(), crate::GatewayError> {
         if let Some(l) = &limits {
             l.validate(&format!("the quotas of {slug}"))?;

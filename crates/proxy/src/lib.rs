@@ -73,7 +73,7 @@ impl Gateway {
             _ => None,
         };
         let cfg = Arc::new(cfg);
-        let router = Router::new(catalog_url, master, cfg.router_options());
+        let router = Router::new(catalog_url, master, cfg.router_options(), cfg.overrides.clone());
         let pools = Pools::new(cfg.clone());
         // Idle connections of a tenant that changed (suspended, moved, erased) are closed.
         let mut events = router.events();

@@ -1,10 +1,11 @@
 //! Per-tenant quotas and metrics end to end (issue #19): `tenantgate serve` as a child process
 //! on real clusters, tenants over each limit through the wire door (psql, a raw client) and the
 //! HTTP door, each beside a tenant without limits that must not notice; the admin API's
-//! quota override; `tenantgate top --once --json` and `/metrics` with the heavy tenant first
-//! and a bounded number of tenant labels.
+//! quota override, kept in the catalog: enforced by a second gateway on the same catalog and
+//! by the first one after a restart, and cleared on both; `tenantgate top --once --json` and
+//! `/metrics` with the heavy tenant first and a bounded number of tenant labels.
 //!
-//! One deployment, one gateway, every step in one test to keep the wall time short.
+//! One deployment, every step in one test to keep the wall time short.
 
 mod common;
 
@@ -35,10 +36,15 @@ impl Drop for Serve {
 }
 
 fn start(d: &Deployment, gateway: &str) -> Serve {
+    start_as(d, "quotas", gateway)
+}
+
+/// A gateway with its own config file `<name>.toml` (same catalog, same `[gateway]`).
+fn start_as(d: &Deployment, name: &str, gateway: &str) -> Serve {
     std::fs::write(d.dir.path().join("admin.token"), ADMIN_TOKEN).expect("admin token");
     let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
     let base = std::fs::read_to_string(&d.config).expect("config");
-    let config = d.dir.path().join("quotas.toml");
+    let config = d.dir.path().join(format!("{name}.toml"));
     let toml = format!(
         "{base}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\nadmin_token_file = \"admin.token\"\n\n[http.metrics]\ntop_tenants = {TOP}\n\n[gateway]\n{gateway}\n"
     );
@@ -91,6 +97,25 @@ fn psql(s: &Serve, slug: &str, key: &str, q: &str) -> (bool, String) {
     psql_extra(&conn, key, &["-v", "VERBOSITY=verbose", "-c", q])
 }
 
+/// Whether `cond` holds within `within` (checked every 100 ms).
+fn within(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether a raw session's answer to `q` is refused by the quota naming `limit`.
+fn refused_by(c: &mut std::net::TcpStream, q: &str, limit: &str) -> bool {
+    raw_errors(&raw_query(c, q)).iter().any(|(code, msg)| code == "54000" && msg.contains(limit))
+}
+
 /// (code, message) of every ErrorResponse in a raw answer.
 fn raw_errors(msgs: &[(u8, Vec<u8>)]) -> Vec<(String, String)> {
     msgs.iter().filter(|(t, _)| *t == b'E').map(|(_, b)| common::gateway::error_fields(b)).map(|(_, c, m)| (c, m)).collect()
@@ -107,14 +132,14 @@ fn quotas_metrics_and_top() {
         keys.insert(slug, create_key(&d, slug, false).1);
     }
     let key = |s: &str| keys[s].clone();
-    let s = start(
-        &d,
-        "quota_wait_ms = 300\n\
+    let gateway = "quota_wait_ms = 300\n\
          [gateway.tenant_limits.heavy]\nmax_concurrent_statements = 2\n\
          [gateway.tenant_limits.chatty]\nstatements_per_second = 3\n\
          [gateway.tenant_limits.bulky]\nmax_rows = 5\n\
-         [gateway.tenant_limits.slowpoke]\nstatement_timeout_ms = 500\nwork_mem_kb = 1024\n",
-    );
+         [gateway.tenant_limits.slowpoke]\nstatement_timeout_ms = 500\nwork_mem_kb = 1024\n";
+    let s = start(&d, gateway);
+    // A second gateway on the same catalog, with the same config.
+    let s2 = start_as(&d, "quotas2", gateway);
 
     // --- max_concurrent_statements: two long statements of `heavy` hold both places.
     let sleepers: Vec<_> = (0..2)
@@ -185,8 +210,13 @@ fn quotas_metrics_and_top() {
     let r = sql(&s, &key("light"), "SELECT generate_series(1, 10) AS n");
     assert_eq!((r.body["truncated"].clone(), r.body["rows"].as_array().map(Vec::len)), (json!(false), Some(10)));
 
-    // --- the admin API: max_bytes for bulky, at once, on both doors; then back to the config.
+    // --- the admin API: max_bytes for bulky, at once, on both doors, of this gateway and of
+    // the second one (the override is in the catalog); cleared after the restart below.
     let admin = |m: &str, path: &str, body: Option<&Value>| call(m, &format!("{}/admin/v1/{path}", s.http), ADMIN_TOKEN, body);
+    let admin2 = |m: &str, path: &str, body: Option<&Value>| call(m, &format!("{}/admin/v1/{path}", s2.http), ADMIN_TOKEN, body);
+    // A session open on the second gateway before the change.
+    let (mut b2, _, _) = raw_login(s2.wire, "bulky", &key("bulky"));
+    assert!(refused_by(&mut b2, "SELECT generate_series(1, 10)", "max_rows = 5"), "the second gateway has the config's max_rows");
     let r = admin("PUT", "tenants/bulky/quotas", Some(&json!({"max_bytes": 100, "max_rows": 0})));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["source"], "override");
@@ -196,12 +226,20 @@ fn quotas_metrics_and_top() {
     assert_eq!(errs[0].0, "54000");
     assert!(errs[0].1.contains("max_bytes = 100"), "{}", errs[0].1);
     assert!(raw_errors(&raw_query(&mut b, "SELECT generate_series(1, 6)")).is_empty(), "max_rows 0 = no limit now (6 rows, under 100 bytes)");
+    // The second gateway: its open session (told by NOTIFY), a new session, and its admin API.
+    assert!(
+        within(Duration::from_secs(5), || refused_by(&mut b2, "SELECT repeat('x', 500)", "max_bytes = 100")),
+        "the override set through the first gateway is enforced on a session of the second"
+    );
+    assert!(raw_errors(&raw_query(&mut b2, "SELECT generate_series(1, 6)")).is_empty(), "max_rows 0 on the second gateway too");
+    let (mut n2, _, _) = raw_login(s2.wire, "bulky", &key("bulky"));
+    assert!(refused_by(&mut n2, "SELECT repeat('x', 500)", "max_bytes = 100"), "a new session of the second gateway");
+    let r = admin2("GET", "tenants/bulky/quotas", None);
+    assert_eq!((r.body["source"].clone(), r.body["limits"]["max_bytes"].clone()), (json!("override"), json!(100)), "{}", r.body);
     let r = admin("PUT", "tenants/bulky/quotas", Some(&json!({"work_mem_kb": 1})));
     assert_eq!(r.status, 400, "work_mem below PostgreSQL's minimum is refused: {}", r.body);
     assert_eq!(admin("PUT", "tenants/nobody/quotas", Some(&json!({"max_rows": 1}))).status, 404);
     assert_eq!(call("GET", &format!("{}/admin/v1/usage", s.http), &key("bulky"), None).status, 401, "a tenant key is not an admin token");
-    let r = admin("DELETE", "tenants/bulky/quotas", None);
-    assert_eq!((r.body["source"].clone(), r.body["limits"]["max_rows"].clone()), (json!("config"), json!(5)));
 
     // --- statement_timeout and the work_mem ceiling (backend session settings).
     let (ok, out) = psql(&s, "slowpoke", &key("slowpoke"), "SELECT pg_sleep(2)");
@@ -251,6 +289,28 @@ fn quotas_metrics_and_top() {
     assert!(labels.contains("_other"), "the rest share _other: {labels:?}");
 
     http_backends_keep_their_settings(&d, &s, &key("idle1"));
+
+    // --- restart the first gateway: the override is still enforced (it is in the catalog).
+    drop(s);
+    let s = start(&d, gateway);
+    let admin = |m: &str, path: &str, body: Option<&Value>| call(m, &format!("{}/admin/v1/{path}", s.http), ADMIN_TOKEN, body);
+    let (mut b, _, _) = raw_login(s.wire, "bulky", &key("bulky"));
+    assert!(refused_by(&mut b, "SELECT repeat('x', 500)", "max_bytes = 100"), "the override survives a restart");
+    let r = admin("GET", "tenants/bulky/quotas", None);
+    assert_eq!(r.body["source"], "override", "{}", r.body);
+    let usage = admin("GET", "usage", None);
+    let bulky = usage.body["tenants"].as_array().and_then(|t| t.iter().find(|t| t["tenant"] == "bulky").cloned());
+    assert_eq!(bulky.map(|t| t["limits"]["max_bytes"].clone()), Some(json!(100)), "usage shows the effective quota: {}", usage.body);
+    // DELETE through it: back to the config's limits on both gateways.
+    let r = admin("DELETE", "tenants/bulky/quotas", None);
+    assert_eq!((r.body["source"].clone(), r.body["limits"]["max_rows"].clone()), (json!("config"), json!(5)), "{}", r.body);
+    assert!(refused_by(&mut b, "SELECT generate_series(1, 10)", "max_rows = 5"), "the config's max_rows again");
+    assert!(
+        within(Duration::from_secs(5), || refused_by(&mut b2, "SELECT generate_series(1, 10)", "max_rows = 5")),
+        "the override cleared through the first gateway is gone on the second"
+    );
+    assert!(raw_errors(&raw_query(&mut b2, "SELECT repeat('x', 500)")).is_empty(), "no max_bytes on the second gateway");
+    assert_eq!(admin2("GET", "tenants/bulky/quotas", None).body["source"], "config");
     eprintln!("quotas test: {:.1} s", t0.elapsed().as_secs_f64());
 }
 

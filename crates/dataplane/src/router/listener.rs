@@ -83,7 +83,22 @@ async fn listen_once(inner: &std::sync::Weak<Inner>, url: &str, timeout: Duratio
                 Some((channel, payload)) => {
                     let Some(i) = inner.upgrade() else { driver.abort(); return Ok(()) };
                     let event = if channel == KEYS_CHANNEL { RouteEvent::KeyRevoked(payload) } else { RouteEvent::TenantChanged(payload) };
+                    // Routes of a changed tenant are re-read at once (not only at its next
+                    // login), so its quota override applies to its open sessions and shows in
+                    // the usage of this gateway.
+                    let reread: Vec<String> = match &event {
+                        RouteEvent::TenantChanged(k) => lock(&i.cache).iter().filter(|(_, c)| c.route.tenant.as_str() == k).map(|(s, _)| s.clone()).collect(),
+                        _ => Vec::new(),
+                    };
                     i.invalidate(event);
+                    for slug in reread {
+                        let i = i.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = i.fetch_cached(&slug).await {
+                                tracing::debug!("re-reading the route of {slug}: {e}");
+                            }
+                        });
+                    }
                 }
                 None => { return Err("the listening connection closed".into()) }
             },

@@ -1,7 +1,9 @@
 //! The router: where a tenant's data lives right now, and who may act as it.
 //!
 //! Owns the data plane's cached view of the catalog: for each tenant slug its status,
-//! placement, server address, database and schema, and its active API keys (verifiers only).
+//! placement, server address, database and schema, its active API keys (verifiers only), and
+//! its quota override (`tg.tenant_quotas`, published to the config's `TenantOverrides` at
+//! every read, so `tg_dataplane::quota` follows the catalog).
 //! The cache is invalidated by the catalog's NOTIFY channels (`tenantgate_routing`: a tenant
 //! row changed; `tenantgate_keys`: a key was revoked or deleted) on a dedicated listening
 //! connection that reconnects by itself, and by a poll of the tenants that have open sessions
@@ -42,6 +44,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tg_catalog::catalog::Catalog;
+
+use crate::config::{LimitsConfig, TenantOverrides};
 use tg_catalog::credentials::MasterKey;
 use tokio::sync::broadcast;
 
@@ -71,6 +75,9 @@ struct Inner {
     move_hold: Duration,
     health: health::Health,
     catalog_timeout: Duration,
+    /// Where the quota overrides read with each route are published (the config's, shared by
+    /// every door of the process).
+    quota_overrides: TenantOverrides,
 }
 
 /// Cached, invalidated routing from the catalog. Cheap to clone; share one per process.
@@ -116,7 +123,10 @@ impl Router {
     /// A router reading the catalog at `catalog_url` (admin URL of the catalog database).
     /// Spawns the NOTIFY listener and the poller on the current tokio runtime; they stop when
     /// the last clone of the router is dropped.
-    pub fn new(catalog_url: &str, master: MasterKey, opts: RouterOptions) -> Router {
+    ///
+    /// Every route read from the catalog publishes the tenant's quota override (or its
+    /// absence) to `quota_overrides`, so the quotas of every door follow the catalog.
+    pub fn new(catalog_url: &str, master: MasterKey, opts: RouterOptions, quota_overrides: TenantOverrides) -> Router {
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             catalog_url: catalog_url.to_string(),
@@ -129,6 +139,7 @@ impl Router {
             move_hold: opts.move_hold,
             health: health::Health::new(opts.outage),
             catalog_timeout: opts.catalog_timeout,
+            quota_overrides,
         });
         tokio::spawn(listen_task(Arc::downgrade(&inner)));
         tokio::spawn(poll_task(Arc::downgrade(&inner), opts.poll_interval));
@@ -172,18 +183,7 @@ impl Router {
         if let Some(down) = self.inner.health.down() {
             return Err(RouteError::Catalog(down));
         }
-        let route = self.inner.fetch(slug).await;
-        let mut cache = lock(&self.inner.cache);
-        match &route {
-            Ok(r) => {
-                cache.insert(slug.to_string(), Cached::new(r.clone()));
-            }
-            Err(RouteError::UnknownTenant(_)) => {
-                cache.remove(slug);
-            }
-            Err(_) => {}
-        }
-        route
+        self.inner.fetch_cached(slug).await
     }
 
     /// Hold an authenticated connection of a tenant that a move has fenced: wait until the
@@ -302,10 +302,26 @@ impl Inner {
         Err(RouteError::Catalog(why))
     }
 
+    /// Read `slug`'s route from the catalog and cache it (or forget a tenant that is gone).
+    async fn fetch_cached(&self, slug: &str) -> Result<Route, RouteError> {
+        let route = self.fetch(slug).await;
+        let mut cache = lock(&self.cache);
+        match &route {
+            Ok(r) => {
+                cache.insert(slug.to_string(), Cached::new(r.clone()));
+            }
+            Err(RouteError::UnknownTenant(_)) => {
+                cache.remove(slug);
+            }
+            Err(_) => {}
+        }
+        route
+    }
+
     /// Read `slug`'s route from the catalog, within the catalog timeout, noting whether the
-    /// catalog answered.
+    /// catalog answered, and publish the tenant's quota override read with it.
     async fn fetch(&self, slug: &str) -> Result<Route, RouteError> {
-        match tokio::time::timeout(self.catalog_timeout, self.fetch_once(slug)).await {
+        let route = match tokio::time::timeout(self.catalog_timeout, self.fetch_once(slug)).await {
             Ok(r) => {
                 if !matches!(r, Err(RouteError::Catalog(_))) {
                     self.health.ok();
@@ -313,6 +329,28 @@ impl Inner {
                 r
             }
             Err(_) => Err(self.timed_out()),
+        };
+        match &route {
+            Ok(r) => self.quota_overrides.set(&r.slug, r.quotas),
+            Err(RouteError::UnknownTenant(_)) => self.quota_overrides.set(slug, None),
+            // Unknown now: the override last read stays, as the route last seen does.
+            Err(_) => {}
+        }
+        route
+    }
+
+    /// The tenant's quota override from the catalog. One the gateway cannot use (written
+    /// by hand, or by a newer version) is logged and ignored: the config's limits apply.
+    async fn quotas_of(&self, cat: &Catalog, slug: &str, key: &tg_catalog::model::TenantKey) -> Result<Option<LimitsConfig>, tg_catalog::Error> {
+        let Some(v) = cat.tenant_quotas(key).await? else { return Ok(None) };
+        let at = format!("the quota override of {slug} in the catalog (tg.tenant_quotas)");
+        let parsed = serde_json::from_value::<LimitsConfig>(v).map_err(|e| e.to_string()).and_then(|l| l.validate(&at).map(|()| l).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!("ignoring {at}: {e}; set it again with PUT /admin/v1/tenants/{slug}/quotas or clear it with DELETE");
+                Ok(None)
+            }
         }
     }
 
@@ -335,6 +373,7 @@ impl Inner {
         let (host, port) = tg_catalog::db::host_port(&server.url)
             .ok_or_else(|| RouteError::Catalog(format!("server {:?} has no usable host in its URL", server.name)))?;
         let keys = cat.active_keys(tenant.key.as_str()).await.map_err(db)?;
+        let quotas = self.quotas_of(&cat, &tenant.slug, &tenant.key).await.map_err(db)?;
         let loc = tg_catalog::model::location(tenant.placement, &tenant.key);
         Ok(Route {
             slug: tenant.slug,
@@ -348,6 +387,7 @@ impl Inner {
             schema: loc.schema,
             fenced: tenant.fenced,
             keys: Arc::new(keys),
+            quotas,
             master: self.master.clone(),
             fetched_at: Instant::now(),
         })

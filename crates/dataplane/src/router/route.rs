@@ -9,6 +9,8 @@ use tg_catalog::credentials::MasterKey;
 use tg_catalog::keys::{ActiveKey, KeyScope};
 use tg_catalog::model::{Placement, TenantKey, TenantStatus};
 
+use crate::config::LimitsConfig;
+
 /// Channel the catalog notifies on when a tenant row changes (payload: tenant key).
 pub const ROUTING_CHANNEL: &str = "tenantgate_routing";
 /// Channel the catalog notifies on when a key is revoked or deleted (payload: key id).
@@ -34,6 +36,9 @@ pub struct Route {
     pub fenced: bool,
     /// The tenant's unrevoked keys (verifiers only; they share one salt).
     pub keys: Arc<Vec<ActiveKey>>,
+    /// The tenant's quota override from the catalog (`tg.tenant_quotas`, set through the
+    /// admin API), which wins over `[gateway.tenant_limits.<slug>]`; `None` when it has none.
+    pub quotas: Option<LimitsConfig>,
     pub(super) master: Arc<MasterKey>,
     pub(super) fetched_at: Instant,
 }
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Route {
             .field("server", &self.server)
             .field("database", &self.database)
             .field("keys", &self.keys.len())
+            .field("quotas", &self.quotas)
             .finish()
     }
 }
@@ -124,7 +130,8 @@ pub enum RouteError {
 /// A change the router learned of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteEvent {
-    /// A tenant row changed (status, placement, server) or was deleted. Payload: tenant key.
+    /// A tenant row changed (status, placement, server), its quota override changed, or it
+    /// was deleted. Payload: tenant key.
     TenantChanged(String),
     /// A key was revoked or deleted. Payload: key id.
     KeyRevoked(String),
