@@ -598,36 +598,9 @@ fn gate_reads_sql_as_postgres_does(d: &Deployment, on: &Gateway, off: &Gateway, 
     assert!(left_pinned_with_gate_off >= 5, "control: with the gate off, {left_pinned_with_gate_off} forms left the pinned value");
 }
 
-/// pgbench with a custom script against the example app, simple and prepared protocol.
+/// pgbench with a custom script against the example app, in each query mode.
 fn pgbench_runs_the_example_app(on: &Gateway, x: &T) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let script = dir.path().join("restaurant.sql");
-    std::fs::write(
-        &script,
-        "\\set price random(1, 20)\n\
-         SELECT count(*) FROM menu_items WHERE price > :price;\n\
-         BEGIN;\n\
-         INSERT INTO orders (branch_id, table_no, total) SELECT branch_id, 7, :price FROM branches ORDER BY name LIMIT 1;\n\
-         SELECT sum(total) FROM orders WHERE table_no = 7;\n\
-         END;\n",
-    )
-    .expect("script");
-    let count = || on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM orders WHERE table_no = 7;").1.trim().parse::<i64>().unwrap_or(-1);
-    let before = count();
-    for mode in ["simple", "extended", "prepared"] {
-        let out = Command::new("pgbench")
-            .args(["-n", "-f"])
-            .arg(&script)
-            .args(["-c", "4", "-j", "2", "-t", "25", "-M", mode, "-h", "127.0.0.1", "-p", &on.port.to_string(), "-U", &x.t.slug, "app"])
-            .env("PGPASSWORD", &x.key)
-            .output()
-            .expect("pgbench");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "pgbench -M {mode}: {text}");
-        assert!(text.contains("number of transactions actually processed: 100/100"), "pgbench -M {mode}: {text}");
-        assert!(!text.contains("number of failed transactions: ") || text.contains("number of failed transactions: 0"), "{text}");
-    }
-    assert_eq!(count() - before, 300, "every pgbench transaction committed once");
+    gw::pgbench_example_app(on, &x.t.slug, &x.key, 7, 4, 2, 25);
 }
 
 const ASYNCPG_SCRIPT: &str = r#"

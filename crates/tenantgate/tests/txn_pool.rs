@@ -143,34 +143,7 @@ fn clients_only_ever_reach_their_own_role(d: &Deployment, on: &Gateway, off: &Ga
 /// client waiting for a backend would stall the clients that hold both backends in open
 /// transactions (the same holds under PgBouncer).
 fn pgbench_many_clients_over_two_backends(d: &Deployment, on: &Gateway, x: &T) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let script = dir.path().join("txn.sql");
-    std::fs::write(
-        &script,
-        "\\set price random(1, 20)\n\
-         SELECT count(*) FROM menu_items WHERE price > :price;\n\
-         BEGIN;\n\
-         INSERT INTO orders (branch_id, table_no, total) SELECT branch_id, 9, :price FROM branches ORDER BY name LIMIT 1;\n\
-         SELECT sum(total) FROM orders WHERE table_no = 9;\n\
-         END;\n",
-    )
-    .expect("script");
-    let count = || on.psql(&x.t.slug, &x.key, "SELECT count(*) FROM orders WHERE table_no = 9;").1.trim().parse::<i64>().unwrap_or(-1);
-    let before = count();
-    for mode in ["simple", "extended", "prepared"] {
-        let out = Command::new("pgbench")
-            .args(["-n", "-f"])
-            .arg(&script)
-            .args(["-c", "8", "-j", "8", "-t", "40", "-M", mode, "-h", "127.0.0.1", "-p", &on.port.to_string(), "-U", &x.t.slug, "app"])
-            .env("PGPASSWORD", &x.key)
-            .output()
-            .expect("pgbench");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "pgbench -M {mode}: {text}");
-        assert!(text.contains("number of transactions actually processed: 320/320"), "pgbench -M {mode}: {text}");
-        assert!(!text.contains("number of failed transactions: ") || text.contains("number of failed transactions: 0"), "{text}");
-    }
-    assert_eq!(count() - before, 960, "every pgbench transaction committed once");
+    gw::pgbench_example_app(on, &x.t.slug, &x.key, 9, 8, 8, 40);
     let n: i64 = d
         .admin("us-1", "postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{}'", x.t.key))
         .parse()

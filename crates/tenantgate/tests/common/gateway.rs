@@ -116,6 +116,46 @@ impl Gateway {
     }
 }
 
+/// pgbench through gateway `g` as tenant `slug`: the example app's transaction (a read, then
+/// an order written and summed in BEGIN … END, tagged with `table_no`) in each query mode
+/// (simple, extended, prepared), `clients` clients on `threads` threads, `txns` each. Asserts
+/// every run succeeds with no failed transaction, and that every transaction committed once.
+pub fn pgbench_example_app(g: &Gateway, slug: &str, key: &str, table_no: u32, clients: u32, threads: u32, txns: u32) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = dir.path().join("restaurant.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set price random(1, 20)\n\
+             SELECT count(*) FROM menu_items WHERE price > :price;\n\
+             BEGIN;\n\
+             INSERT INTO orders (branch_id, table_no, total) SELECT branch_id, {table_no}, :price FROM branches ORDER BY name LIMIT 1;\n\
+             SELECT sum(total) FROM orders WHERE table_no = {table_no};\n\
+             END;\n"
+        ),
+    )
+    .expect("script");
+    let count_sql = format!("SELECT count(*) FROM orders WHERE table_no = {table_no};");
+    let count = || g.psql(slug, key, &count_sql).1.trim().parse::<i64>().unwrap_or(-1);
+    let before = count();
+    let per_run = clients * txns;
+    for mode in ["simple", "extended", "prepared"] {
+        let out = Command::new("pgbench")
+            .args(["-n", "-f"])
+            .arg(&script)
+            .args(["-c", &clients.to_string(), "-j", &threads.to_string(), "-t", &txns.to_string(), "-M", mode])
+            .args(["-h", "127.0.0.1", "-p", &g.port.to_string(), "-U", slug, "app"])
+            .env("PGPASSWORD", key)
+            .output()
+            .expect("pgbench");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "pgbench -M {mode}: {text}");
+        assert!(text.contains(&format!("number of transactions actually processed: {per_run}/{per_run}")), "pgbench -M {mode}: {text}");
+        assert!(!text.contains("number of failed transactions: ") || text.contains("number of failed transactions: 0"), "{text}");
+    }
+    assert_eq!(count() - before, i64::from(per_run) * 3, "every pgbench transaction committed once");
+}
+
 /// psql with extra arguments (no stdin script): the tests' one psql helper, `super::psql_run`.
 pub fn psql_extra(conn: &str, password: &str, args: &[&str]) -> (bool, String) {
     super::psql_run(conn, password, args, None)
