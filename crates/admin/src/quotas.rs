@@ -62,6 +62,7 @@ pub struct QuotasIn {
     pub max_rows: Option<u64>,
     pub max_bytes: Option<u64>,
     pub work_mem_kb: Option<u64>,
+    pub client_idle_timeout_ms: Option<u64>,
 }
 
 impl QuotasIn {
@@ -74,6 +75,7 @@ impl QuotasIn {
             max_rows,
             max_bytes,
             work_mem_kb,
+            client_idle_timeout_ms,
         } = *self;
         l.max_concurrent_statements = max_concurrent_statements.unwrap_or(l.max_concurrent_statements);
         l.statements_per_second = statements_per_second.unwrap_or(l.statements_per_second);
@@ -82,6 +84,7 @@ impl QuotasIn {
         l.max_rows = max_rows.unwrap_or(l.max_rows);
         l.max_bytes = max_bytes.unwrap_or(l.max_bytes);
         l.work_mem_kb = work_mem_kb.unwrap_or(l.work_mem_kb);
+        l.client_idle_timeout_ms = client_idle_timeout_ms.unwrap_or(l.client_idle_timeout_ms);
         l
     }
 }

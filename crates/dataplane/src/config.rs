@@ -179,6 +179,10 @@ pub struct LimitsConfig {
     /// `work_mem` of every backend session, in kB. Tenants cannot SET work_mem (the gate's
     /// allow-list), so this is their ceiling.
     pub work_mem_kb: u64,
+    /// A wire client that sends nothing for this long while outside a transaction is ended
+    /// (FATAL 57P05, as PostgreSQL's `idle_session_timeout`) and its backend goes back to the
+    /// pool. 0 = never. (Idle *in* a transaction is `idle_in_transaction_timeout_ms`.)
+    pub client_idle_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -191,6 +195,7 @@ impl Default for LimitsConfig {
             max_rows: 0,
             max_bytes: 0,
             work_mem_kb: 0,
+            client_idle_timeout_ms: 0,
         }
     }
 }

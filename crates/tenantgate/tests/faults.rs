@@ -318,3 +318,95 @@ fn fair_shares_cap_a_tenant_over_its_roles_and_keep_a_reserve_for_newcomers() {
     drop(newcomer);
     drop(held);
 }
+
+#[test]
+fn waiting_tenants_take_turns_fewest_connections_first() {
+    let d = Deployment::start();
+    for slug in ["busy-1", "busy-2", "late"] {
+        d.create(slug, "pooled", "eu-1");
+    }
+    let (_, b1) = gw::create_key(&d, "busy-1", false);
+    let (_, b2) = gw::create_key(&d, "busy-2", false);
+    let (_, l) = gw::create_key(&d, "late", false);
+    // 8 places, no reserve: only the order in which waiters are served decides who gets one.
+    let g = Gateway::start(&d, "turns", "server_budget = 8\npool_max_per_tenant = 8\nserver_reserve = 0\ncheckout_timeout_ms = 20000\n");
+    let mut busy1: Vec<std::net::TcpStream> = (0..5).map(|_| gw::raw_login(g.port, "busy-1", &b1).0).collect();
+    let busy2: Vec<std::net::TcpStream> = (0..3).map(|_| gw::raw_login(g.port, "busy-2", &b2).0).collect();
+    // The budget is full. Three clients queue, in this order: busy-1 (holds 5), busy-2
+    // (holds 3), late (holds none). First come, first served would serve them in that order.
+    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+    let port = g.port;
+    let mut waiters = Vec::new();
+    for (slug, key) in [("busy-1", b1.clone()), ("busy-2", b2.clone()), ("late", l.clone())] {
+        let tx = tx.clone();
+        waiters.push(std::thread::spawn(move || {
+            let s = gw::raw_login(port, slug, &key).0;
+            tx.send(slug).expect("send");
+            s
+        }));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "nobody is served while the budget is full");
+    // busy-1 gives back one connection at a time; each place goes to the waiting tenant with
+    // the fewest connections: late (0), then busy-2 (3), then busy-1 (its own idle backend).
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        drop(busy1.pop());
+        order.push(rx.recv_timeout(Duration::from_secs(10)).expect("a waiter is served after a place frees"));
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "one place serves one waiter");
+    }
+    assert_eq!(order, ["late", "busy-2", "busy-1"], "waiters are served fewest connections first, not first come");
+    let served: Vec<std::net::TcpStream> = waiters.into_iter().map(|w| w.join().expect("waiter")).collect();
+    drop((served, busy1, busy2));
+}
+
+#[test]
+fn idle_clients_are_ended_by_their_tenants_client_idle_timeout() {
+    let d = Deployment::start();
+    for slug in ["sleepy", "sleepy-txn", "awake"] {
+        d.create(slug, "pooled", "eu-1");
+    }
+    let (_, s) = gw::create_key(&d, "sleepy", false);
+    let (_, st) = gw::create_key(&d, "sleepy-txn", false);
+    let (_, a) = gw::create_key(&d, "awake", false);
+    let g = Gateway::start(
+        &d,
+        "idle",
+        "[gateway.tenant_pool_mode]\nsleepy-txn = \"transaction\"\n\
+         [gateway.tenant_limits.sleepy]\nclient_idle_timeout_ms = 1000\n\
+         [gateway.tenant_limits.sleepy-txn]\nclient_idle_timeout_ms = 1000\n",
+    );
+    let ok = |s: &mut std::net::TcpStream, what: &str| {
+        let m = gw::raw_query(s, "SELECT 1");
+        assert!(m.last().is_some_and(|(t, _)| *t == b'Z') && !m.iter().any(|(t, _)| *t == b'E'), "{what}: {m:?}");
+    };
+    let mut idle_session = gw::raw_login(g.port, "sleepy", &s).0;
+    ok(&mut idle_session, "sleepy");
+    let mut idle_txn_mode = gw::raw_login(g.port, "sleepy-txn", &st).0;
+    ok(&mut idle_txn_mode, "sleepy-txn");
+    // Idle *in* a transaction is not the client idle timeout's business.
+    let mut in_transaction = gw::raw_login(g.port, "sleepy", &s).0;
+    assert!(!gw::raw_query(&mut in_transaction, "BEGIN").iter().any(|(t, _)| *t == b'E'));
+    // A client that keeps talking is never idle.
+    let mut chatty = gw::raw_login(g.port, "sleepy", &s).0;
+    let mut other_tenant = gw::raw_login(g.port, "awake", &a).0;
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        ok(&mut chatty, "a client that keeps talking");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (name, mut sock) in [("session mode", idle_session), ("transaction mode", idle_txn_mode)] {
+        let (tag, body) = gw::read_msg(&mut sock).unwrap_or_else(|| panic!("{name}: the idle client got no message"));
+        assert_eq!(tag, b'E', "{name}");
+        let (sev, code, msg) = gw::error_fields(&body);
+        assert_eq!((sev.as_str(), code.as_str()), ("FATAL", "57P05"), "{name}: {msg}");
+        assert!(msg.contains("client_idle_timeout_ms"), "{name}: the message names the setting: {msg}");
+        assert!(gw::read_msg(&mut sock).is_none(), "{name}: the connection is closed");
+    }
+    ok(&mut in_transaction, "idle in a transaction");
+    assert!(!gw::raw_query(&mut in_transaction, "COMMIT").iter().any(|(t, _)| *t == b'E'));
+    ok(&mut other_tenant, "a tenant without the timeout");
+    // The tenant logs in again at once (its backend went back to the pool).
+    let mut again = gw::raw_login(g.port, "sleepy", &s).0;
+    ok(&mut again, "sleepy again");
+}

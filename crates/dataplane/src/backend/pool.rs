@@ -14,6 +14,12 @@
 //!   its roles, and the last `server_reserve` places of a budget (at most a quarter of it) go
 //!   only to tenants that hold no connection there yet, so a few busy tenants cannot take a
 //!   whole server and a newcomer gets its first backend at once;
+//! - waiters are served by tenant, not by arrival: a place that frees goes to the waiting
+//!   tenant that holds the fewest connections on the server (then the earliest waiter), so
+//!   waiting tenants take turns — round robin — and a tenant with none is served first; a
+//!   newcomer that finds tenants with fewer connections waiting queues behind them;
+//! - when the budget is full, the idle backends of tenants over their fair share (the budget
+//!   over the tenants active on the server) are evicted first, the longest idle first;
 //! - idle connections close after an idle timeout, so idle pools shrink to zero.
 //!
 //! It must never hand one tenant's connection to another, return a connection to a pool
@@ -87,6 +93,38 @@ struct State {
     /// Open connections per (server, tenant key), both roles together.
     tenant_open: HashMap<(String, String), usize>,
     idle: HashMap<PoolKey, Vec<Idle>>,
+    /// Checkouts waiting for a new place, per server.
+    waiting: HashMap<String, Vec<Waiting>>,
+    /// The next waiter's ticket (tickets order waiters of equal standing by arrival).
+    next_ticket: u64,
+}
+
+/// One checkout waiting for a place on a server's budget.
+struct Waiting {
+    ticket: u64,
+    tenant: String,
+}
+
+impl State {
+    fn tenant_open(&self, server: &str, tenant: &str) -> usize {
+        // Keyed by owned strings; a lookup by borrowed pair needs an owned key.
+        self.tenant_open.get(&(server.to_string(), tenant.to_string())).copied().unwrap_or(0)
+    }
+
+    /// The checkouts of other tenants that go before a new place for `tenant` on `server`:
+    /// waiters whose tenant holds fewer connections there (or as many, and came earlier than
+    /// `ticket`), not counting those held back by their own `pool_max_per_tenant`.
+    fn waiting_ahead(&self, server: &str, tenant: &str, ticket: Option<u64>, max_per_tenant: usize) -> usize {
+        let Some(list) = self.waiting.get(server) else { return 0 };
+        let mine = (self.tenant_open(server, tenant), ticket.unwrap_or(u64::MAX));
+        list.iter()
+            .filter(|w| w.tenant != tenant)
+            .filter(|w| {
+                let open = self.tenant_open(server, &w.tenant);
+                open < max_per_tenant && (open, w.ticket) < mine
+            })
+            .count()
+    }
 }
 
 struct Inner {
@@ -130,6 +168,29 @@ impl Drop for Slot {
     }
 }
 
+/// A checkout's place in its server's queue of waiters; leaving it (drop) wakes the others,
+/// since the waiter may have been the one ahead of them.
+struct Queued {
+    inner: Arc<Inner>,
+    server: String,
+    ticket: u64,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        {
+            let mut st = lock(&self.inner.state);
+            if let Some(list) = st.waiting.get_mut(&self.server) {
+                list.retain(|w| w.ticket != self.ticket);
+                if list.is_empty() {
+                    st.waiting.remove(&self.server);
+                }
+            }
+        }
+        self.inner.notify.notify_waiters();
+    }
+}
+
 /// The backend pools of one gateway process. Cheap to clone.
 #[derive(Clone)]
 pub struct Pools {
@@ -141,6 +202,8 @@ pub struct Pools {
 pub struct PoolStats {
     pub open: usize,
     pub idle: usize,
+    /// Checkouts waiting for a place on the server's budget.
+    pub waiting: usize,
 }
 
 impl Pools {
@@ -177,25 +240,36 @@ impl Pools {
         let cfg = &self.inner.cfg;
         let budget = cfg.budget_for(&route.server);
         let reserve = cfg.server_reserve.min(budget / 4);
-        let tenant_key = (key.server.clone(), key.tenant.clone());
         let wait = GatewayConfig::ms(cfg.checkout_timeout_ms);
         let deadline = Instant::now() + wait;
+        // Set when this checkout first has to wait; it keeps its turn until it returns.
+        let mut queued: Option<Queued> = None;
         loop {
             let notified = self.inner.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let action = {
                 let mut st = lock(&self.inner.state);
-                if let Some(idle) = st.idle.get_mut(&key).and_then(|v| pop_idle(v, door)) {
+                let ticket = queued.as_ref().map(|q| q.ticket);
+                let open_here = st.tenant_open(&key.server, &key.tenant);
+                let server_open = st.server_open.get(&key.server).copied().unwrap_or(0);
+                let action = if let n @ 1.. = st.waiting_ahead(&key.server, &key.tenant, ticket, cfg.pool_max_per_tenant) {
+                    // Waiting tenants with fewer connections go first (round robin by tenant);
+                    // they may take this tenant's idle backends too, so it does not reuse them.
+                    Action::Wait(
+                        format!("all {budget} connections of the gateway's budget for this server are taken and {n} waiting client(s) of tenants holding fewer connections go first (fair share)"),
+                        "gateway.server_budget",
+                    )
+                } else if let Some(idle) = st.idle.get_mut(&key).and_then(|v| pop_idle(v, door)) {
                     Action::Reuse(idle)
-                } else if st.tenant_open.get(&tenant_key).copied().unwrap_or(0) >= cfg.pool_max_per_tenant {
+                } else if open_here >= cfg.pool_max_per_tenant {
                     Action::Wait(
                         format!("the tenant already holds {} connections over its roles (gateway.pool_max_per_tenant)", cfg.pool_max_per_tenant),
                         "gateway.pool_max_per_tenant",
                     )
-                } else if st.tenant_open.contains_key(&tenant_key) && st.server_open.get(&key.server).copied().unwrap_or(0) + reserve >= budget {
+                } else if open_here > 0 && server_open + reserve >= budget {
                     // The last `reserve` places are for tenants with no connection here yet.
-                    if let Some(victim) = take_oldest_idle(&mut st, &key) {
+                    if let Some(victim) = take_idle_victim(&mut st, &key, budget) {
                         Action::Connect(self.reserve(&mut st, &key), Some(victim))
                     } else {
                         Action::Wait(
@@ -203,14 +277,25 @@ impl Pools {
                             "gateway.server_budget",
                         )
                     }
-                } else if st.server_open.get(&key.server).copied().unwrap_or(0) < budget {
+                } else if server_open < budget {
                     Action::Connect(self.reserve(&mut st, &key), None)
-                } else if let Some(victim) = take_oldest_idle(&mut st, &key) {
+                } else if let Some(victim) = take_idle_victim(&mut st, &key, budget) {
                     Action::Connect(self.reserve(&mut st, &key), Some(victim))
                 } else {
                     Action::Wait(format!("all {budget} connections of the gateway's budget for this server are in use"), "gateway.server_budget")
+                };
+                if matches!(action, Action::Wait(..)) && queued.is_none() {
+                    let ticket = st.next_ticket;
+                    st.next_ticket += 1;
+                    st.waiting.entry(key.server.clone()).or_default().push(Waiting { ticket, tenant: key.tenant.clone() });
+                    queued = Some(Queued { inner: self.inner.clone(), server: key.server.clone(), ticket });
                 }
+                action
             };
+            if !matches!(action, Action::Wait(..)) {
+                // Leave the queue (waking the others) before the slow part, a connect.
+                drop(queued.take());
+            }
             match action {
                 Action::Reuse(mut idle) => {
                     if idle.conn.reader.is_stale() {
@@ -284,7 +369,8 @@ impl Pools {
     pub fn stats(&self, server: &str) -> PoolStats {
         let st = lock(&self.inner.state);
         let idle = st.idle.iter().filter(|(k, _)| k.server == server).map(|(_, v)| v.len()).sum();
-        PoolStats { open: st.server_open.get(server).copied().unwrap_or(0), idle }
+        let waiting = st.waiting.get(server).map(Vec::len).unwrap_or(0);
+        PoolStats { open: st.server_open.get(server).copied().unwrap_or(0), idle, waiting }
     }
 
     fn put_idle(&self, conn: BackendConn, slot: Slot, carried: Carried) {
@@ -301,14 +387,26 @@ enum Action {
     Wait(String, &'static str),
 }
 
-/// The longest-idle connection on `key`'s server that belongs to another pool.
-fn take_oldest_idle(st: &mut State, key: &PoolKey) -> Option<Idle> {
+/// An idle connection on `key`'s server of another pool, to close for `key`'s new one: the
+/// longest idle of a tenant over its fair share (`budget` over the tenants that hold or wait
+/// for connections on the server) if there is one, else the longest idle of any.
+fn take_idle_victim(st: &mut State, key: &PoolKey, budget: usize) -> Option<Idle> {
+    let mut active: std::collections::HashSet<&str> =
+        st.tenant_open.keys().filter(|(s, _)| *s == key.server).map(|(_, t)| t.as_str()).collect();
+    if let Some(w) = st.waiting.get(&key.server) {
+        active.extend(w.iter().map(|w| w.tenant.as_str()));
+    }
+    active.insert(key.tenant.as_str());
+    let share = (budget / active.len().max(1)).max(1);
     let (victim_key, idx) = st
         .idle
         .iter()
         .filter(|(k, _)| k.server == key.server && *k != key)
         .flat_map(|(k, v)| v.iter().enumerate().map(move |(i, idle)| (k, i, idle.since)))
-        .min_by_key(|(_, _, since)| *since)
+        .min_by_key(|(k, _, since)| {
+            let open = st.tenant_open.get(&(k.server.clone(), k.tenant.clone())).copied().unwrap_or(0);
+            (open <= share, *since)
+        })
         .map(|(k, i, _)| (k.clone(), i))?;
     let list = st.idle.get_mut(&victim_key)?;
     let v = list.remove(idx);

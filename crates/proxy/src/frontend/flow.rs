@@ -37,6 +37,7 @@ use tg_dataplane::usage::{Limit, TenantStats};
 use tg_gate::{Denial, Scope, Verdict};
 
 use super::error::Fatal;
+use super::idle::Activity;
 use super::statements::{Step, Txn};
 use super::Shared;
 use crate::audit::AuditEvent;
@@ -96,6 +97,8 @@ struct Rules {
     frame_limits: FrameLimits,
     marker_tag: String,
     quota: Arc<TenantQuota>,
+    /// The idle clock the session task's `client_idle_timeout_ms` timer reads.
+    activity: Arc<Activity>,
 }
 
 impl Flow {
@@ -110,13 +113,18 @@ impl Flow {
         quota.stats.clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         quota.stats.backends.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Flow {
-            rules: Rules { shared, tenant, key_id, scope, limits, frame_limits, marker_tag, quota },
+            rules: Rules { shared, tenant, key_id, scope, limits, frame_limits, marker_tag, quota, activity: Arc::default() },
             state: Mutex::new(State::default()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session's idle clock (see [`super::idle`]).
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.rules.activity)
     }
 
     /// Has every sync point sent to the backend been answered with ReadyForQuery?
@@ -177,6 +185,9 @@ impl Rules {
 
     fn client_frames(&self, st: &mut State, input: &mut BytesMut, out: &mut BytesMut) -> FromClient<Fatal> {
         let gate = &self.shared.gate;
+        if !input.is_empty() {
+            self.activity.client();
+        }
         loop {
             let frame = match decode_frame(input, &self.frame_limits) {
                 Ok(Some(f)) => f,
@@ -361,6 +372,7 @@ impl Rules {
                     // Every sync point answered: the place goes back (its time is counted).
                     st.permit = None;
                 }
+                self.activity.ready(st.ready_seen >= st.syncs_sent && m.get(5) == Some(&b'I'));
                 out.extend_from_slice(m);
             }
             _ => out.extend_from_slice(m),

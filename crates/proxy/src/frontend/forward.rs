@@ -10,6 +10,7 @@
 //! It must never: forward a message the gate refused, or log SQL or secrets.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,6 +18,7 @@ use tokio::net::TcpStream;
 
 use super::error::Fatal;
 use super::flow::Flow;
+use super::idle;
 use super::cancel::CancelKey;
 use super::session::{pool_fatal, write_fatal, Held, Ready};
 use super::Shared;
@@ -56,13 +58,15 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
     }
 
     let scope = super::session::gate_scope(key.scope);
-    let mut limits = shared.cfg.limits_for(&route.slug).gate_limits();
+    let tenant_limits = shared.cfg.limits_for(&route.slug);
+    let idle_timeout = idle::timeout(tenant_limits.client_idle_timeout_ms);
+    let mut limits = tenant_limits.gate_limits();
     // LISTEN/NOTIFY reach only the tenant's own sessions when it has a database of its own.
     limits.own_database = route.placement == tg_catalog::model::Placement::Database;
     let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits, &route.slug);
     let (end, mut stream, answered) = match (stream, &shared.relay) {
-        (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop).await,
-        (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop).await,
+        (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop, idle_timeout).await,
+        (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop, idle_timeout).await,
     };
     drop(stop);
     drop(cancel_key);
@@ -129,7 +133,15 @@ pub(super) fn incomplete() -> Fatal {
 /// Forward on this task: both directions as futures of one `select!`. For TLS clients, and
 /// for all clients when the relay is off. Returns how it ended, the client stream, and
 /// whether every sync point sent to the backend was answered.
-async fn in_task(mut stream: ClientStream, mut buf: BytesMut, backend: &mut Backend, flow: Flow, stop: &mut StopWatch) -> (End, ClientStream, bool) {
+async fn in_task(
+    mut stream: ClientStream,
+    mut buf: BytesMut,
+    backend: &mut Backend,
+    flow: Flow,
+    stop: &mut StopWatch,
+    idle_timeout: Option<Duration>,
+) -> (End, ClientStream, bool) {
+    let activity = flow.activity();
     let end = {
         let (mut cr, mut cw) = stream.split();
         match backend.io() {
@@ -139,6 +151,7 @@ async fn in_task(mut stream: ClientStream, mut buf: BytesMut, backend: &mut Back
                 e = client_to_backend(&flow, &mut cr, &mut buf, bw) => e,
                 e = backend_to_client(&flow, br, &mut cw) => e,
                 s = &mut stop.rx => stopped(s),
+                _ = idle::expired(&activity, idle_timeout) => End::ClientError(idle::fatal(idle_timeout.unwrap_or_default())),
             },
         }
     };
@@ -154,7 +167,9 @@ async fn relayed(
     backend: &mut Backend,
     flow: Flow,
     stop: &mut StopWatch,
+    idle_timeout: Option<Duration>,
 ) -> (End, ClientStream, bool) {
+    let activity = flow.activity();
     let client = match tcp.into_std() {
         Ok(c) => c,
         Err(_) => return (End::Client, ClientStream::Detached, false),
@@ -172,7 +187,7 @@ async fn relayed(
             if let Err(e) = backend.attach(backend_tcp, backend_state) {
                 return (End::Backend(e), stream, false);
             }
-            return in_task(stream, client_buf, backend, forwarder, stop).await;
+            return in_task(stream, client_buf, backend, forwarder, stop, idle_timeout).await;
         }
     };
     let mut why = None;
@@ -180,6 +195,11 @@ async fn relayed(
         o = &mut ticket.outcome => o,
         s = &mut stop.rx => {
             why = Some(stopped(s));
+            ticket.stop();
+            (&mut ticket.outcome).await
+        }
+        _ = idle::expired(&activity, idle_timeout) => {
+            why = Some(End::ClientError(idle::fatal(idle_timeout.unwrap_or_default())));
             ticket.stop();
             (&mut ticket.outcome).await
         }

@@ -5,7 +5,7 @@
 //! ([`startup`]), the caps on connections still starting up ([`startups`]), cancel-key mapping ([`cancel`]), the client stream, plain or TLS ([`stream`]),
 //! transaction mode's lanes of lent backends ([`lending`]), session loop ([`transaction`]) and
 //! named statements carried across backends ([`statements`]),
-//! and the forwarding rules ([`flow`]), which
+//! the client idle timeout ([`idle`]), and the forwarding rules ([`flow`]), which
 //! the session's task or a [`crate::relay`] thread runs once the session is authenticated.
 //!
 //! Owns everything a client can see. It never opens a backend connection itself (it asks
@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod error;
 pub mod flow;
 pub mod forward;
+pub mod idle;
 pub mod lending;
 pub mod listener;
 pub mod scram;

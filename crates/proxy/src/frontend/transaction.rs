@@ -21,6 +21,7 @@ use tokio::io::AsyncReadExt;
 
 use super::cancel::CancelSlot;
 use super::flow::Flow;
+use super::idle;
 use super::forward::{backend_to_client, client_to_backend, incomplete, say_end, stopped, watch_for_stop, welcome, End, StopWatch};
 use super::lending::{LaneKey, Lent};
 use super::session::pool_fatal;
@@ -85,8 +86,11 @@ async fn transactions(
     held: &mut Option<Lent>,
 ) -> End {
     let max = shared.cfg.max_message_bytes;
+    let idle_timeout = idle::timeout(shared.cfg.limits_for(&route.slug).client_idle_timeout_ms);
     loop {
-        // Between transactions: wait for a whole message from the client.
+        // Between transactions: wait for a whole message from the client, for at most the
+        // tenant's client idle timeout since it last sent something.
+        let mut quiet_since = tokio::time::Instant::now();
         while !whole_message(buf, max) {
             tokio::select! {
                 biased;
@@ -94,9 +98,10 @@ async fn transactions(
                 r = stream.read_buf(buf) => match r {
                     Ok(0) if buf.is_empty() => return End::Client,
                     Ok(0) => return End::ClientError(incomplete()),
-                    Ok(_) => {}
+                    Ok(_) => quiet_since = tokio::time::Instant::now(),
                     Err(_) => return End::Client,
                 },
+                _ = idle::after(quiet_since, idle_timeout) => return End::ClientError(idle::fatal(idle_timeout.unwrap_or_default())),
             }
         }
         if buf[0] == b'X' {
