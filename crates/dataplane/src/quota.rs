@@ -13,12 +13,14 @@
 //! |---|---|---|
 //! | `max_concurrent_statements` | 53400 at once | waits up to `gateway.quota_wait_ms`, then 429 + 53400 |
 //! | `statements_per_second` | 53400 at once | waits for a token due within `quota_wait_ms`, else 429 + 53400 |
-//! | `max_rows`, `max_bytes` | 54000 in place of the command's completion | result cut, `truncated: true` |
+//! | `max_rows`, `max_bytes` | the statement cancelled on its backend, 54000 in place of its completion (or of the cancel's 57014) | result cut, `truncated: true` (the portal is executed with a row limit, so the statement stops there) |
 //! | `statement_timeout_ms` | 57014 (PostgreSQL's) | 57014, 504 |
 //!
 //! 53400 (`configuration_limit_exceeded`, class 53 "insufficient resources") is retryable: the
 //! same statement succeeds once the tenant's load drops. 54000 (`program_limit_exceeded`) is
-//! not: the statement must ask for less (LIMIT, a cursor).
+//! not: the statement must ask for less (LIMIT, a cursor). A cut statement is cancelled, so it
+//! stops using the server at the cut; like any error, its 54000 aborts an open transaction
+//! block.
 //!
 //! Owns the per-tenant state ([`TenantQuota`]: the bucket, the places in use, the
 //! [`TenantStats`] counters) and the [`Quotas`] registry. It never runs SQL, never sleeps on
@@ -84,8 +86,8 @@ impl QuotaDenial {
             limit,
             sqlstate: SQLSTATE_TOO_LARGE,
             message: format!(
-                "tenantgate: the result is larger than the tenant's quota {} = {value} {unit} per statement; the rows past it were not sent. \
-                 Ask for fewer rows (LIMIT, or a cursor with FETCH)",
+                "tenantgate: the result is larger than the tenant's quota {} = {value} {unit} per statement; the rows past it were not sent \
+                 and the statement was cancelled. Ask for fewer rows (LIMIT, or a cursor with FETCH)",
                 limit.name()
             ),
             retry_after: Duration::ZERO,

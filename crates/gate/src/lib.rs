@@ -110,7 +110,8 @@ pub struct Limits {
     /// Elsewhere they are database-wide and refused.
     pub own_database: bool,
     /// The tenant is in transaction pooling mode: statements that leave session state behind
-    /// (SET, LISTEN, WITH HOLD cursors, PREPARE, DEALLOCATE, DISCARD) are refused with 0A000.
+    /// (SET, LISTEN, WITH HOLD cursors, PREPARE, DEALLOCATE) are refused with 0A000; resets
+    /// (RESET, DISCARD) pass, and the wire door restores the client's settings after them.
     pub transaction_mode: bool,
 }
 
@@ -198,7 +199,9 @@ fn apply(analysis: &Analysis, scope: Scope, limits: &Limits) -> Result<Verdict, 
             settings::check_cap(timeout, limits)?;
         }
         if let (Some(state), true) = (statement.session, limits.transaction_mode) {
-            return Err(session::denial(state));
+            if !state.reset {
+                return Err(session::denial(state));
+            }
         }
         if let (Some(what), false) = (statement.channel, limits.own_database) {
             return Err(Denial::policy(

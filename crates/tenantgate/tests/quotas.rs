@@ -3,7 +3,9 @@
 //! HTTP door, each beside a tenant without limits that must not notice; the admin API's
 //! quota override, kept in the catalog: enforced by a second gateway on the same catalog and
 //! by the first one after a restart, and cleared on both; `tenantgate top --once --json` and
-//! `/metrics` with the heavy tenant first and a bounded number of tenant labels.
+//! `/metrics` with the heavy tenant first and a bounded number of tenant labels; a result cut
+//! by `max_rows` cancels its statement on the server (session mode on a relay thread,
+//! transaction mode on the session's task).
 //!
 //! One deployment, every step in one test to keep the wall time short.
 
@@ -125,7 +127,7 @@ fn raw_errors(msgs: &[(u8, Vec<u8>)]) -> Vec<(String, String)> {
 fn quotas_metrics_and_top() {
     let t0 = Instant::now();
     let d = Deployment::start();
-    let slugs = ["heavy", "chatty", "bulky", "slowpoke", "light", "idle1", "idle2"];
+    let slugs = ["heavy", "chatty", "bulky", "bulkytx", "slowpoke", "light", "idle1", "idle2"];
     let mut keys = std::collections::HashMap::new();
     for slug in slugs {
         d.create(slug, "pooled", "us-1");
@@ -136,7 +138,9 @@ fn quotas_metrics_and_top() {
          [gateway.tenant_limits.heavy]\nmax_concurrent_statements = 2\n\
          [gateway.tenant_limits.chatty]\nstatements_per_second = 3\n\
          [gateway.tenant_limits.bulky]\nmax_rows = 5\n\
-         [gateway.tenant_limits.slowpoke]\nstatement_timeout_ms = 500\nwork_mem_kb = 1024\n";
+         [gateway.tenant_limits.bulkytx]\nmax_rows = 5\n\
+         [gateway.tenant_limits.slowpoke]\nstatement_timeout_ms = 500\nwork_mem_kb = 1024\n\
+         [gateway.tenant_pool_mode]\nbulkytx = \"transaction\"\n";
     let s = start(&d, gateway);
     // A second gateway on the same catalog, with the same config.
     let s2 = start_as(&d, "quotas2", gateway);
@@ -201,6 +205,9 @@ fn quotas_metrics_and_top() {
     let msgs = raw_query(&mut b, "SELECT generate_series(1, 5)");
     assert!(raw_errors(&msgs).is_empty());
     assert_eq!(msgs.iter().filter(|(t, _)| *t == b'D').count(), 5);
+    // The cut statement is cancelled, not left running on the server.
+    a_cut_cancels_its_statement(&d, &s, "bulky", &key("bulky"));
+    a_cut_cancels_its_statement(&d, &s, "bulkytx", &key("bulkytx"));
     // HTTP cuts the result to the quota instead.
     let r = sql(&s, &key("bulky"), "SELECT generate_series(1, 10) AS n");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -348,4 +355,50 @@ fn http_backends_keep_their_settings(d: &Deployment, s: &Serve, k: &str) {
     std::thread::sleep(Duration::from_millis(300));
     assert_ne!(one("SELECT current_setting('application_name') AS a")[0], "http-leak", "the next HTTP statement");
     assert!(!wire("SELECT current_setting('application_name')").contains("http-leak"), "the next wire client");
+}
+
+/// A result cut by `max_rows` (5) cancels its statement: a `generate_series` that would stream
+/// for about a minute is answered with 54000 naming the limit at the cut, is gone from the
+/// server's `pg_stat_activity` (read as the superuser) within a second of that answer, and the
+/// same session goes on: its next statement runs, and so does one after a cut inside a
+/// transaction block (aborted by the error, as by any other).
+fn a_cut_cancels_its_statement(d: &Deployment, s: &Serve, slug: &str, key: &str) {
+    let t = d.tenant(slug);
+    let running = || {
+        d.admin(
+            &t.server,
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%cut_me%' AND pid <> pg_backend_pid()",
+        )
+    };
+    let (mut c, _, _) = raw_login(s.wire, slug, key);
+    let q = "SELECT generate_series(1, 400000000) AS cut_me";
+    let sent = Instant::now();
+    let msgs = raw_query(&mut c, q);
+    let answered = sent.elapsed();
+    let errs = raw_errors(&msgs);
+    assert_eq!(errs.len(), 1, "{slug}: {errs:?}");
+    assert_eq!(errs[0].0, "54000", "{slug}: {errs:?}");
+    assert!(errs[0].1.contains("max_rows = 5") && errs[0].1.contains("cancelled"), "{slug}: {}", errs[0].1);
+    assert_eq!(msgs.iter().filter(|(t, _)| *t == b'D').count(), 5, "{slug}");
+    let gone = Instant::now();
+    assert!(within(Duration::from_secs(1), || running() == "0"), "{slug}: the cut statement still runs on the server");
+    eprintln!(
+        "quotas test: {slug}: cut answered {:.0} ms after the query, statement gone from pg_stat_activity {:.0} ms after that",
+        answered.as_secs_f64() * 1e3,
+        gone.elapsed().as_secs_f64() * 1e3
+    );
+    assert!(answered < Duration::from_secs(3), "{slug}: answered at the cut, not at the end of the series: {answered:?}");
+    let msgs = raw_query(&mut c, "SELECT 41 + 1");
+    assert!(raw_errors(&msgs).is_empty(), "{slug}: {:?}", raw_errors(&msgs));
+    assert_eq!(msgs.iter().filter(|(t, _)| *t == b'D').count(), 1, "{slug}");
+    // Inside a transaction block: the cut aborts it, ROLLBACK ends it, the session goes on.
+    assert!(raw_errors(&raw_query(&mut c, "BEGIN")).is_empty());
+    let msgs = raw_query(&mut c, q);
+    assert_eq!(raw_errors(&msgs).first().map(|e| e.0.as_str()), Some("54000"), "{slug}");
+    assert_eq!(msgs.last().map(|(_, b)| b.as_slice()), Some(&b"E"[..]), "{slug}: ReadyForQuery in a failed transaction");
+    assert!(raw_errors(&raw_query(&mut c, "ROLLBACK")).is_empty(), "{slug}");
+    assert!(within(Duration::from_secs(1), || running() == "0"), "{slug}: the second cut statement still runs");
+    let msgs = raw_query(&mut c, "SELECT 41 + 1");
+    assert!(raw_errors(&msgs).is_empty() && msgs.iter().any(|(t, _)| *t == b'D'), "{slug}: {msgs:?}");
 }

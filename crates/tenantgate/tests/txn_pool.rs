@@ -1,9 +1,11 @@
 //! Transaction pooling (issue #19) end to end: `tenantgate serve` with tenants in
 //! `pool_mode = "transaction"` and a pool of two backends per tenant role, real clusters and
 //! more clients than backends: psql, pgbench (simple, extended, prepared), psycopg 3 with
-//! server-side prepared statements, node-postgres named statements, asyncpg; cancel; the
-//! session state transaction mode refuses; and isolation with the gate on and off (no canary
-//! crosses, and every backend a client reaches is logged in as its own tenant's role).
+//! server-side prepared statements, node-postgres named statements, asyncpg; asyncpg's and
+//! psycopg's pools (their resets on release: `RESET ALL`, `DISCARD ALL`) with settings that
+//! never reach another client; cancel; the session state transaction mode refuses; and
+//! isolation with the gate on and off (no canary crosses, and every backend a client reaches
+//! is logged in as its own tenant's role).
 
 mod common;
 
@@ -56,6 +58,8 @@ fn transaction_pooling_end_to_end() {
     step("isolation", started);
     node_pg_named_statements(&on, &off, &tenants);
     step("node", started);
+    driver_pools_reset_on_release(&on, &off, &tenants);
+    step("driver pools", started);
     // From here on the backends counted are the gate-on gateway's only.
     drop(off);
     pgbench_many_clients_over_two_backends(&d, &on, &tenants[0]);
@@ -71,13 +75,11 @@ fn transaction_pooling_end_to_end() {
 fn session_state_is_refused_with_the_way_out(on: &Gateway, x: &T) {
     for sql in [
         "SET timezone = 'UTC';",
-        "RESET timezone;",
         "SELECT set_config('application_name', 'x', false);",
         "LISTEN jobs;",
         "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT;",
         "PREPARE p AS SELECT 1;",
         "DEALLOCATE p;",
-        "DISCARD ALL;",
     ] {
         let (ok, out) = on.psql(&x.t.slug, &x.key, &format!("\\set VERBOSITY verbose\n{sql}"));
         assert!(!ok, "{sql} must be refused in transaction mode: {out}");
@@ -95,6 +97,19 @@ fn session_state_is_refused_with_the_way_out(on: &Gateway, x: &T) {
     );
     let lines: Vec<&str> = out.lines().collect();
     assert!(ok && lines.first() == Some(&"Asia/Tokyo") && lines.last() != Some(&"Asia/Tokyo"), "{out}");
+    // Resets pass (asyncpg's pool reset, word for word, among them) and take the client back
+    // to its own startup settings (psql's application_name), not the server's defaults.
+    let (ok, out) = on.psql(
+        &x.t.slug,
+        &x.key,
+        "RESET timezone;\nSELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nSHOW application_name;\n\
+         SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;\nSHOW application_name;\nDISCARD ALL;\nSHOW application_name;",
+    );
+    let apps: Vec<&str> = out.lines().filter(|l| l.starts_with("psql")).collect();
+    assert!(ok && apps == ["psql"; 3], "{out}");
+    // asyncpg's reset as it sends it: one simple Query of four statements.
+    let (ok, out) = on.psql_c(&x.t.slug, &x.key, "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;");
+    assert!(ok, "{out}");
     // A session-mode tenant on the same gateway keeps session semantics.
 }
 
@@ -285,8 +300,7 @@ import asyncio, json, sys
 import asyncpg
 port, user, key, canary = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 async def main():
-    # Connections, not asyncpg's pool: its release runs RESET ALL, which transaction mode
-    # refuses.
+    # Plain connections (the pools: driver_pools_reset_on_release).
     async def one(i):
         c = await asyncpg.connect(host="127.0.0.1", port=int(port), user=user, password=key, database="x")
         out = []
@@ -302,8 +316,7 @@ asyncio.run(main())
 "#;
 
 /// asyncpg, which prepares every statement (named) and caches them per connection: eight
-/// connections over two backends. (Its pool's release runs `RESET ALL`, refused in
-/// transaction mode; the decision record says so.)
+/// connections over two backends.
 fn asyncpg_prepared_statements(on: &Gateway, x: &T) {
     let py = common::python_with(&["asyncpg"], &["asyncpg"]);
     let out = Command::new(&py).args(["-c", ASYNCPG_SCRIPT, &on.port.to_string(), &x.t.slug, &x.key, &x.canary]).output().expect("python");
@@ -313,5 +326,134 @@ fn asyncpg_prepared_statements(on: &Gateway, x: &T) {
     for (i, run) in v.as_array().expect("list").iter().enumerate() {
         let want: Vec<serde_json::Value> = (0..5).flat_map(|n| [serde_json::json!(i * 10 + n + 1), serde_json::json!(true)]).collect();
         assert_eq!(run, &serde_json::Value::Array(want), "{v}");
+    }
+}
+
+const POOLS_SCRIPT: &str = r#"
+import asyncio, json, sys
+import asyncpg, psycopg, psycopg_pool
+port, user, key = sys.argv[1], sys.argv[2], sys.argv[3]
+kw = dict(host="127.0.0.1", port=int(port), user=user, password=key, database="x")
+res = {"errors": []}
+seen = []  # every application_name any pooled client saw, as a value or a ParameterStatus
+
+async def setter():
+    # A client outside the pools sets a session setting: refused with the gate on (0A000);
+    # with the gate off it stays on the backend, which no other client may then get as is. It
+    # has the asyncpg pool's startup settings, so only that reset stands between them.
+    c = await asyncpg.connect(server_settings={"application_name": "pool-app"}, **kw)
+    out = {}
+    for sql in ["SET application_name = 'leak-app'", "SELECT set_config('application_name', 'leak-app', false)"]:
+        try:
+            await c.execute(sql)
+            out[sql] = "ok"
+        except asyncpg.PostgresError as e:
+            out[sql] = e.sqlstate
+        await c.execute("SELECT 1")
+    res["setter"] = out
+    return c
+
+async def asyncpg_pool():
+    pool = await asyncpg.create_pool(min_size=2, max_size=4, server_settings={"application_name": "pool-app"}, **kw)
+    pids = set()
+    async def task(i):
+        async with pool.acquire() as c:
+            pids.add(c.get_server_pid())
+            assert await c.fetchval("SELECT $1::int + 1", i) == i + 1
+            names = [r["name"] for r in await c.fetch("SELECT name FROM branches ORDER BY name")]
+            seen.append(await c.fetchval("SHOW application_name"))
+            async with c.transaction():
+                await c.execute("SET LOCAL application_name = 'local-%d'" % i)
+                inside = await c.fetchval("SHOW application_name")
+            seen.append(await c.fetchval("SHOW application_name"))
+            if i % 4 == 0:
+                # Resets of its own, simple and extended protocol, one in a multi-statement string.
+                await c.execute("RESET ALL")
+                await c.fetch("RESET application_name")
+                await c.execute("SELECT 1; RESET ALL; SELECT 2")
+                seen.append(await c.fetchval("SHOW application_name"))
+            seen.append(c.get_settings().application_name)
+            return names, inside == "local-%d" % i
+        # release: asyncpg's reset query (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET ALL)
+    out = await asyncio.gather(*[task(i) for i in range(24)], return_exceptions=True)
+    await pool.close()
+    res["asyncpg_errors"] = [repr(o) for o in out if isinstance(o, BaseException)]
+    ok = [o for o in out if not isinstance(o, BaseException)]
+    res["asyncpg_tasks"] = len(ok)
+    res["asyncpg_local_seen"] = all(o[1] for o in ok)
+    res["asyncpg_connections"] = len(pids)
+    return [n for o in ok for n in o[0]]
+
+async def psycopg_pool_run():
+    async def reset(conn):
+        # A common reset: DISCARD ALL (psycopg forgets its prepared statements on seeing it).
+        await conn.set_autocommit(True)
+        await conn.execute("DISCARD ALL")
+        await conn.set_autocommit(False)
+    conninfo = f"host=127.0.0.1 port={port} user={user} password={key} dbname=x application_name=pg-pool"
+    pool = psycopg_pool.AsyncConnectionPool(conninfo, min_size=2, max_size=4, open=False, reset=reset, kwargs={"prepare_threshold": 0})
+    await pool.open(wait=True)
+    async def task(i):
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT name FROM branches ORDER BY name", prepare=True)
+            names = [r[0] for r in await cur.fetchall()]
+            cur = await conn.execute("SELECT %s::int * 2", (i,), prepare=True)
+            assert (await cur.fetchone())[0] == i * 2
+            cur = await conn.execute("SHOW application_name")
+            seen.append((await cur.fetchone())[0])
+            ps = conn.info.parameter_status("application_name")
+            seen.append(ps.decode() if isinstance(ps, bytes) else ps)
+            return names
+    out = await asyncio.gather(*[task(i) for i in range(20)], return_exceptions=True)
+    await pool.close()
+    res["psycopg_errors"] = [repr(o) for o in out if isinstance(o, BaseException)]
+    ok = [o for o in out if not isinstance(o, BaseException)]
+    res["psycopg_tasks"] = len(ok)
+    return [n for o in ok for n in o]
+
+async def main():
+    c = await setter()
+    # One pool after the other: the psycopg pool's other startup settings would reset the
+    # setter's backend on their own.
+    a = await asyncpg_pool()
+    p = await psycopg_pool_run()
+    await c.close()
+    res["names"] = sorted(set(a + p))
+    res["seen"] = sorted(set(seen))
+    print(json.dumps(res))
+asyncio.run(main())
+"#;
+
+/// asyncpg's pool (min 2, max 4; 24 tasks) and psycopg's (20 tasks, `DISCARD ALL` as its
+/// reset, statements prepared server-side) at once through both gateways, two backends per
+/// role: every release's reset runs, each pool's clients see their own startup
+/// `application_name` after every reset and never another client's (a `SET LOCAL` of a
+/// task's transaction, or a session `SET` of a client outside the pools, which the gate
+/// refuses and which, with the gate off, the next client's `DISCARD ALL` clears); canaries.
+fn driver_pools_reset_on_release(on: &Gateway, off: &Gateway, tenants: &[T]) {
+    let py = common::python_with(&["asyncpg", "psycopg", "psycopg_pool"], &["asyncpg", "psycopg[binary]", "psycopg-pool"]);
+    for (g, x, gate) in [(on, &tenants[0], true), (off, &tenants[1], false)] {
+        let t0 = Instant::now();
+        let out = Command::new(&py).args(["-c", POOLS_SCRIPT, &g.port.to_string(), &x.t.slug, &x.key]).output().expect("python");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "pools ({}): {text}\n{}", g.name, String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+        eprintln!("[txn_pool test] driver pools through {}: {:.1}s, {v}", g.name, t0.elapsed().as_secs_f64());
+        assert_eq!(v["asyncpg_errors"], serde_json::json!([]), "{}: {v}", g.name);
+        assert_eq!(v["psycopg_errors"], serde_json::json!([]), "{}: {v}", g.name);
+        assert_eq!((v["asyncpg_tasks"].as_i64(), v["psycopg_tasks"].as_i64()), (Some(24), Some(20)), "{v}");
+        assert_eq!(v["asyncpg_local_seen"], true, "SET LOCAL holds inside its transaction: {v}");
+        let conns = v["asyncpg_connections"].as_i64().unwrap_or(0);
+        assert!((1..=4).contains(&conns), "the pool kept its connections through every reset: {v}");
+        // Each pool saw its own startup application_name, and nothing else, after resets too.
+        assert_eq!(v["seen"], serde_json::json!(["pg-pool", "pool-app"]), "{}: a setting crossed clients: {v}", g.name);
+        let setter = &v["setter"];
+        let want = if gate { "0A000" } else { "ok" };
+        assert!(setter.as_object().is_some_and(|o| o.values().all(|s| s == want)), "{}: {setter}", g.name);
+        let names = v["names"].to_string();
+        assert!(names.contains(&x.canary), "positive control: {v}");
+        for o in tenants.iter().filter(|o| o.t.key != x.t.key) {
+            assert!(!text.contains(&o.canary), "{}: {} read {}'s canary", g.name, x.t.slug, o.t.slug);
+        }
     }
 }

@@ -17,8 +17,11 @@
 //! only with a place among the tenant's concurrent statements (and a rate token), taken
 //! without waiting (a refusal goes the denial-marker way, 53400), and freed at the
 //! ReadyForQuery that answers every sync point sent; rows and bytes of a result are counted
-//! on the way back, and past the tenant's limit the rest are dropped and the command's
-//! completion becomes a 54000 error.
+//! on the way back, and past the tenant's limit the rest are dropped, the statement is
+//! cancelled on its backend ([`Flow::take_cancel`]: the loop sends the CancelRequest and waits
+//! for it to be delivered before it reads on), and the command's completion, or the cancel's
+//! 57014, becomes a 54000 error. The backend answers up to its ReadyForQuery as after any
+//! error and stays usable.
 //!
 //! In transaction mode (`Flow::transaction_mode`) the flow also carries the client's named
 //! statements from backend to backend ([`super::statements`]) and says when the backend may
@@ -37,6 +40,7 @@ use tg_dataplane::usage::{Limit, TenantStats};
 use tg_gate::{Denial, Scope, Verdict};
 
 use super::error::Fatal;
+use crate::backend::CancelTarget;
 use super::idle::Activity;
 use super::statements::{Step, Txn};
 use super::Shared;
@@ -75,6 +79,10 @@ struct State {
     cut: Option<Limit>,
     /// `max_rows` and `max_bytes` as they were when the statement was let out (0 = none).
     result_limits: (u64, u64),
+    /// Where a CancelRequest reaches the backend now.
+    cancel_target: Option<CancelTarget>,
+    /// A cut result's statement must be cancelled ([`Flow::take_cancel`]).
+    cancel_due: bool,
 }
 
 /// One session's forwarding rules and bookkeeping.
@@ -125,6 +133,24 @@ impl Flow {
     /// The session's idle clock (see [`super::idle`]).
     pub fn activity(&self) -> Arc<Activity> {
         Arc::clone(&self.rules.activity)
+    }
+
+    /// Cancel through `target` the statements whose result the tenant's quota cuts.
+    pub fn cancels(self, target: Option<CancelTarget>) -> Flow {
+        self.lock().cancel_target = target;
+        self
+    }
+
+    /// A result was just cut by the tenant's quota: the backend to send a CancelRequest to.
+    /// The caller sends it and waits until it is delivered (the server closes the cancel
+    /// connection) before reading on, so the cancel cannot reach a later statement: one that
+    /// lands after the statement ended finds the backend idle, where PostgreSQL ignores it.
+    pub fn take_cancel(&self) -> Option<CancelTarget> {
+        let mut st = self.lock();
+        if !std::mem::take(&mut st.cancel_due) {
+            return None;
+        }
+        st.cancel_target.clone()
     }
 
     /// Has every sync point sent to the backend been answered with ReadyForQuery?
@@ -328,6 +354,8 @@ impl Rules {
                     } else if max_bytes > 0 && st.bytes > max_bytes {
                         st.cut = Some(Limit::MaxBytes);
                     }
+                    // The rest would only be read and dropped: stop the statement.
+                    st.cancel_due = st.cut.is_some();
                 }
                 if st.cut.is_none() {
                     out.extend_from_slice(m);
@@ -336,13 +364,9 @@ impl Rules {
             // The end of one statement's answer (CommandComplete, PortalSuspended, EmptyQuery).
             b'C' | b's' | b'I' => {
                 self.end_statement(st, false);
+                st.cancel_due = false;
                 match st.cut.take() {
-                    Some(limit) => {
-                        self.quota.count_cut(limit);
-                        let value = if limit == Limit::MaxRows { st.result_limits.0 } else { st.result_limits.1 };
-                        let d = QuotaDenial::too_large(limit, value);
-                        messages::error_response(out, Severity::Error, d.sqlstate, &d.message, None);
-                    }
+                    Some(limit) => self.cut_error(st, limit, out),
                     None => out.extend_from_slice(m),
                 }
             }
@@ -356,9 +380,19 @@ impl Rules {
                         denied = true;
                     }
                 }
+                st.cancel_due = false;
                 if !denied {
-                    self.end_statement(st, true);
-                    out.extend_from_slice(m);
+                    match st.cut.take() {
+                        // The cut statement cancelled (57014): the quota's error in its place.
+                        Some(limit) if error_fields(m.get(5..).unwrap_or(&[])).code == "57014" => {
+                            self.end_statement(st, false);
+                            self.cut_error(st, limit, out);
+                        }
+                        _ => {
+                            self.end_statement(st, true);
+                            out.extend_from_slice(m);
+                        }
+                    }
                 }
                 st.cut = None;
             }
@@ -377,6 +411,14 @@ impl Rules {
             }
             _ => out.extend_from_slice(m),
         }
+    }
+
+    /// The error that ends a result cut at `limit` (counted as a cut).
+    fn cut_error(&self, st: &State, limit: Limit, out: &mut BytesMut) {
+        self.quota.count_cut(limit);
+        let value = if limit == Limit::MaxRows { st.result_limits.0 } else { st.result_limits.1 };
+        let d = QuotaDenial::too_large(limit, value);
+        messages::error_response(out, Severity::Error, d.sqlstate, &d.message, None);
     }
 
     /// Count a finished statement's rows and bytes (as many as the client got).
@@ -461,11 +503,19 @@ impl Flow {
         st.txn.as_ref().is_some_and(|t| t.releasable(st.syncs_sent, st.ready_seen))
     }
 
-    /// A backend was lent with these server-side statements.
-    pub fn lend(&self, prepared: std::collections::HashSet<Arc<str>>) {
-        if let Some(t) = self.lock().txn.as_mut() {
+    /// A backend was lent with these server-side statements; `cancel` reaches it.
+    pub fn lend(&self, prepared: std::collections::HashSet<Arc<str>>, cancel: Option<CancelTarget>) {
+        let mut st = self.lock();
+        st.cancel_target = cancel;
+        if let Some(t) = st.txn.as_mut() {
             t.lend(prepared);
         }
+    }
+
+    /// Did a `RESET` or `DISCARD ALL` complete on the backend since the last call (the
+    /// client's settings must be restored on it)?
+    pub fn take_reset(&self) -> bool {
+        self.lock().txn.as_mut().is_some_and(Txn::take_reset)
     }
 
     /// The backend goes back: its server-side statements, to keep with it.
@@ -485,6 +535,42 @@ impl Forwarder for Flow {
 
     fn on_backend(&mut self, m: &[u8], to_client: &mut BytesMut) {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        self.rules.backend_message(st, m, to_client)
+        self.rules.backend_message(st, m, to_client);
+        if st.cancel_due {
+            st.cancel_due = false;
+            // The relay thread has no runtime to wait on: the cancel is sent from here, and
+            // the thread reads on only once it is delivered (a local round trip, rare).
+            if let Some(t) = &st.cancel_target {
+                cancel_blocking(t);
+            }
+        }
     }
+}
+
+/// Send a CancelRequest to `t` and wait for the server to close the connection (the cancel
+/// is then delivered), within a second for each step. Best effort, like PostgreSQL's own.
+fn cancel_blocking(t: &CancelTarget) {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    const STEP: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut packet = BytesMut::with_capacity(16);
+    postgres_protocol::message::frontend::cancel_request(t.pid as i32, t.secret as i32, &mut packet);
+    let addrs = match (t.host.as_str(), t.port).to_socket_addrs() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!("cancelling a cut statement: {e}");
+            return;
+        }
+    };
+    for addr in addrs {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, STEP) else { continue };
+        let _ = s.set_read_timeout(Some(STEP));
+        let _ = s.set_write_timeout(Some(STEP));
+        if s.write_all(&packet).is_ok() {
+            let mut sink = [0u8; 16];
+            let _ = s.read(&mut sink);
+        }
+        return;
+    }
+    tracing::debug!("cancelling a cut statement: no address of {}:{} answered", t.host, t.port);
 }

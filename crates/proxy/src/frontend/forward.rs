@@ -49,7 +49,7 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
         Held::Transaction(t) => return super::transaction::serve(shared, stream, buf, route, key, t).await,
     };
     let Some(target) = backend.cancel_target() else { return };
-    let cancel_key = shared.cancels.register(target);
+    let cancel_key = shared.cancels.register(target.clone());
     let mut stop = watch_for_stop(shared, &route, &key.id);
 
     if !welcome(&mut stream, backend.parameters(), &cancel_key).await {
@@ -63,7 +63,7 @@ pub(super) async fn forward_phase(shared: &Arc<Shared>, mut stream: ClientStream
     let mut limits = tenant_limits.gate_limits();
     // LISTEN/NOTIFY reach only the tenant's own sessions when it has a database of its own.
     limits.own_database = route.placement == tg_catalog::model::Placement::Database;
-    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits, &route.slug);
+    let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits, &route.slug).cancels(Some(target));
     let (end, mut stream, answered) = match (stream, &shared.relay) {
         (ClientStream::Plain(tcp), Some(relay)) => relayed(relay, tcp, buf, &mut backend, flow, &mut stop, idle_timeout).await,
         (stream, _) => in_task(stream, buf, &mut backend, flow, &mut stop, idle_timeout).await,
@@ -333,6 +333,13 @@ pub(super) async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &m
                 return End::Backend(e);
             }
         };
+        // A result the tenant's quota cut: stop its statement, and read on only once the
+        // cancel is delivered, so it cannot reach a later statement on this backend.
+        if let Some(t) = flow.take_cancel() {
+            if let Err(e) = t.cancel().await {
+                tracing::debug!("cancelling a cut statement: {e}");
+            }
+        }
         if ready && flow.releasable() {
             if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
                 return End::Client;

@@ -11,6 +11,14 @@
 //! differ. A backend idle in its lane for [`IDLE_RETURN`] goes back to the shared pools
 //! (reset with `DISCARD ALL`), where the budget, eviction and reaping see it again.
 //!
+//! A client's own `RESET`/`RESET ALL`/`DISCARD ALL` (asyncpg's pool runs `RESET ALL` on every
+//! release) takes the backend to the server's defaults, not the client's: [`Lent::settings_reset`]
+//! notes it and [`Lending::restore`] applies the client's settings again before the backend
+//! goes back, handing the client the ParameterStatus messages that bring its view back too.
+//! With the gate off nothing vouches for what a transaction left (a plain `SET`, `LISTEN`, a
+//! `PREPARE`), so a backend is marked with the client that used it ([`Lent::left_by`]) and
+//! gets `DISCARD ALL` (I2's reset between clients) before another client borrows it.
+//!
 //! Owns the lanes: how many backends each holds (at most `gateway.pool_max_per_tenant`), who
 //! waits for one, and for how long (`gateway.checkout_timeout_ms`, then 53300). It never
 //! lends a backend to another role than its own (I2: a lane is keyed by server, database and
@@ -61,15 +69,35 @@ pub struct Lent {
     pub backend: Backend,
     /// Server-side statements prepared on it (`frontend::statements`).
     pub prepared: HashSet<Arc<str>>,
-    /// The startup settings applied on it, as `SET` statements ("" = none since its reset).
+    /// The startup settings applied on it, as `SET` statements ("" = none since its reset,
+    /// [`UNKNOWN_SETTINGS`] = partly reset).
     applied: String,
+    /// The client whose session state may be on it unvouched (the gate is off): another
+    /// client gets it only after `DISCARD ALL`.
+    left_by: Option<u64>,
     /// Its place in the lane; dropping it frees the place.
     place: Place,
 }
 
+/// Settings that match no client's: the next borrower re-applies its own after `RESET ALL`.
+const UNKNOWN_SETTINGS: &str = "\0reset";
+
 impl Lent {
     pub fn cancel_target(&self) -> Option<CancelTarget> {
         self.backend.cancel_target()
+    }
+
+    /// The client ran `RESET`, `RESET ALL` or `DISCARD ALL`: its settings may be gone (none
+    /// to lose if it had none: the server's defaults are then its own).
+    pub fn settings_reset(&mut self) {
+        if !self.applied.is_empty() {
+            self.applied = UNKNOWN_SETTINGS.to_string();
+        }
+    }
+
+    /// `client` may have left session state on it that no gate vouched for.
+    pub fn left_by(&mut self, client: u64) {
+        self.left_by = Some(client);
     }
 }
 
@@ -102,6 +130,8 @@ struct Lane {
 
 struct Inner {
     lanes: Mutex<HashMap<LaneKey, Lane>>,
+    /// The last client number given out ([`Lending::client_id`]).
+    clients: std::sync::atomic::AtomicU64,
     cfg: Arc<GatewayConfig>,
     pools: Pools,
 }
@@ -124,15 +154,35 @@ enum Next {
 impl Lending {
     /// Lanes over `pools`; spawns the task that returns idle backends to the pools.
     pub fn new(cfg: Arc<GatewayConfig>, pools: Pools) -> Lending {
-        let inner = Arc::new(Inner { lanes: Mutex::new(HashMap::new()), cfg, pools });
+        let inner = Arc::new(Inner { lanes: Mutex::new(HashMap::new()), clients: Default::default(), cfg, pools });
         tokio::spawn(return_idle(Arc::downgrade(&inner)));
         Lending { inner }
     }
 
+    /// A number for one client session, unique in this gateway (see [`Lent::left_by`]).
+    pub fn client_id(&self) -> u64 {
+        self.inner.clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+
     /// A backend of `key`'s lane for a client whose startup settings are `settings` (as
     /// `SET` statements): an idle one, a new one while the lane has room, or the next one
-    /// given back, waiting up to `gateway.checkout_timeout_ms`.
+    /// given back, waiting up to `gateway.checkout_timeout_ms`. For a session's welcome,
+    /// which runs nothing on it.
     pub async fn borrow(&self, router: &Router, route: &Route, scope: KeyScope, key: &LaneKey, settings: &str) -> Result<Lent, PoolError> {
+        self.borrow_as(router, route, scope, key, settings, None).await
+    }
+
+    /// [`Lending::borrow`] for client number `client` ([`Lending::client_id`]) to run its
+    /// transaction on: a backend another client left unvouched state on is reset first.
+    pub async fn borrow_as(
+        &self,
+        router: &Router,
+        route: &Route,
+        scope: KeyScope,
+        key: &LaneKey,
+        settings: &str,
+        client: Option<u64>,
+    ) -> Result<Lent, PoolError> {
         let cfg = &self.inner.cfg;
         let wait = GatewayConfig::ms(cfg.checkout_timeout_ms);
         let deadline = Instant::now() + wait;
@@ -163,7 +213,7 @@ impl Lending {
                 Next::Open => {
                     let place = Place { lanes: Arc::downgrade(&self.inner), key: key.clone() };
                     let (_, backend) = tg_dataplane::admission::checkout(router, &self.inner.pools, route.clone(), scope).await?;
-                    Lent { backend, prepared: HashSet::new(), applied: String::new(), place }
+                    Lent { backend, prepared: HashSet::new(), applied: String::new(), left_by: None, place }
                 }
                 Next::Wait(rx) => {
                     let now = Instant::now();
@@ -185,13 +235,30 @@ impl Lending {
                     }
                 }
             };
-            if lent.applied != settings {
-                let sql = if settings.is_empty() { "RESET ALL".to_string() } else { format!("RESET ALL; {settings}") };
-                run(&mut lent.backend, &sql).await?;
-                lent.applied = settings.to_string();
+            if let (Some(by), Some(me)) = (lent.left_by, client) {
+                if by != me {
+                    // DISCARD ALL cannot share a query string: its own round trip.
+                    run(&mut lent.backend, "DISCARD ALL", None).await?;
+                    lent.prepared.clear();
+                    lent.applied.clear();
+                    lent.left_by = None;
+                }
             }
+            self.restore(&mut lent, settings, None).await?;
             return Ok(lent);
         }
+    }
+
+    /// Make `settings` the backend's settings if they are not (`RESET ALL` and the `SET`s);
+    /// the ParameterStatus messages the server sends on the way are appended to `statuses`.
+    pub async fn restore(&self, lent: &mut Lent, settings: &str, statuses: Option<&mut BytesMut>) -> Result<(), PoolError> {
+        if lent.applied == settings {
+            return Ok(());
+        }
+        let sql = if settings.is_empty() { "RESET ALL".to_string() } else { format!("RESET ALL; {settings}") };
+        run(&mut lent.backend, &sql, statuses).await?;
+        lent.applied = settings.to_string();
+        Ok(())
     }
 
     /// Give a backend back to its lane after a transaction: kept if it is idle with nothing
@@ -226,8 +293,9 @@ impl Lending {
     }
 }
 
-/// Run `sql` (settings only) on a backend and wait for its ReadyForQuery.
-async fn run(backend: &mut Backend, sql: &str) -> Result<(), PoolError> {
+/// Run `sql` (settings or a reset only) on a backend and wait for its ReadyForQuery; the
+/// ParameterStatus messages it sends are appended to `statuses`, whole.
+async fn run(backend: &mut Backend, sql: &str, mut statuses: Option<&mut BytesMut>) -> Result<(), PoolError> {
     let mut q = BytesMut::new();
     messages::query(&mut q, sql);
     backend.send(&q).await?;
@@ -237,11 +305,19 @@ async fn run(backend: &mut Backend, sql: &str) -> Result<(), PoolError> {
         match m.tag {
             b'E' => failed = Some(error_fields(m.body())),
             b'Z' => break,
+            b'S' => {
+                if let Some(out) = statuses.as_deref_mut() {
+                    let body = m.body();
+                    out.extend_from_slice(b"S");
+                    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+                    out.extend_from_slice(body);
+                }
+            }
             _ => {}
         }
     }
     match failed {
-        Some(f) => Err(PoolError::Backend { code: f.code, message: format!("applying the connection's startup settings: {}", f.message) }),
+        Some(f) => Err(PoolError::Backend { code: f.code, message: format!("preparing a backend for this connection (applying its startup settings, or a reset between clients): {}", f.message) }),
         None => Ok(()),
     }
 }

@@ -17,6 +17,12 @@
 //!
 //! Unnamed statements and portals pass as they are: they never outlive a transaction here.
 //!
+//! Resets are read from the backend's CommandComplete tags, so they are seen whatever the gate
+//! did and whichever protocol carried them: `RESET` (one setting or all) and `DISCARD ALL`
+//! mark the client's settings as reset on the backend ([`Txn::take_reset`]: the transaction
+//! loop restores them before the backend goes back); `DISCARD ALL` and `DEALLOCATE ALL` also
+//! dropped every statement on the backend, and the client's own, as PostgreSQL does.
+//!
 //! Owns the client's statement names and what the backend it holds has prepared. It never
 //! does I/O, never sends SQL the gate did not see (each Parse it sends carries the text the
 //! gate allowed for this client, rewritten as the gate said), and never sends a client's own
@@ -79,6 +85,8 @@ pub struct Txn {
     sent_since_sync: bool,
     /// Transaction status of the last ReadyForQuery.
     status: u8,
+    /// A `RESET` or `DISCARD ALL` completed on the backend since [`Txn::take_reset`].
+    reset: bool,
 }
 
 impl Txn {
@@ -206,9 +214,40 @@ impl Txn {
                 self.status = m.get(5).copied().unwrap_or(b'?');
                 true
             }
+            b'C' => {
+                match command_tag(m) {
+                    b"RESET" => self.reset = true,
+                    b"DISCARD ALL" => {
+                        self.reset = true;
+                        self.forget_all();
+                    }
+                    b"DEALLOCATE ALL" => self.forget_all(),
+                    _ => {}
+                }
+                true
+            }
             _ => true,
         }
     }
+
+    /// Did a `RESET` or `DISCARD ALL` complete since the last call? The client's settings must
+    /// then be restored on the backend before anyone else's transaction runs on it.
+    pub fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset)
+    }
+
+    /// Every statement on the backend is gone (`DISCARD ALL`, `DEALLOCATE ALL`), and with
+    /// them the client's own names, as PostgreSQL does.
+    fn forget_all(&mut self) {
+        self.backend.clear();
+        self.statements.clear();
+    }
+}
+
+/// A CommandComplete's tag (without its NUL).
+fn command_tag(m: &[u8]) -> &[u8] {
+    let body = m.get(5..).unwrap_or(&[]);
+    body.split(|b| *b == 0).next().unwrap_or(&[])
 }
 
 /// The server-side name of a statement: the same text and parameter types give the same name,
@@ -286,6 +325,23 @@ mod tests {
         assert!(matches!(t.close(b"Ss1\0", &mut out).unwrap(), Step::Wrote));
         assert_eq!(codec::parse_target(&frames(out.split())[0].1, "Close").unwrap().name, NO_STATEMENT);
         assert!(matches!(t.bind(&bind("s1"), 3, &mut out).unwrap(), Step::Refuse(_)));
+    }
+
+    #[test]
+    fn resets_are_read_from_the_completion_tags() {
+        let mut t = Txn::new();
+        let mut out = BytesMut::new();
+        let _ = t.parse("s1", "SELECT 1", b"\0\0", 1, &mut out);
+        t.on_backend(b"1\0\0\0\x04", 1);
+        assert!(!t.take_reset());
+        t.on_backend(b"C\0\0\0\x0aRESET\0", 1);
+        assert!(t.take_reset() && !t.take_reset(), "taken once");
+        assert!(!t.backend.is_empty() && t.statements.contains_key("s1"), "RESET keeps the statements");
+        t.on_backend(b"C\0\0\0\x10DISCARD ALL\0", 2);
+        assert!(t.take_reset());
+        assert!(t.backend.is_empty() && t.statements.is_empty(), "DISCARD ALL drops them all");
+        t.on_backend(b"C\0\0\0\x0bSELECT 1\0", 3);
+        assert!(!t.take_reset());
     }
 
     #[test]

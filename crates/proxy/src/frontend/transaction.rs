@@ -9,15 +9,21 @@
 //! ([`super::statements`]). It runs on the session's task (never on the relay threads), with
 //! the same two forwarding futures as session mode.
 //!
+//! A client's `RESET`/`DISCARD ALL` (seen by the flow in the completion tags) is followed,
+//! before the backend goes back, by its settings applied again
+//! ([`super::lending::Lending::restore`]) and the ParameterStatus messages of that sent to the
+//! client; with the gate off, the backend goes back marked with this client ([`Lent::left_by`]).
+//!
 //! It must never: hold a backend of one role for a client of another (the lane is the
 //! session's own role's), give back a backend in a transaction or with an answer still owed,
-//! or forward a message the gate refused.
+//! give back one whose settings are not what its lane records, or forward a message the gate
+//! refused.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tg_catalog::keys::ActiveKey;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::cancel::CancelSlot;
 use super::flow::Flow;
@@ -40,6 +46,7 @@ pub(super) struct Start {
 /// Serve an authenticated transaction-mode session to its end.
 pub(super) async fn serve(shared: &Arc<Shared>, mut stream: ClientStream, mut buf: BytesMut, route: Route, key: ActiveKey, start: Start) {
     let Start { lent, lane, settings } = start;
+    let me = shared.lending.client_id();
     let slot = CancelSlot::default();
     let cancel_key = shared.cancels.register_slot(slot.clone());
     let mut stop = watch_for_stop(shared, &route, &key.id);
@@ -55,7 +62,7 @@ pub(super) async fn serve(shared: &Arc<Shared>, mut stream: ClientStream, mut bu
     limits.transaction_mode = true;
     let flow = Flow::new(Arc::clone(shared), route.tenant.to_string(), key.id.clone(), scope, limits, &route.slug).transaction_mode();
     let mut held = None;
-    let end = transactions(shared, &mut stream, &mut buf, &route, &key, &lane, &settings, &flow, &slot, &mut stop, &mut held).await;
+    let end = transactions(shared, &mut stream, &mut buf, &route, &key, (&lane, me), &settings, &flow, &slot, &mut stop, &mut held).await;
     drop(stop);
     drop(cancel_key);
     slot.set(None);
@@ -63,7 +70,7 @@ pub(super) async fn serve(shared: &Arc<Shared>, mut stream: ClientStream, mut bu
     if let Some(mut lent) = held {
         // The client left between messages with everything answered: the backend is as good
         // as given back at a ReadyForQuery.
-        lent.prepared = flow.give_back();
+        take_back(shared, &flow, &mut lent, me);
         if flow.answered() && flow.releasable() {
             shared.lending.give_back(lent);
         }
@@ -78,7 +85,7 @@ async fn transactions(
     buf: &mut BytesMut,
     route: &Route,
     key: &ActiveKey,
-    lane: &LaneKey,
+    (lane, me): (&LaneKey, u64),
     settings: &str,
     flow: &Flow,
     slot: &CancelSlot,
@@ -110,13 +117,13 @@ async fn transactions(
         let mut lent = tokio::select! {
             biased;
             s = &mut stop.rx => return stopped(s),
-            r = shared.lending.borrow(&shared.router, route, key.scope, lane, settings) => match r {
+            r = shared.lending.borrow_as(&shared.router, route, key.scope, lane, settings, Some(me)) => match r {
                 Ok(l) => l,
                 Err(e) => return End::ClientError(pool_fatal(&e)),
             },
         };
         slot.set(lent.cancel_target());
-        flow.lend(std::mem::take(&mut lent.prepared));
+        flow.lend(std::mem::take(&mut lent.prepared), lent.cancel_target());
         let end = {
             let (mut cr, mut cw) = stream.split();
             match lent.backend.io() {
@@ -131,12 +138,38 @@ async fn transactions(
         };
         slot.set(None);
         if let End::Released = end {
-            lent.prepared = flow.give_back();
+            take_back(shared, flow, &mut lent, me);
+            // After the client's RESET or DISCARD ALL: its settings again, and its view of them.
+            let mut statuses = BytesMut::new();
+            if let Err(e) = shared.lending.restore(&mut lent, settings, Some(&mut statuses)).await {
+                // Dropped: closed, its place freed. The client's next transaction gets another
+                // backend, its settings applied there.
+                tracing::debug!("restoring a client's settings after its reset: {e}");
+                drop(lent);
+                continue;
+            }
+            if !statuses.is_empty() && (stream.write_all(&statuses).await.is_err() || stream.flush().await.is_err()) {
+                shared.lending.give_back(lent);
+                return End::Client;
+            }
             shared.lending.give_back(lent);
             continue;
         }
         *held = Some(lent);
         return end;
+    }
+}
+
+/// What the flow learnt about the backend while it was lent, onto it before it goes back:
+/// its server-side statements, a reset of the client's settings, and, with the gate off, that
+/// this client may have left session state on it.
+fn take_back(shared: &Shared, flow: &Flow, lent: &mut Lent, me: u64) {
+    lent.prepared = flow.give_back();
+    if flow.take_reset() {
+        lent.settings_reset();
+    }
+    if !shared.gate.config().enabled {
+        lent.left_by(me);
     }
 }
 
