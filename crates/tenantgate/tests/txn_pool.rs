@@ -351,6 +351,12 @@ async def setter():
             out[sql] = e.sqlstate
         await c.execute("SELECT 1")
     res["setter"] = out
+    # A new client with the same startup settings, welcomed (likely) on the setter's backend:
+    # the parameters it is welcomed with are its own.
+    c2 = await asyncpg.connect(server_settings={"application_name": "pool-app"}, **kw)
+    seen.append(c2.get_settings().application_name)
+    seen.append(await c2.fetchval("SHOW application_name"))
+    await c2.close()
     return c
 
 async def asyncpg_pool():
@@ -359,6 +365,7 @@ async def asyncpg_pool():
     async def task(i):
         async with pool.acquire() as c:
             pids.add(c.get_server_pid())
+            seen.append(c.get_settings().application_name)
             assert await c.fetchval("SELECT $1::int + 1", i) == i + 1
             names = [r["name"] for r in await c.fetch("SELECT name FROM branches ORDER BY name")]
             seen.append(await c.fetchval("SHOW application_name"))

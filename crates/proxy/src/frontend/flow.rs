@@ -83,6 +83,8 @@ struct State {
     cancel_target: Option<CancelTarget>,
     /// A cut result's statement must be cancelled ([`Flow::take_cancel`]).
     cancel_due: bool,
+    /// A ReadyForQuery held back until the client's settings are restored.
+    deferred_ready: Option<Vec<u8>>,
 }
 
 /// One session's forwarding rules and bookkeeping.
@@ -407,7 +409,16 @@ impl Rules {
                     st.permit = None;
                 }
                 self.activity.ready(st.ready_seen >= st.syncs_sent && m.get(5) == Some(&b'I'));
-                out.extend_from_slice(m);
+                // Transaction mode, after the client's RESET or DISCARD ALL, at the
+                // ReadyForQuery that frees the backend: held back until the client's settings
+                // are restored ([`Flow::take_deferred_ready`]), so the client is ready only
+                // once they are, as it would be on its own session.
+                let (sent, seen) = (st.syncs_sent, st.ready_seen);
+                if st.txn.as_ref().is_some_and(|t| t.reset_pending() && t.releasable(sent, seen)) {
+                    st.deferred_ready = Some(m.to_vec());
+                } else {
+                    out.extend_from_slice(m);
+                }
             }
             _ => out.extend_from_slice(m),
         }
@@ -516,6 +527,12 @@ impl Flow {
     /// client's settings must be restored on it)?
     pub fn take_reset(&self) -> bool {
         self.lock().txn.as_mut().is_some_and(Txn::take_reset)
+    }
+
+    /// The ReadyForQuery held back after a reset: the caller sends it once the client's
+    /// settings are restored, or at once if the backend is not going back after all.
+    pub fn take_deferred_ready(&self) -> Option<Vec<u8>> {
+        self.lock().deferred_ready.take()
     }
 
     /// The backend goes back: its server-side statements, to keep with it.

@@ -346,6 +346,12 @@ pub(super) async fn backend_to_client<W: AsyncWrite + Unpin>(flow: &Flow, br: &m
             }
             return End::Released;
         }
+        if ready {
+            // Held back for a restoration that will not come now (the client sent more).
+            if let Some(z) = flow.take_deferred_ready() {
+                out.extend_from_slice(&z);
+            }
+        }
         if !br.has_buffered_message() || out.len() >= FLUSH_AT {
             if cw.write_all(&out).await.is_err() || cw.flush().await.is_err() {
                 return End::Client;

@@ -166,14 +166,14 @@ impl Lending {
 
     /// A backend of `key`'s lane for a client whose startup settings are `settings` (as
     /// `SET` statements): an idle one, a new one while the lane has room, or the next one
-    /// given back, waiting up to `gateway.checkout_timeout_ms`. For a session's welcome,
-    /// which runs nothing on it.
+    /// given back, waiting up to `gateway.checkout_timeout_ms`. For a session's welcome.
     pub async fn borrow(&self, router: &Router, route: &Route, scope: KeyScope, key: &LaneKey, settings: &str) -> Result<Lent, PoolError> {
         self.borrow_as(router, route, scope, key, settings, None).await
     }
 
-    /// [`Lending::borrow`] for client number `client` ([`Lending::client_id`]) to run its
-    /// transaction on: a backend another client left unvouched state on is reset first.
+    /// [`Lending::borrow`] for client number `client` ([`Lending::client_id`]; `None`: a
+    /// session not numbered yet) to run its transaction on: a backend another client left
+    /// unvouched state on is reset first.
     pub async fn borrow_as(
         &self,
         router: &Router,
@@ -235,8 +235,10 @@ impl Lending {
                     }
                 }
             };
-            if let (Some(by), Some(me)) = (lent.left_by, client) {
-                if by != me {
+            // A new session's welcome (`client` None) is another client too: the parameters
+            // it is welcomed with must be its own.
+            if let Some(by) = lent.left_by {
+                if client != Some(by) {
                     // DISCARD ALL cannot share a query string: its own round trip.
                     run(&mut lent.backend, "DISCARD ALL", None).await?;
                     lent.prepared.clear();

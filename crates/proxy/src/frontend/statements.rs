@@ -230,6 +230,11 @@ impl Txn {
         }
     }
 
+    /// Has a `RESET` or `DISCARD ALL` completed that [`Txn::take_reset`] has not taken?
+    pub fn reset_pending(&self) -> bool {
+        self.reset
+    }
+
     /// Did a `RESET` or `DISCARD ALL` complete since the last call? The client's settings must
     /// then be restored on the backend before anyone else's transaction runs on it.
     pub fn take_reset(&mut self) -> bool {

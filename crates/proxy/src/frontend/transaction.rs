@@ -12,7 +12,8 @@
 //! A client's `RESET`/`DISCARD ALL` (seen by the flow in the completion tags) is followed,
 //! before the backend goes back, by its settings applied again
 //! ([`super::lending::Lending::restore`]) and the ParameterStatus messages of that sent to the
-//! client; with the gate off, the backend goes back marked with this client ([`Lent::left_by`]).
+//! client, ahead of the ReadyForQuery the flow held back for it; with the gate off, the backend
+//! goes back marked with this client ([`Lent::left_by`]).
 //!
 //! It must never: hold a backend of one role for a client of another (the lane is the
 //! session's own role's), give back a backend in a transaction or with an answer still owed,
@@ -139,20 +140,23 @@ async fn transactions(
         slot.set(None);
         if let End::Released = end {
             take_back(shared, flow, &mut lent, me);
-            // After the client's RESET or DISCARD ALL: its settings again, and its view of them.
+            // After the client's RESET or DISCARD ALL: its settings again, and its view of them,
+            // then the ReadyForQuery held back for it.
             let mut statuses = BytesMut::new();
-            if let Err(e) = shared.lending.restore(&mut lent, settings, Some(&mut statuses)).await {
+            let restored = shared.lending.restore(&mut lent, settings, Some(&mut statuses)).await;
+            if let Some(z) = flow.take_deferred_ready() {
+                statuses.extend_from_slice(&z);
+            }
+            let told = statuses.is_empty() || (stream.write_all(&statuses).await.is_ok() && stream.flush().await.is_ok());
+            match restored {
+                Ok(()) => shared.lending.give_back(lent),
                 // Dropped: closed, its place freed. The client's next transaction gets another
                 // backend, its settings applied there.
-                tracing::debug!("restoring a client's settings after its reset: {e}");
-                drop(lent);
-                continue;
+                Err(e) => tracing::debug!("restoring a client's settings after its reset: {e}"),
             }
-            if !statuses.is_empty() && (stream.write_all(&statuses).await.is_err() || stream.flush().await.is_err()) {
-                shared.lending.give_back(lent);
+            if !told {
                 return End::Client;
             }
-            shared.lending.give_back(lent);
             continue;
         }
         *held = Some(lent);
