@@ -190,16 +190,16 @@ async fn relayed(
             return in_task(stream, client_buf, backend, forwarder, stop, idle_timeout).await;
         }
     };
-    let mut why = None;
-    let outcome = tokio::select! {
-        o = &mut ticket.outcome => o,
-        s = &mut stop.rx => {
-            why = Some(stopped(s));
-            ticket.stop();
-            (&mut ticket.outcome).await
-        }
-        _ = idle::expired(&activity, idle_timeout) => {
-            why = Some(End::ClientError(idle::fatal(idle_timeout.unwrap_or_default())));
+    // The session ends on the relay, or is stopped from here: a router event, shutdown, or
+    // the client idle timeout (`why`).
+    let (ended, why) = tokio::select! {
+        o = &mut ticket.outcome => (Some(o), None),
+        s = &mut stop.rx => (None, Some(stopped(s))),
+        _ = idle::expired(&activity, idle_timeout) => (None, Some(End::ClientError(idle::fatal(idle_timeout.unwrap_or_default())))),
+    };
+    let outcome = match ended {
+        Some(o) => o,
+        None => {
             ticket.stop();
             (&mut ticket.outcome).await
         }
