@@ -10,7 +10,8 @@
 //! catalog cannot be written, it keeps the batch and retries with backoff; events that do not
 //! fit in the queue meanwhile are dropped and counted (`tenantgate_audit_dropped_total`, with
 //! a warning at most every 10 s), never silently. The pruner deletes the gateway's rows older
-//! than `gateway.audit_retention_days`, at start and hourly, in batches.
+//! than `gateway.audit_retention_days`, at start and hourly, in batches (a failed round is
+//! retried after 5 s, doubling up to the hour).
 //!
 //! Each event is also counted for `/metrics` (`tenantgate_wire_*_total`), labelled only by its
 //! outcome, rule or reason, all fixed sets.
@@ -32,6 +33,7 @@ pub const BATCH: usize = 500;
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_RETRY_FIRST: Duration = Duration::from_secs(5);
 const PRUNE_BATCH: i64 = 10_000;
 const PRUNE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The actor of the gateway's rows in `tg.audit_events` (the only rows its retention prunes).
@@ -275,6 +277,8 @@ async fn write(conn: &mut Conn, rows: &[Row], keys: &[String]) -> Result<(), Str
 /// Delete the gateway's audit rows past retention, at start and hourly, a batch at a time.
 async fn pruner(opts: Arc<AuditOptions>, alive: mpsc::WeakSender<AuditEvent>) {
     let mut conn = Conn { opts: opts.clone(), cat: None };
+    // After a failure the next try comes sooner than the next round: 5 s, doubling up to it.
+    let mut retry = PRUNE_RETRY_FIRST;
     loop {
         if alive.upgrade().is_none() {
             return;
@@ -295,16 +299,23 @@ async fn pruner(opts: Arc<AuditOptions>, alive: mpsc::WeakSender<AuditEvent>) {
             }
         }
         .await;
-        match result {
-            Ok(()) if total > 0 => tracing::info!("audit retention: deleted {total} gateway audit rows older than {} days", opts.retention_days),
-            Ok(()) => {}
-            Err(e) => {
-                conn.cat = None;
-                tracing::warn!("audit retention: pruning failed ({e}); trying again in an hour");
+        let next = match result {
+            Ok(()) => {
+                if total > 0 {
+                    tracing::info!("audit retention: deleted {total} gateway audit rows older than {} days", opts.retention_days);
+                }
+                retry = PRUNE_RETRY_FIRST;
+                PRUNE_EVERY
             }
-        }
+            Err(e) => {
+                let next = retry;
+                retry = (retry * 2).min(PRUNE_EVERY);
+                tracing::warn!("audit retention: pruning failed ({e}); trying again in {} s", next.as_secs());
+                next
+            }
+        };
         // One connection less while idle: the next round opens its own.
         conn.cat = None;
-        tokio::time::sleep(PRUNE_EVERY).await;
+        tokio::time::sleep(next).await;
     }
 }

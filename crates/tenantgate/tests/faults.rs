@@ -187,7 +187,7 @@ fn audit_stays_off_the_login_path_and_retention_prunes() {
         "audit",
         "audit_retention_days = 90\naudit_buffer = 20\ncatalog_timeout_ms = 1000\nroute_ttl_ms = 1\n",
     );
-    assert!(wait_for(Duration::from_secs(10), || marks() == "old-operator,recent-gateway"), "retention pruned: {}", marks());
+    assert!(wait_for(Duration::from_secs(30), || marks() == "old-operator,recent-gateway"), "retention pruned: {}", marks());
     assert!(metric(http, "tenantgate_audit_pruned_total") >= 1.0);
     login(&g, &a.slug, &ka).expect("login");
     let connects = || -> i64 {
@@ -409,4 +409,30 @@ fn idle_clients_are_ended_by_their_tenants_client_idle_timeout() {
     // The tenant logs in again at once (its backend went back to the pool).
     let mut again = gw::raw_login(g.port, "sleepy", &s).0;
     ok(&mut again, "sleepy again");
+}
+
+#[test]
+fn a_busy_tenant_cannot_take_a_light_tenants_last_backend() {
+    let d = Deployment::start();
+    for slug in ["heavy", "light", "second"] {
+        d.create(slug, "pooled", "eu-1");
+    }
+    let (_, h) = gw::create_key(&d, "heavy", false);
+    let (_, l) = gw::create_key(&d, "light", false);
+    let (_, s) = gw::create_key(&d, "second", false);
+    let g = Gateway::start(&d, "last", "server_budget = 8\npool_max_per_tenant = 8\nserver_reserve = 2\ncheckout_timeout_ms = 1500\n");
+    // heavy takes every place but the reserve; light and second take one reserve place each.
+    let mut held: Vec<std::net::TcpStream> = (0..6).map(|_| gw::raw_login(g.port, "heavy", &h).0).collect();
+    let light = gw::raw_login(g.port, "light", &l).0;
+    drop(light); // light's backend goes back to the pool, idle
+    held.push(gw::raw_login(g.port, "second", &s).0);
+    // The budget is full (7 in use + light's idle one). heavy may not close light's only
+    // backend to grow: it waits and is refused.
+    let m = refused_with(login(&g, "heavy", &h), "53300", "heavy beyond the budget");
+    assert!(m.contains("gateway.server_budget"), "{m}");
+    // light connects at once on its own idle backend.
+    let t = Instant::now();
+    assert!(login(&g, "light", &l).is_ok(), "light keeps its place");
+    assert!(t.elapsed() < Duration::from_millis(500), "light waited {:?}", t.elapsed());
+    drop(held);
 }

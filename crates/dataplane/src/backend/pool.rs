@@ -18,8 +18,10 @@
 //!   tenant that holds the fewest connections on the server (then the earliest waiter), so
 //!   waiting tenants take turns — round robin — and a tenant with none is served first; a
 //!   newcomer that finds tenants with fewer connections waiting queues behind them;
-//! - when the budget is full, the idle backends of tenants over their fair share (the budget
-//!   over the tenants active on the server) are evicted first, the longest idle first;
+//! - when the budget is full, an idle backend is closed to make room only if its tenant holds
+//!   more connections on the server than the tenant that needs the room (so a busy tenant
+//!   never takes a light tenant's last backend), those of tenants over their fair share (the
+//!   budget over the tenants active on the server) first, the longest idle first;
 //! - idle connections close after an idle timeout, so idle pools shrink to zero.
 //!
 //! It must never hand one tenant's connection to another, return a connection to a pool
@@ -387,27 +389,37 @@ enum Action {
     Wait(String, &'static str),
 }
 
-/// An idle connection on `key`'s server of another pool, to close for `key`'s new one: the
+/// An idle connection on `key`'s server of another pool, to close for `key`'s new one.
+///
+/// Only a tenant that holds more connections on the server than `key`'s tenant gives one up,
+/// so an eviction never leaves its victim with fewer than the tenant it serves: a tenant that
+/// holds none may take any tenant's idle backend (round robin over more tenants than the
+/// budget), but a busy tenant cannot take the last backend of a tenant that holds one (its
+/// next connect would find the budget full of the busy tenant's sessions). Among those, the
 /// longest idle of a tenant over its fair share (`budget` over the tenants that hold or wait
-/// for connections on the server) if there is one, else the longest idle of any.
+/// for connections on the server) goes first, else the longest idle.
 fn take_idle_victim(st: &mut State, key: &PoolKey, budget: usize) -> Option<Idle> {
-    let mut active: std::collections::HashSet<&str> =
-        st.tenant_open.keys().filter(|(s, _)| *s == key.server).map(|(_, t)| t.as_str()).collect();
+    let held: HashMap<&str, usize> =
+        st.tenant_open.iter().filter(|((s, _), _)| *s == key.server).map(|((_, t), n)| (t.as_str(), *n)).collect();
+    let mine = held.get(key.tenant.as_str()).copied().unwrap_or(0);
+    let mut active = held.len() + usize::from(mine == 0);
     if let Some(w) = st.waiting.get(&key.server) {
-        active.extend(w.iter().map(|w| w.tenant.as_str()));
+        let waiting: std::collections::HashSet<&str> =
+            w.iter().map(|w| w.tenant.as_str()).filter(|t| !held.contains_key(t) && *t != key.tenant).collect();
+        active += waiting.len();
     }
-    active.insert(key.tenant.as_str());
-    let share = (budget / active.len().max(1)).max(1);
+    let share = (budget / active.max(1)).max(1);
     let (victim_key, idx) = st
         .idle
         .iter()
         .filter(|(k, _)| k.server == key.server && *k != key)
-        .flat_map(|(k, v)| v.iter().enumerate().map(move |(i, idle)| (k, i, idle.since)))
-        .min_by_key(|(k, _, since)| {
-            let open = st.tenant_open.get(&(k.server.clone(), k.tenant.clone())).copied().unwrap_or(0);
-            (open <= share, *since)
+        .filter_map(|(k, v)| {
+            let open = held.get(k.tenant.as_str()).copied().unwrap_or(0);
+            (open > mine).then_some((k, v, open))
         })
-        .map(|(k, i, _)| (k.clone(), i))?;
+        .flat_map(|(k, v, open)| v.iter().enumerate().map(move |(i, idle)| (k, i, open <= share, idle.since)))
+        .min_by_key(|(_, _, within_share, since)| (*within_share, *since))
+        .map(|(k, i, _, _)| (k.clone(), i))?;
     let list = st.idle.get_mut(&victim_key)?;
     let v = list.remove(idx);
     if list.is_empty() {
