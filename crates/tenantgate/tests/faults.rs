@@ -430,9 +430,14 @@ fn a_busy_tenant_cannot_take_a_light_tenants_last_backend() {
     // backend to grow: it waits and is refused.
     let m = refused_with(login(&g, "heavy", &h), "53300", "heavy beyond the budget");
     assert!(m.contains("gateway.server_budget"), "{m}");
-    // light connects at once on its own idle backend.
+    // light connects at once on its own idle backend, even while second (holding as many as
+    // light, one) waits in the queue for a place it cannot have.
+    let port = g.port;
+    let queued = std::thread::spawn(move || gw::try_raw_login(port, "second", &s).map(|_| ()).map_err(|(_, code, _)| code));
+    std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     assert!(login(&g, "light", &l).is_ok(), "light keeps its place");
     assert!(t.elapsed() < Duration::from_millis(500), "light waited {:?}", t.elapsed());
+    assert_eq!(queued.join().expect("second's waiter"), Err("53300".to_string()), "second cannot take light's last backend either");
     drop(held);
 }

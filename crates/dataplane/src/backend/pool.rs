@@ -113,20 +113,33 @@ impl State {
         self.tenant_open.get(&(server.to_string(), tenant.to_string())).copied().unwrap_or(0)
     }
 
-    /// The checkouts of other tenants that go before a new place for `tenant` on `server`:
-    /// waiters whose tenant holds fewer connections there (or as many, and came earlier than
-    /// `ticket`), not counting those held back by their own `pool_max_per_tenant`.
-    fn waiting_ahead(&self, server: &str, tenant: &str, ticket: Option<u64>, max_per_tenant: usize) -> usize {
+    /// The checkouts of other tenants that go before `tenant`'s on `server`, not counting
+    /// those held back by their own `pool_max_per_tenant`. For a new place (`Ahead::NewPlace`):
+    /// waiters whose tenant holds fewer connections there, or as many and came earlier than
+    /// `ticket`. For `tenant`'s own idle backend (`Ahead::OwnIdle`): only those holding fewer,
+    /// since only they may evict it (`take_idle_victim`); one holding as many could not use it.
+    fn waiting_ahead(&self, server: &str, tenant: &str, ticket: Option<u64>, max_per_tenant: usize, what: Ahead) -> usize {
         let Some(list) = self.waiting.get(server) else { return 0 };
         let mine = (self.tenant_open(server, tenant), ticket.unwrap_or(u64::MAX));
         list.iter()
             .filter(|w| w.tenant != tenant)
             .filter(|w| {
                 let open = self.tenant_open(server, &w.tenant);
-                open < max_per_tenant && (open, w.ticket) < mine
+                open < max_per_tenant
+                    && match what {
+                        Ahead::OwnIdle => open < mine.0,
+                        Ahead::NewPlace => (open, w.ticket) < mine,
+                    }
             })
             .count()
     }
+}
+
+/// What a checkout would take, for [`State::waiting_ahead`].
+#[derive(Clone, Copy)]
+enum Ahead {
+    OwnIdle,
+    NewPlace,
 }
 
 struct Inner {
@@ -255,13 +268,16 @@ impl Pools {
                 let ticket = queued.as_ref().map(|q| q.ticket);
                 let open_here = st.tenant_open(&key.server, &key.tenant);
                 let server_open = st.server_open.get(&key.server).copied().unwrap_or(0);
-                let action = if let n @ 1.. = st.waiting_ahead(&key.server, &key.tenant, ticket, cfg.pool_max_per_tenant) {
-                    // Waiting tenants with fewer connections go first (round robin by tenant);
-                    // they may take this tenant's idle backends too, so it does not reuse them.
+                let fair_share_wait = |n: usize| {
                     Action::Wait(
                         format!("all {budget} connections of the gateway's budget for this server are taken and {n} waiting client(s) of tenants holding fewer connections go first (fair share)"),
                         "gateway.server_budget",
                     )
+                };
+                let action = if let n @ 1.. = st.waiting_ahead(&key.server, &key.tenant, ticket, cfg.pool_max_per_tenant, Ahead::OwnIdle) {
+                    // Waiting tenants with fewer connections go first (round robin by tenant);
+                    // they may take this tenant's idle backends too, so it does not reuse them.
+                    fair_share_wait(n)
                 } else if let Some(idle) = st.idle.get_mut(&key).and_then(|v| pop_idle(v, door)) {
                     Action::Reuse(idle)
                 } else if open_here >= cfg.pool_max_per_tenant {
@@ -269,6 +285,8 @@ impl Pools {
                         format!("the tenant already holds {} connections over its roles (gateway.pool_max_per_tenant)", cfg.pool_max_per_tenant),
                         "gateway.pool_max_per_tenant",
                     )
+                } else if let n @ 1.. = st.waiting_ahead(&key.server, &key.tenant, ticket, cfg.pool_max_per_tenant, Ahead::NewPlace) {
+                    fair_share_wait(n)
                 } else if open_here > 0 && server_open + reserve >= budget {
                     // The last `reserve` places are for tenants with no connection here yet.
                     if let Some(victim) = take_idle_victim(&mut st, &key, budget) {
