@@ -324,6 +324,39 @@ fn with_manifest(file: &Path, out: PathBuf, edit: impl Fn(&mut Value)) -> PathBu
     out
 }
 
+/// An archive, whole and with true checksums, whose order references a branch it does not
+/// hold: made at a pooled source with the foreign-key triggers off, then the source erased.
+fn dangling_archive(d: &Deployment, dir: &Path) -> PathBuf {
+    let file = dir.join("dangling.tar.zst");
+    let t = d.create("dangling-src", "pooled", "us-1");
+    d.admin(
+        "us-1",
+        "tg_pool",
+        &format!(
+            "SET session_replication_role = replica; \
+             INSERT INTO app.orders (tenant_id, branch_id, customer_name) VALUES ('{}', gen_random_uuid(), 'nobody')",
+            t.key
+        ),
+    );
+    export(d, "dangling-src", &file);
+    erase(d, "dangling-src");
+    file
+}
+
+/// Each `(slug, archive, options, expected error)` import fails with that error, says what
+/// it kept, and leaves the deployment's footprint as it was.
+fn refused_leaving_nothing(d: &Deployment, cases: &[(&str, &PathBuf, Vec<&str>, &str)], footprint_before: &[String]) {
+    for (slug, file, extra, expect) in cases {
+        let mut args = vec!["tenant", "import", slug, "--from", file.to_str().expect("path")];
+        args.extend_from_slice(extra);
+        let err = d.fails(&args);
+        eprintln!("{slug}: {}", err.trim());
+        assert!(err.contains(expect), "{slug}: expected {expect:?} in: {err}");
+        assert!(err.contains("Nothing was") || err.contains("nothing was left behind"), "{slug}: the error does not say what was kept: {err}");
+        assert_eq!(footprint(d), footprint_before, "{slug}: a refused import left something behind");
+    }
+}
+
 #[test]
 fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused_leaving_nothing() {
     let d = Deployment::start();
@@ -383,21 +416,7 @@ fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused
     // An archive, whole and with true checksums, whose order references a branch it does
     // not hold (made at the source with the foreign-key triggers off): the load, which runs
     // without those triggers, still refuses it.
-    let dangling = dir.join("dangling.tar.zst");
-    {
-        let t = d.create("dangling-src", "pooled", "us-1");
-        d.admin(
-            "us-1",
-            "tg_pool",
-            &format!(
-                "SET session_replication_role = replica; \
-                 INSERT INTO app.orders (tenant_id, branch_id, customer_name) VALUES ('{}', gen_random_uuid(), 'nobody')",
-                t.key
-            ),
-        );
-        export(&d, "dangling-src", &dangling);
-        erase(&d, "dangling-src");
-    }
+    let dangling = dangling_archive(&d, &dir);
 
     let footprint_before = footprint(&d);
     let cases: Vec<(&str, &PathBuf, Vec<&str>, &str)> = vec![
@@ -411,15 +430,7 @@ fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused
         ("foreign", &foreign, vec![], "another tenant_id"),
         ("eu-copy", &eu_file, vec!["--server", "us-1"], "residency violation"),
     ];
-    for (slug, file, extra, expect) in &cases {
-        let mut args = vec!["tenant", "import", slug, "--from", file.to_str().expect("path")];
-        args.extend_from_slice(extra);
-        let err = d.fails(&args);
-        eprintln!("{slug}: {}", err.trim());
-        assert!(err.contains(expect), "{slug}: expected {expect:?} in: {err}");
-        assert!(err.contains("Nothing was") || err.contains("nothing was left behind"), "{slug}: the error does not say what was kept: {err}");
-        assert_eq!(footprint(&d), footprint_before, "{slug}: a refused import left something behind");
-    }
+    refused_leaving_nothing(&d, &cases, &footprint_before);
     // Refused as a restore of the same slug too, and `--replace` with a damaged archive
     // leaves the tenant's rows as they were, and the tenant active.
     let err = d.fails(&["tenant", "import", "src", "--from", good.to_str().expect("path")]);
@@ -472,4 +483,109 @@ fn damaged_archives_a_checksum_mismatch_a_newer_schema_and_residency_are_refused
     let status = d.json(&["migrate", "status", "--json"]);
     let target = status["targets"].as_array().expect("targets").iter().find(|t| t["tenant"] == "old-schema").cloned().expect("target");
     assert_eq!(target["version"], 3, "{target}");
+}
+
+/// Every index and constraint of a tenant's tables as the database defines them: index
+/// definitions and flags, constraint definitions (validated, deferrable) and each table's
+/// replica identity, with the tenant's schema name replaced so that two tenants compare.
+fn definitions(d: &Deployment, t: &Tenant) -> Vec<String> {
+    let s = &t.schema;
+    let sql = format!(
+        "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
+           SELECT 'index ' || tablename || ': ' || indexdef FROM pg_indexes WHERE schemaname = '{s}' \
+           UNION ALL \
+           SELECT 'index flags ' || x.relname || ': unique=' || i.indisunique || ' primary=' || i.indisprimary || ' valid=' || i.indisvalid \
+                  || ' ready=' || i.indisready || ' live=' || i.indislive || ' replident=' || i.indisreplident || ' clustered=' || i.indisclustered \
+           FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relnamespace = '{s}'::regnamespace \
+           UNION ALL \
+           SELECT 'constraint ' || c.relname || ' ' || k.conname || ' ' || k.contype::text || ': ' || pg_get_constraintdef(k.oid) \
+                  || ' validated=' || k.convalidated || ' deferrable=' || k.condeferrable || ' deferred=' || k.condeferred \
+                  || ' index=' || coalesce(k.conindid::regclass::text, '-') \
+           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid WHERE k.connamespace = '{s}'::regnamespace \
+           UNION ALL \
+           SELECT 'table ' || relname || ': replica identity ' || relreplident::text || ' kind ' || relkind::text \
+           FROM pg_class WHERE relnamespace = '{s}'::regnamespace AND relkind IN ('r', 'p') \
+         ) defs(x)"
+    );
+    let out = d.admin(&t.server, &t.database, &sql);
+    let lines: Vec<String> = out.replace(s.as_str(), "<schema>").lines().map(str::to_string).collect();
+    assert!(lines.iter().filter(|l| l.starts_with("index ")).count() >= 8, "too few indexes to mean anything: {lines:?}");
+    lines
+}
+
+#[test]
+fn a_deferred_index_load_recreates_every_key_exactly_and_refuses_duplicate_keys_leaving_nothing() {
+    let d = Deployment::start();
+    d.ok(&["migrate"]);
+    let dir = d.dir.path().to_path_buf();
+    let src = d.create("src", "pooled", "us-1");
+    d.plant_canary(&src);
+    let before = fingerprint(&d, &src);
+    let good = dir.join("src.tar.zst");
+    export(&d, "src", &good);
+
+    // Into a tenant's own schema and own database, the indexes and keys are built after the
+    // copy; they come back exactly as the migrations made them for a tenant created fresh.
+    for (placement, server) in [("schema", "us-1"), ("database", "eu-1")] {
+        let fresh = d.create(&format!("fresh-{placement}"), placement, server);
+        let want = definitions(&d, &fresh);
+        let slug = format!("copy-{placement}");
+        let v = import(&d, &slug, &good, &["--placement", placement, "--server", server]);
+        assert_eq!(v["plan"]["deferred_indexes"], true, "{v}");
+        let parts: Vec<&str> = v["plan"]["load_phases"].as_array().expect("load_phases").iter().filter_map(|p| p["step"].as_str()).collect();
+        assert!(parts.contains(&"indexes") && parts.contains(&"foreign_keys"), "{v}");
+        assert_checks(&v);
+        let t = d.tenant(&slug);
+        assert_eq!(definitions(&d, &t), want, "{slug}: indexes or constraints differ from a fresh {placement} tenant's");
+        assert_eq!(fingerprint(&d, &t), before, "{slug} differs from its source");
+        // The keys hold: a duplicate primary key and a dangling reference are refused.
+        let (ok, out) = d.psql_tenant(&t, "INSERT INTO branches SELECT * FROM branches LIMIT 1");
+        assert!(!ok && out.contains("duplicate key"), "{out}");
+        let (ok, out) = d.psql_tenant(&t, "INSERT INTO orders (branch_id) VALUES (gen_random_uuid())");
+        assert!(!ok && out.contains("foreign key"), "{out}");
+        // --replace into it (its objects emptied and rebuilt in the same way) keeps them too.
+        let (ok, out) = d.psql_tenant(&t, "DELETE FROM order_items; UPDATE branches SET city = 'changed';");
+        assert!(ok, "{out}");
+        let v = import(&d, &slug, &good, &["--replace"]);
+        assert_eq!((v["plan"]["kind"].as_str(), v["plan"]["deferred_indexes"].as_bool()), (Some("replace"), Some(true)), "{v}");
+        assert_eq!(definitions(&d, &t), want, "{slug}: indexes or constraints differ after --replace");
+        assert_eq!(fingerprint(&d, &t), before, "{slug} after --replace");
+    }
+    // Into the pool, whose indexes every pooled tenant shares, the load keeps them.
+    let v = import(&d, "copy-pooled", &good, &["--placement", "pooled", "--server", "us-1"]);
+    assert_eq!(v["plan"]["deferred_indexes"], false, "{v}");
+
+    // An archive, whole and with true checksums, whose orders hold one primary key twice
+    // (made at a source whose primary key was dropped), and one whose order references a
+    // branch it does not hold (made with the foreign-key triggers off).
+    let duplicate = dir.join("duplicate.tar.zst");
+    {
+        let t = d.create("dup-src", "database", "eu-1");
+        d.plant_canary(&t);
+        d.admin(
+            "eu-1",
+            &t.database,
+            "ALTER TABLE app.orders DROP CONSTRAINT orders_pkey CASCADE; INSERT INTO app.orders SELECT * FROM app.orders LIMIT 1",
+        );
+        export(&d, "dup-src", &duplicate);
+        erase(&d, "dup-src");
+    }
+    let dangling = dangling_archive(&d, &dir);
+    let footprint_before = footprint(&d);
+    let cases: Vec<(&str, &PathBuf, Vec<&str>, &str)> = vec![
+        ("dup-db", &duplicate, vec!["--placement", "database", "--server", "eu-1"], "holds two rows with the same key of orders_pkey"),
+        ("dup-schema", &duplicate, vec!["--placement", "schema", "--server", "us-1"], "holds two rows with the same key of orders_pkey"),
+        ("dup-pooled", &duplicate, vec!["--placement", "pooled", "--server", "us-1"], "duplicate key"),
+        ("dangling-db", &dangling, vec!["--placement", "database", "--server", "eu-1"], "reference no row of the tenant's own"),
+        ("dangling-schema", &dangling, vec!["--placement", "schema", "--server", "us-1"], "reference no row of the tenant's own"),
+    ];
+    refused_leaving_nothing(&d, &cases, &footprint_before);
+    // A replace with the duplicate archive leaves the tenant's rows, indexes and keys as they were.
+    let t = d.tenant("copy-database");
+    let want = definitions(&d, &t);
+    let err = d.fails(&["tenant", "import", "copy-database", "--from", duplicate.to_str().expect("path"), "--replace"]);
+    assert!(err.contains("rolled back") && err.contains("same key"), "{err}");
+    assert_eq!(definitions(&d, &t), want);
+    assert_eq!(fingerprint(&d, &t), before);
+    assert_eq!(d.json(&["tenant", "show", "copy-database", "--json"])["status"], "active");
 }

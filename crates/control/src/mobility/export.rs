@@ -50,6 +50,10 @@ pub struct Exported {
     pub tables: Vec<TableSummary>,
     pub rows: i64,
     pub elapsed_ms: u64,
+    /// Of `elapsed_ms`: counting and checksumming every table (before the first row is
+    /// sent), and reading, compressing and writing the rows after it.
+    pub checksum_ms: u64,
+    pub copy_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +178,7 @@ pub async fn stream_from(c: &Client, tenant: &Tenant, tx: &Sender, report: Repor
 
     let mut digest = DataDigest::default();
     let mut done = 0u64;
+    report(&Progress { phase: "copy", table: String::new(), rows_done: 0, rows_total: total });
     for (idx, t) in manifest.tables.iter().enumerate() {
         let sent = copy_table(c, &loc.schema, t, idx, &tenant.key, tx, &mut digest, &mut |n| {
             done += n;
@@ -275,7 +280,15 @@ pub async fn to_file(catalog: &Catalog, slug: &str, path: &Path, report: Reporte
     let (tx, rx) = archive::channel();
     let out = path.to_path_buf();
     let writer = tokio::task::spawn_blocking(move || archive::write_file(&out, rx));
-    let produced = stream(catalog, slug, &tx, report).await;
+    // When the first row goes out: the checksums are done then.
+    let copying = std::sync::OnceLock::new();
+    let timed = |p: &Progress| {
+        if p.phase == "copy" {
+            copying.get_or_init(std::time::Instant::now);
+        }
+        report(p)
+    };
+    let produced = stream(catalog, slug, &tx, &timed).await;
     drop(tx);
     let written = writer.await.map_err(|e| Error::Archive(format!("the archive writer failed: {e}")))?;
     let manifest = produced?;
@@ -291,6 +304,8 @@ pub async fn to_file(catalog: &Catalog, slug: &str, path: &Path, report: Reporte
                                "rows": manifest.tables.iter().map(|t| t.rows).sum::<i64>()}),
         )
         .await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let checksum_ms = copying.get().map_or(elapsed_ms, |t| t.duration_since(started).as_millis() as u64);
     Ok(Exported {
         slug: slug.into(),
         file: path.display().to_string(),
@@ -298,7 +313,9 @@ pub async fn to_file(catalog: &Catalog, slug: &str, path: &Path, report: Reporte
         schema_version: manifest.schema_version,
         rows: manifest.tables.iter().map(|t| t.rows).sum(),
         tables: TableSummary::of(&manifest),
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms,
+        checksum_ms,
+        copy_ms: elapsed_ms.saturating_sub(checksum_ms),
     })
 }
 

@@ -18,6 +18,13 @@
 //! tenant is rolled back entirely (I9). Everything the manifest alone decides — format,
 //! schema version, residency (I8), the slug — is checked before anything is recorded.
 //!
+//! Into a tenant's own tables (schema or database placement) the load builds indexes and
+//! keys after the copy, as `pg_restore` does ([`deferred`]): inside the same transaction
+//! they are dropped, the tables truncated, the rows copied into bare tables with `FREEZE`,
+//! then every index and key is created again from its own definition and every foreign key
+//! validated; a duplicate key or a dangling reference fails the load like a checksum does.
+//! Shared (pooled) tables keep their indexes: they serve every pooled tenant.
+//!
 //! The copy runs with `session_replication_role = replica` (when the admin role may set
 //! it), so the per-row foreign-key triggers — most of a load's server time — do not fire.
 //! Nothing is lost: [`rows::dangling_references`] checks every foreign key in one anti-join
@@ -45,6 +52,8 @@ use crate::error::{Error, Result};
 use crate::model::{validate_slug, Placement, TenantKey, TenantStatus};
 use crate::placement::{self, ServerAdmin};
 use crate::quote::ident;
+
+mod deferred;
 
 /// Steps of a new tenant's import, in order.
 pub const NEW_STEPS: [&str; 6] = ["roles", "schema", "load", "migrate", "activate", "done"];
@@ -104,6 +113,13 @@ pub struct Plan {
     pub steps: Vec<StepTime>,
     #[serde(default)]
     pub checks: Vec<TableCheck>,
+    /// The parts of the `load` step and their times (`clear`, `copy`, `references`,
+    /// `verify`, and with deferred indexes `indexes`, `foreign_keys`).
+    #[serde(default)]
+    pub load_phases: Vec<StepTime>,
+    /// Whether the load built the indexes and keys after the copy ([`deferred`]).
+    #[serde(default)]
+    pub deferred_indexes: bool,
 }
 
 /// The outcome of an import.
@@ -390,6 +406,8 @@ async fn existing_tenant(
         loaded: false,
         steps: Vec::new(),
         checks: Vec::new(),
+        load_phases: Vec::new(),
+        deferred_indexes: false,
     };
     let op = catalog.start_op("import", Some(&t.key), to_json(&plan)?).await?;
     Ok((op, plan, false))
@@ -445,6 +463,8 @@ async fn new_tenant(catalog: &mut Catalog, req: &ImportRequest, m: &Manifest, so
         loaded: false,
         steps: Vec::new(),
         checks: Vec::new(),
+        load_phases: Vec::new(),
+        deferred_indexes: false,
     };
     let op = catalog
         .insert_tenant_op(
@@ -499,7 +519,10 @@ async fn run_step(
             let Some((manifest, rx)) = stream.take() else {
                 return Err(Error::Migration("the archive's rows are no longer available to load; run the import again".into()));
             };
-            plan.checks = load(&admin, plan, &manifest, rx, report).await?;
+            let loaded = load(&admin, plan, &manifest, rx, report).await?;
+            plan.checks = loaded.checks;
+            plan.load_phases = loaded.phases;
+            plan.deferred_indexes = loaded.deferred;
             plan.loaded = true;
             Ok(())
         }
@@ -512,18 +535,44 @@ async fn run_step(
     }
 }
 
-/// The load: one transaction on the target database (see the module doc). Returns the
-/// per-table checks, all equal.
-async fn load(admin: &ServerAdmin<'_>, plan: &Plan, m: &Manifest, rx: &mut Receiver, report: Reporter<'_>) -> Result<Vec<TableCheck>> {
+/// What a load did: the per-table checks (all equal), its parts' times, and whether the
+/// indexes were built after the copy.
+struct Loaded {
+    checks: Vec<TableCheck>,
+    phases: Vec<StepTime>,
+    deferred: bool,
+}
+
+/// Times the parts of a load.
+struct Phases {
+    at: Instant,
+    done: Vec<StepTime>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases { at: Instant::now(), done: Vec::new() }
+    }
+    /// Record the part that ends now.
+    fn end(&mut self, part: &str) {
+        self.done.push(StepTime { step: part.into(), ms: self.at.elapsed().as_millis() as u64 });
+        self.at = Instant::now();
+    }
+}
+
+/// The load: one transaction on the target database (see the module doc).
+async fn load(admin: &ServerAdmin<'_>, plan: &Plan, m: &Manifest, rx: &mut Receiver, report: Reporter<'_>) -> Result<Loaded> {
     let loc = placement::location(plan.placement, &plan.key);
     let c = admin.connect(Some(&loc.database)).await?;
     check_tables(&c, &loc.schema, m).await?;
     c.batch_execute(&format!("BEGIN; {}", archive::SESSION_SETTINGS)).await.map_err(|e| Error::db("starting the load", e))?;
     let result = load_in_tx(&c, &loc.schema, plan, m, rx, report).await;
     match result {
-        Ok(checks) => {
+        Ok(mut loaded) => {
+            let t0 = Instant::now();
             c.batch_execute("COMMIT").await.map_err(|e| Error::db("committing the load", e))?;
-            Ok(checks)
+            loaded.phases.push(StepTime { step: "commit".into(), ms: t0.elapsed().as_millis() as u64 });
+            Ok(loaded)
         }
         Err(e) => {
             let _ = c.batch_execute("ROLLBACK").await;
@@ -553,15 +602,26 @@ async fn check_tables(c: &Client, schema: &str, m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mut Receiver, report: Reporter<'_>) -> Result<Vec<TableCheck>> {
-    // Whatever the tenant has there goes first (a replace, or a resumed load), children first.
+async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mut Receiver, report: Reporter<'_>) -> Result<Loaded> {
+    let mut phases = Phases::new();
     let names: Vec<String> = m.tables.iter().map(|t| t.name.clone()).collect();
-    for t in rows::children_first(&names, &rows::foreign_keys(c, schema).await?) {
-        c.execute(&format!("DELETE FROM {}.{} WHERE tenant_id = $1", ident(schema), ident(&t)), &[&plan.key.as_str()])
-            .await
-            .map_err(|e| Error::db(format!("clearing the tenant's rows of {t}"), e))?;
+    // A tenant's own tables: indexes and keys dropped (and the tables truncated) for the copy.
+    let deferred = match plan.placement {
+        Placement::Pooled => None,
+        Placement::Schema | Placement::Database => deferred::prepare(c, schema, &names, &plan.key).await?,
+    };
+    if deferred.is_none() {
+        // Whatever the tenant has there goes first (a replace, or a resumed load), children first.
+        for t in rows::children_first(&names, &rows::foreign_keys(c, schema).await?) {
+            c.execute(&format!("DELETE FROM {}.{} WHERE tenant_id = $1", ident(schema), ident(&t)), &[&plan.key.as_str()])
+                .await
+                .map_err(|e| Error::db(format!("clearing the tenant's rows of {t}"), e))?;
+        }
     }
+    phases.end("clear");
     skip_row_triggers(c).await?;
+    // Rows copied into a table truncated in this transaction can be written frozen.
+    let freeze = if deferred.is_some() { " WITH (FREEZE)" } else { "" };
     let total: u64 = m.tables.iter().map(|t| t.rows.max(0) as u64).sum();
     let mut done = 0u64;
     let mut current: Option<(usize, std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>, KeyRewriter)> = None;
@@ -582,7 +642,7 @@ async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mu
                     }
                     let t = m.tables.get(table).ok_or_else(|| Error::Archive("data for a table the manifest does not list".into()))?;
                     let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-                    let sql = format!("COPY {}.{} ({cols}) FROM STDIN", ident(schema), ident(&t.name));
+                    let sql = format!("COPY {}.{} ({cols}) FROM STDIN{freeze}", ident(schema), ident(&t.name));
                     let sink = c.copy_in(sql.as_str()).await.map_err(|e| Error::db(format!("loading the rows of {} (a damaged archive, or one that does not fit this schema)", t.name), e))?;
                     let col = t.columns.iter().position(|c| c == "tenant_id").unwrap_or(0);
                     current = Some((table, Box::pin(sink), KeyRewriter::new(col, &m.tenant.key, plan.key.as_str())));
@@ -608,13 +668,18 @@ async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mu
     if trailer != digest.trailer() {
         return Err(Error::Archive(format!("{}: the data does not match the archive's trailer (corrupt). Nothing was imported", plan.source)));
     }
-    report(&Progress { phase: "references", table: String::new(), rows_done: done, rows_total: total });
-    if let Some(d) = rows::dangling_references(c, schema, &names, &plan.key).await?.first() {
-        return Err(Error::Verify(format!(
-            "{} row(s) of table {} in {} reference no row of the tenant's own in {} (foreign key {}). \
-             The archive is damaged or was altered; use another copy. Nothing was imported",
-            d.rows, d.table, plan.source, d.parent, d.constraint
-        )));
+    phases.end("copy");
+    if deferred.is_none() {
+        // Deferred keys validate their references when they are created again, below.
+        report(&Progress { phase: "references", table: String::new(), rows_done: done, rows_total: total });
+        if let Some(d) = rows::dangling_references(c, schema, &names, &plan.key).await?.first() {
+            return Err(Error::Verify(format!(
+                "{} row(s) of table {} in {} reference no row of the tenant's own in {} (foreign key {}). \
+                 The archive is damaged or was altered; use another copy. Nothing was imported",
+                d.rows, d.table, plan.source, d.parent, d.constraint
+            )));
+        }
+        phases.end("references");
     }
     let mut checks = Vec::new();
     for (idx, t) in m.tables.iter().enumerate() {
@@ -629,6 +694,14 @@ async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mu
         }
         checks.push(TableCheck { table: t.name.clone(), rows, archive_checksum: t.checksum.clone(), target_checksum: sum });
     }
+    phases.end("verify");
+    if let Some(d) = &deferred {
+        report(&Progress { phase: "indexes", table: format!("{} indexes and keys", d.count()), rows_done: done, rows_total: total });
+        let times = deferred::rebuild(c, d, &plan.source).await?;
+        phases.done.push(StepTime { step: "indexes".into(), ms: times.indexes_ms });
+        phases.done.push(StepTime { step: "foreign_keys".into(), ms: times.foreign_keys_ms });
+        phases.at = Instant::now();
+    }
     if plan.placement != Placement::Pooled {
         // The pool's sequences are shared; a tenant's own are brought up to the archive's.
         for s in &m.sequences {
@@ -639,7 +712,7 @@ async fn load_in_tx(c: &Client, schema: &str, plan: &Plan, m: &Manifest, rx: &mu
             }
         }
     }
-    Ok(checks)
+    Ok(Loaded { checks, phases: phases.done, deferred: deferred.is_some() })
 }
 
 /// Turn the per-row triggers off for the rest of the load's transaction (module doc). A
