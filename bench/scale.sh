@@ -5,7 +5,9 @@
 #             9,500 / 450 / 50), each placement alternated over us-1 and eu-1 and spread evenly
 #             through the sequence, CREATE_JOBS (default 2) `tenant create` CLI calls at once.
 #             Per placement: server-side elapsed and CLI wall time p50/p95, tenants/s, and the
-#             first-1000 vs last-1000 medians (flatness).
+#             first-1000 vs last-1000 medians (flatness); then FLAT_N (20) creates per
+#             placement alternated between this deployment and a fresh demo deployment, the
+#             same-minutes baseline for flatness.
 #   migrate   `tenantgate migrate` with nothing pending (median of 3), then with one
 #             `ALTER TABLE orders ADD COLUMN` pending, over every target.
 #   list      `tenantgate tenant list` and `tenant list --json` (median of 3).
@@ -46,6 +48,7 @@ SCALE_N=${SCALE_N:-10000}
 SCALE_CONNECT=${SCALE_CONNECT:-2000}
 [ "$SCALE_CONNECT" -le "$SCALE_N" ] || SCALE_CONNECT=$SCALE_N
 CREATE_JOBS=${CREATE_JOBS:-2}
+FLAT_N=${FLAT_N:-20}                # creates per placement for the big-vs-fresh comparison (0 skips)
 JOBS=${JOBS:-4}
 IDLE_WAIT=${IDLE_WAIT:-75}          # seconds after the connects; the default pool_idle_timeout_ms is 60,000
 TOP=${TOP:-20}                      # [http.metrics] top_tenants (the product's default)
@@ -104,6 +107,13 @@ EOF
   done
   echo "gateway $name did not start:" >&2; cat "$BENCH_DIR/serve-$name.log" >&2; exit 1
 }
+# Also stop the fresh deployment of the create section if a run ends inside it.
+scale_cleanup() {
+  local rc=$?
+  [ -d "$BENCH_DIR/fresh" ] && "$TG" demo --dir "$BENCH_DIR/fresh" --stop >/dev/null 2>&1
+  (exit $rc); dp_cleanup
+}
+trap scale_cleanup EXIT
 stop_serve() {
   kill "$SERVE_PID" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$SERVE_PID" 2>/dev/null || return 0; sleep 0.1; done
@@ -118,6 +128,14 @@ if want create; then
   echo "$CREATE_SECONDS" > "$R/create_seconds"
   failed=$(awk -F'\t' 'NR > 1 && $5 == ""' "$R/create.tsv" | wc -l)
   [ "$failed" = 0 ] || { echo "$failed tenant create(s) failed after 3 tries:" >&2; awk -F'\t' 'NR > 1 && $5 == ""' "$R/create.tsv" | head -3 >&2; exit 1; }
+  if [ "$FLAT_N" -gt 0 ]; then
+    # Big vs fresh, alternated in the same minutes: the noise of a shared machine moves
+    # first-1000 vs last-1000 more than the tenant count does (see the report).
+    echo "== $FLAT_N creates per placement, alternating: this deployment vs a fresh one" >&2
+    "$TG" demo --dir "$BENCH_DIR/fresh" --reset --no-serve > "$BENCH_DIR/fresh.out"
+    $PY ab "$TG" "$CFG" "$BENCH_DIR/fresh/tenantgate.toml" "$FLAT_N" "$R/ab.json"
+    "$TG" demo --dir "$BENCH_DIR/fresh" --stop >/dev/null
+  fi
   for s in us-1 eu-1; do
     echo "$s $(admin_psql "$s" postgres "SELECT count(*) FROM pg_roles WHERE rolname ~ '^t[0-9a-f]{12}(_ro)?\$'") $(admin_psql "$s" postgres "SELECT count(*) FROM pg_database WHERE datname ~ '^t[0-9a-f]{12}\$'")"
   done > "$R/roles.txt"

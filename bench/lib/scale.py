@@ -8,6 +8,7 @@ top + 1.
 
   scale.py plan N                       -> TSV idx slug placement server (stdout)
   scale.py create TG PLAN OUT JOBS      -> TSV idx slug placement server key elapsed_ms wall_ms attempts error
+  scale.py ab TG CFG_BIG CFG_FRESH N OUT.json
   scale.py keys TG SLUGS OUT JOBS       -> TSV slug secret
   scale.py connect CFG TENANTS KEYS PORT OUT.json [DIRECT_N] [GAP_S]
   scale.py http BASE_URL KEYS OUT.json
@@ -125,6 +126,27 @@ def cmd_create(tg, plan_path, out_path, jobs):
         for i in sorted(results):
             f.write("\t".join(results[i]) + "\n")
     print(f"{total:.1f}")
+
+
+def cmd_ab(tg, cfg_big, cfg_fresh, n, out_path):
+    """Flatness against a same-minutes baseline: N creates per placement, one at a time,
+    alternating between the big deployment (CFG_BIG, after the bulk creation) and a fresh
+    one (CFG_FRESH, no tenants), so machine noise falls on both alike."""
+    res = {}
+    for p in ("pooled", "schema", "database"):
+        for i in range(1, int(n) + 1):
+            for side, cfg in (("big", cfg_big), ("fresh", cfg_fresh)):
+                env = dict(os.environ, TENANTGATE_CONFIG=cfg)
+                server = "us-1" if i % 2 else "eu-1"
+                r, w = run_tg(tg, ["tenant", "create", f"ab-{p}-{i:03d}", "--placement", p, "--server", server, "--json"], env)
+                if r.returncode != 0:
+                    sys.exit(f"create on {side} failed: {r.stderr.strip()[:300]}")
+                res.setdefault(p, {}).setdefault(side, []).append(json.loads(r.stdout)["elapsed_ms"])
+    out = {p: {side: {"n": len(v), "median": statistics.median(v), "p95": pct(v, 95)} for side, v in d.items()} for p, d in res.items()}
+    for p, d in res.items():
+        ratios = [b / f for b, f in zip(d["big"], d["fresh"])]
+        out[p]["ratio_median"] = round(statistics.median(ratios), 3)
+    json.dump(out, open(out_path, "w"), indent=1)
 
 
 def cmd_keys(tg, slugs_path, out_path, jobs):
@@ -454,4 +476,4 @@ def cmd_fairness(cfg_path, keys_path, port, out_path, budget, hog_tenants="5", n
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"plan": cmd_plan, "create": cmd_create, "keys": cmd_keys, "connect": cmd_connect, "metrics": cmd_metrics,
-     "fairness": cmd_fairness, "http": cmd_http}[cmd](*args)
+     "fairness": cmd_fairness, "http": cmd_http, "ab": cmd_ab}[cmd](*args)

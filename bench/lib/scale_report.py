@@ -86,6 +86,18 @@ if have("create.tsv"):
         w("")
         w("Server-side median per tenth of the sequence (all placements, ms): " + ", ".join(
             f(statistics.median([float(r["elapsed_ms"]) for r in rows[i * n // 10:(i + 1) * n // 10]])) for i in range(10)) + ".")
+    if have("ab.json"):
+        ab = json.load(open(path("ab.json")))
+        w("")
+        w(f"**Flat, against a same-minutes baseline:** after the {len(rows):,}, {ab['pooled']['big']['n']} more creates per placement, one at a time, "
+          "alternating between this deployment and a fresh demo deployment with no tenants (two more clusters on the same machine), "
+          "so the machine's noise falls on both alike:")
+        w("")
+        w("| placement | with the tenants above: median ms (p95) | fresh deployment: median ms (p95) | median of per-pair ratios |")
+        w("|---|---|---|---|")
+        for p in ("pooled", "schema", "database"):
+            d = ab[p]
+            w(row(p, f"{f(d['big']['median'])} ({f(d['big']['p95'])})", f"{f(d['fresh']['median'])} ({f(d['fresh']['p95'])})", f"{d['ratio_median']:.2f}×"))
     if have("roles.txt"):
         w("")
         w("Tenant roles and databases at the end: " + "; ".join(
