@@ -102,6 +102,10 @@ pub async fn check_server(name: &str, url: &str) -> Result<ServerInfo> {
     Ok(info)
 }
 
+/// The advisory lock key (in each server's admin database) that serialises
+/// [`ServerAdmin::ensure_shared_on`]: "tgshared" in ASCII.
+const SHARED_SETUP_LOCK: i64 = 0x7467_7368_6172_6564;
+
 /// Admin access to one server's databases.
 pub struct ServerAdmin<'a> {
     pub name: &'a str,
@@ -120,7 +124,26 @@ impl ServerAdmin<'_> {
     }
 
     /// [`Self::ensure_shared`] over an open admin connection (to the `postgres` database).
+    ///
+    /// One at a time per server (a session advisory lock in the admin database): creates
+    /// running at once would otherwise race to create the same database (23505 on
+    /// `pg_database`) or rewrite its ACL at the same moment (XX000 "tuple concurrently
+    /// updated"). The lock goes with the session if the process dies.
     pub async fn ensure_shared_on(&self, admin: &Client, placement: Placement) -> Result<()> {
+        if placement == Placement::Database {
+            return Ok(());
+        }
+        admin
+            .batch_execute(&format!("SELECT pg_advisory_lock({SHARED_SETUP_LOCK})"))
+            .await
+            .map_err(|e| Error::db("waiting for another command setting up the server's shared databases", e))?;
+        let done = self.ensure_shared_locked(admin, placement).await;
+        let unlocked = admin.batch_execute(&format!("SELECT pg_advisory_unlock({SHARED_SETUP_LOCK})")).await;
+        done?;
+        unlocked.map_err(|e| Error::db("releasing the shared-setup lock", e))
+    }
+
+    async fn ensure_shared_locked(&self, admin: &Client, placement: Placement) -> Result<()> {
         match placement {
             Placement::Pooled => {
                 ensure_group(admin, POOL_RW_GROUP).await?;

@@ -230,3 +230,21 @@ fn failed_creation_rolls_back_and_a_crash_resumes() {
     d.ok(&["tenant", "erase", "abandoned", "--confirm", "abandoned"]);
     d.fails(&["tenant", "show", "abandoned"]);
 }
+
+#[test]
+fn concurrent_creates_all_succeed() {
+    // Creates running at once rewrite the same database ACLs (tg_pool's CONNECT grants);
+    // PostgreSQL reports the loser of such a race as XX000 "tuple concurrently updated".
+    let d = Deployment::start();
+    std::thread::scope(|s| {
+        for i in 0..12 {
+            let d = &d;
+            let placement = ["pooled", "pooled", "schema"][i % 3];
+            s.spawn(move || d.create(&format!("burst-{i:02}"), placement, "us-1"));
+        }
+    });
+    let list = d.ok(&["tenant", "list"]);
+    for i in 0..12 {
+        assert!(list.contains(&format!("burst-{i:02}")), "burst-{i:02} in:\n{list}");
+    }
+}
