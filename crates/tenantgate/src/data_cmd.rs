@@ -102,14 +102,16 @@ pub async fn export(cat: &Catalog, a: ExportArgs) -> Result<ExitCode> {
         output::json(&done)?;
     } else {
         println!(
-            "exported {} ({} rows in {} tables, app schema version {}) to {}: {} bytes in {} ms",
+            "exported {} ({} rows in {} tables, app schema version {}) to {}: {} bytes in {} ms (checksums {} ms, rows {} ms)",
             done.slug,
             done.rows,
             done.tables.len(),
             done.schema_version,
             done.file,
             done.bytes,
-            done.elapsed_ms
+            done.elapsed_ms,
+            done.checksum_ms,
+            done.copy_ms
         );
         for t in &done.tables {
             println!("  {:<14} {:>9} rows  checksum {}", t.table, t.rows, t.checksum);
@@ -187,6 +189,11 @@ fn print_imported(d: &Imported, json: bool) -> Result<ExitCode> {
     }
     for c in &p.checks {
         println!("  verified {:<14} {:>9} rows  checksum {}", c.table, c.rows, c.target_checksum);
+    }
+    if !p.load_phases.is_empty() {
+        let parts: Vec<String> = p.load_phases.iter().map(|s| format!("{} {} ms", s.step.replace('_', " "), s.ms)).collect();
+        let how = if p.deferred_indexes { "indexes and keys built after the copy" } else { "into the tables as they are, indexes kept" };
+        println!("  load ({how}): {}", parts.join(", "));
     }
     if p.kind != "replace" {
         println!("  it has no API keys yet: `tenantgate key create {}`", p.slug);
