@@ -8,10 +8,12 @@
 //! room); everyone else is counted under `_other` (a slug cannot start with `_`). It must never
 //! put a token, a key id, SQL text or a parameter into a label.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const OTHER: &str = "_other";
@@ -72,14 +74,14 @@ impl TenantLabels {
         }
     }
 
-    /// Count a request of `tenant` and return its label.
-    pub fn label(&self, tenant: &str) -> String {
+    /// Count a request of `tenant` and return its label: `tenant` itself or [`OTHER`].
+    pub fn label<'t>(&self, tenant: &'t str) -> &'t str {
         self.label_at(tenant, Instant::now())
     }
 
-    fn label_at(&self, tenant: &str, now: Instant) -> String {
+    fn label_at<'t>(&self, tenant: &'t str, now: Instant) -> &'t str {
         if self.top == 0 {
-            return OTHER.to_string();
+            return OTHER;
         }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if now.saturating_duration_since(s.since) >= WINDOW {
@@ -88,15 +90,20 @@ impl TenantLabels {
             s.labelled = by_count.into_iter().take(self.top).map(|(t, _)| t).collect();
             s.since = now;
         }
-        *s.counts.entry(tenant.to_string()).or_insert(0) += 1;
+        match s.counts.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                s.counts.insert(tenant.to_string(), 1);
+            }
+        }
         if s.labelled.contains(tenant) {
-            return tenant.to_string();
+            return tenant;
         }
         if s.labelled.len() < self.top {
             s.labelled.insert(tenant.to_string());
-            return tenant.to_string();
+            return tenant;
         }
-        OTHER.to_string()
+        OTHER
     }
 }
 
@@ -112,11 +119,57 @@ impl TenantLabels {
     }
 }
 
-pub fn request(tenant: &str, route: &str, status: u16, elapsed: Duration) {
-    metrics::counter!("tenantgate_http_requests_total", "tenant" => tenant.to_string(), "route" => route.to_string(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("tenantgate_http_request_duration_seconds", "tenant" => tenant.to_string(), "route" => route.to_string())
-        .record(elapsed.as_secs_f64());
+/// The label of a route template: the server's own routes without an allocation.
+pub fn route_label(template: &str) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &["/v1/sql", "/v1/schema", "/v1/keys", "/v1/keys/{key_id}", "/healthz", "/metrics", "/openapi.json"];
+    match KNOWN.iter().find(|k| **k == template) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(template.to_string()),
+    }
+}
+
+/// The request counter and latency histogram of one (tenant label, route, status).
+#[derive(Clone)]
+struct RequestHandles {
+    count: Counter,
+    latency: Histogram,
+}
+
+/// The request metrics' handles, kept: registering a labelled metric formats and hashes its
+/// labels, which every request paid. Bounded like the labels themselves (top tenants, `_other`
+/// and `-`, times routes and statuses); forgotten when the set of labels has moved on.
+#[derive(Default)]
+pub struct RequestMetrics {
+    by_tenant: Mutex<HashMap<String, HashMap<(Cow<'static, str>, u16), RequestHandles>>>,
+}
+
+/// Tenant labels kept before the cache starts over (the labelled set changes each minute).
+const MAX_CACHED_LABELS: usize = 4096;
+
+impl RequestMetrics {
+    /// Count one request of `tenant` (a label from [`TenantLabels`]) on `route`.
+    pub fn record(&self, tenant: &str, route: Cow<'static, str>, status: u16, elapsed: Duration) {
+        let handles = {
+            let mut m = self.by_tenant.lock().unwrap_or_else(|p| p.into_inner());
+            let cached = m.get(tenant).and_then(|r| r.get(&(route.clone(), status))).cloned();
+            match cached {
+                Some(h) => h,
+                None => {
+                    let h = RequestHandles {
+                        count: metrics::counter!("tenantgate_http_requests_total", "tenant" => tenant.to_string(), "route" => route.clone(), "status" => status.to_string()),
+                        latency: metrics::histogram!("tenantgate_http_request_duration_seconds", "tenant" => tenant.to_string(), "route" => route.clone()),
+                    };
+                    if m.len() >= MAX_CACHED_LABELS {
+                        m.clear();
+                    }
+                    m.entry(tenant.to_string()).or_default().insert((route, status), h.clone());
+                    h
+                }
+            }
+        };
+        handles.count.increment(1);
+        handles.latency.record(elapsed.as_secs_f64());
+    }
 }
 
 pub fn denial(rule: &'static str) {

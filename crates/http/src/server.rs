@@ -23,7 +23,7 @@ use crate::config::HttpConfig;
 use crate::error::HttpError;
 use crate::limits::{sql_limits, RateLimiter, SqlLimits};
 use tg_dataplane::jwt::JwtVerifier;
-use crate::metrics::{self as m, TenantLabels};
+use crate::metrics::{self as m, RequestMetrics, TenantLabels};
 use crate::problem::Problem;
 use crate::{openapi, schema, sql, tenant_keys};
 
@@ -39,6 +39,7 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     pub limiter: RateLimiter,
     pub labels: TenantLabels,
+    pub request_metrics: RequestMetrics,
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -52,8 +53,8 @@ impl TenantSlot {
     pub fn set(&self, tenant: &str) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tenant.to_string());
     }
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -67,6 +68,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             limiter: RateLimiter::new(&http.rate_limit),
             labels: TenantLabels::new(http.metrics.top_tenants),
+            request_metrics: RequestMetrics::default(),
             prometheus: m::install(),
             jwt,
             admin_token,
@@ -196,15 +198,16 @@ async fn not_found() -> Problem {
 /// Count and time every request, label it by tenant (bounded) and route.
 async fn observe(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().map_or(std::borrow::Cow::Borrowed("unmatched"), |p| m::route_label(p.as_str()));
     let slot = TenantSlot::default();
     req.extensions_mut().insert(slot.clone());
     let mut resp = next.run(req).await;
-    let tenant = match slot.get() {
-        Some(t) => st.labels.label(&t),
-        None => "-".to_string(),
+    let tenant = slot.take();
+    let label = match &tenant {
+        Some(t) => st.labels.label(t),
+        None => "-",
     };
-    m::request(&tenant, &route, resp.status().as_u16(), start.elapsed());
+    st.request_metrics.record(label, route, resp.status().as_u16(), start.elapsed());
     // Problem answers set their own content type; give JSON errors from axum's extractors
     // (malformed body, wrong content type) the problem shape too.
     if resp.status().is_client_error()

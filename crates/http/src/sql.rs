@@ -10,9 +10,12 @@
 //! text on, reuse a connection whose exchange did not finish cleanly, or read a tenant id from
 //! the body or the query string (unknown body fields such as `tenant_id` are ignored).
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::{Extension, Json};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tg_dataplane::backend::PoolError;
@@ -146,15 +149,13 @@ pub fn statement_problem(e: StatementError) -> Problem {
     params(("X-Tenant-ID" = Option<String>, Header, description = "If sent, must equal the credential's tenant")),
     security(("bearer" = []))
 )]
-pub async fn run_sql(
-    State(st): State<Shared>,
-    Extension(slot): Extension<TenantSlot>,
-    headers: HeaderMap,
-    body: Result<Json<SqlRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<SqlResponse>, Problem> {
+pub async fn run_sql(State(st): State<Shared>, req: Request) -> Result<Response, Problem> {
+    // The headers are read where they lie (the HeaderMap extractor clones them all).
+    let (parts, body) = req.into_parts();
+    let slot = parts.extensions.get::<TenantSlot>().cloned().unwrap_or_default();
     // Authenticate before looking at the body: a bad credential is a 401 whatever it sends.
-    let (principal, route) = st.tenant(&headers, &slot).await?;
-    let Json(req) = body.map_err(|e| {
+    let (principal, route) = st.tenant(&parts.headers, &slot).await?;
+    let req = read_body(Request::from_parts(parts, body), &st).await.map_err(|e| {
         let mut p = Problem::bad_request(
             "bad-request",
             format!("the body must be JSON {{\"sql\": \"...\", \"params\": [...]}}: {}", e.body_text()),
@@ -169,12 +170,43 @@ pub async fn run_sql(
     let params = text_params(&req.params)?;
     let limits = st.sql_limits(&principal.tenant);
     let answer = statement::run(&st.data, &principal, &route, &req.sql, &params, &limits).await.map_err(statement_problem)?;
-    Ok(Json(SqlResponse {
+    let resp = SqlResponse {
         columns: answer.columns.into_iter().map(|(name, type_)| SqlColumn { name, type_ }).collect(),
         rows: answer.rows,
         row_count: answer.row_count,
         truncated: answer.truncated,
-    }))
+    };
+    json_response(&resp)
+}
+
+/// The request body as [`SqlRequest`], with the body limit and the rejections of axum's `Json`
+/// extractor. The usual `Content-Type: application/json` is recognised without parsing it as
+/// a MIME type; anything else goes through `Json` itself, which accepts what it accepts
+/// (`application/json; charset=utf-8`, `application/*+json`) and refuses the rest as it does.
+async fn read_body(req: Request, st: &Shared) -> Result<SqlRequest, JsonRejection> {
+    let plain_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
+    if !plain_json {
+        let Json(r) = Json::<SqlRequest>::from_request(req, st).await?;
+        return Ok(r);
+    }
+    let bytes = Bytes::from_request(req, st).await?;
+    match serde_json::from_slice::<SqlRequest>(&bytes) {
+        Ok(r) => Ok(r),
+        // Only a malformed body pays for `Json`'s error, which names where it went wrong.
+        Err(_) => Json::<SqlRequest>::from_bytes(&bytes).map(|Json(r)| r),
+    }
+}
+
+/// A 200 with `value` as JSON, serialized once into a buffer of about its size.
+fn json_response<T: Serialize>(value: &T) -> Result<Response, Problem> {
+    let mut buf = Vec::with_capacity(512);
+    serde_json::to_writer(&mut buf, value).map_err(|_| Problem::internal("the result could not be encoded as JSON"))?;
+    let mut resp = Response::new(Body::from(buf));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 #[cfg(test)]
