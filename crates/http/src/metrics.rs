@@ -140,8 +140,11 @@ struct RequestHandles {
 /// and `-`, times routes and statuses); forgotten when the set of labels has moved on.
 #[derive(Default)]
 pub struct RequestMetrics {
-    by_tenant: Mutex<HashMap<String, HashMap<(Cow<'static, str>, u16), RequestHandles>>>,
+    by_tenant: Mutex<HashMap<String, RouteHandles>>,
 }
+
+/// One tenant label's handles, by route and status.
+type RouteHandles = HashMap<(Cow<'static, str>, u16), RequestHandles>;
 
 /// Tenant labels kept before the cache starts over (the labelled set changes each minute).
 const MAX_CACHED_LABELS: usize = 4096;
@@ -208,6 +211,24 @@ mod tests {
         let t1 = t0 + WINDOW;
         assert_eq!(l.label_at("busy", t1), "busy");
         assert_eq!(l.label_at("t5", t1), OTHER, "one request in the last window is not top-2");
+    }
+
+    #[test]
+    fn request_handles_are_kept_and_bounded() {
+        let m = RequestMetrics::default();
+        let cached = |m: &RequestMetrics| m.by_tenant.lock().map(|t| (t.len(), t.values().map(HashMap::len).sum::<usize>())).unwrap_or_default();
+        for _ in 0..3 {
+            m.record("acme", route_label("/v1/sql"), 200, Duration::from_millis(1));
+        }
+        m.record("acme", route_label("/v1/sql"), 400, Duration::from_millis(1));
+        m.record(OTHER, route_label("/admin/v1/tenants"), 200, Duration::from_millis(1));
+        assert_eq!(cached(&m), (2, 3), "one handle pair per (label, route, status)");
+        for i in 0..MAX_CACHED_LABELS + 10 {
+            m.record(&format!("t{i}"), route_label("/v1/sql"), 200, Duration::from_millis(1));
+        }
+        assert!(cached(&m).0 <= MAX_CACHED_LABELS, "bounded: {:?}", cached(&m));
+        assert!(matches!(route_label("/v1/sql"), Cow::Borrowed("/v1/sql")));
+        assert_eq!(route_label("/admin/v1/tenants"), "/admin/v1/tenants");
     }
 
     #[test]

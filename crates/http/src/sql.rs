@@ -183,7 +183,7 @@ pub async fn run_sql(State(st): State<Shared>, req: Request) -> Result<Response,
 /// extractor. The usual `Content-Type: application/json` is recognised without parsing it as
 /// a MIME type; anything else goes through `Json` itself, which accepts what it accepts
 /// (`application/json; charset=utf-8`, `application/*+json`) and refuses the rest as it does.
-async fn read_body(req: Request, st: &Shared) -> Result<SqlRequest, JsonRejection> {
+async fn read_body<S: Send + Sync>(req: Request, st: &S) -> Result<SqlRequest, JsonRejection> {
     let plain_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -213,6 +213,41 @@ fn json_response<T: Serialize>(value: &T) -> Result<Response, Problem> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `read_body` of a POST with this content type and body, under a body limit, as the
+    /// route's `DefaultBodyLimit` layer sets it: the statement, or the rejection's status.
+    async fn read(content_type: Option<&str>, body: &str, limit: usize) -> Result<String, u16> {
+        use tower::{Layer, ServiceExt};
+        let mut b = Request::builder().method("POST").uri("/v1/sql");
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        let req = b.body(Body::from(body.to_string())).expect("request");
+        let svc = axum::extract::DefaultBodyLimit::max(limit).layer(tower::service_fn(|req: Request| async move {
+            Ok::<_, std::convert::Infallible>(read_body(req, &()).await.map(|r| r.sql).map_err(|e| e.status().as_u16()))
+        }));
+        match svc.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn body_is_read_as_axums_json_reads_it() {
+        let ok = r#"{"sql": "SELECT 1", "params": []}"#;
+        assert_eq!(read(Some("application/json"), ok, 1024).await, Ok("SELECT 1".into()));
+        assert_eq!(read(Some("Application/JSON"), ok, 1024).await, Ok("SELECT 1".into()));
+        // Not the plain type: axum's Json decides, as before.
+        assert_eq!(read(Some("application/json; charset=utf-8"), ok, 1024).await, Ok("SELECT 1".into()));
+        assert_eq!(read(Some("application/vnd.api+json"), ok, 1024).await, Ok("SELECT 1".into()));
+        assert_eq!(read(Some("text/plain"), ok, 1024).await, Err(415));
+        assert_eq!(read(None, ok, 1024).await, Err(415));
+        // Malformed or missing fields, and the body limit, on the fast path too.
+        assert_eq!(read(Some("application/json"), "{\"sql\": ", 1024).await, Err(400));
+        assert_eq!(read(Some("application/json"), r#"{"params": []}"#, 1024).await, Err(422));
+        assert_eq!(read(Some("application/json"), ok, 8).await, Err(413));
+        assert_eq!(read(Some("application/json; charset=utf-8"), ok, 8).await, Err(413));
+    }
 
     #[test]
     fn params_to_text() {
