@@ -9,9 +9,7 @@
 //! Bind   (text parameters, text results) · Describe portal · Execute (max_rows + 1) · Sync
 //! ```
 //!
-//! One write, one round trip. Each reply is decoded where it lies in the connection's read
-//! buffer ([`BackendIo::recv_with`]): no copy and no allocation per message on the way to the
-//! values. The statement runs in the implicit transaction that the Sync ends. The settings are
+//! The statement runs in the implicit transaction that the Sync ends. The settings are
 //! session settings, applied once per pooled backend ([`Settings`]): the pool keeps a
 //! backend's settings for the statement doors' next statement and resets the backend before
 //! a wire client gets it (`crate::backend::pool`). Parameters are bound, never interpolated,
@@ -26,20 +24,19 @@
 
 use std::future::Future;
 
-use bytes::BytesMut;
-use postgres_protocol::message::frontend;
+use bytes::{Bytes, BytesMut};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::{backend, frontend};
 use postgres_protocol::IsNull;
 use serde_json::Value;
 
 use crate::values;
 
 /// A checked-out backend connection, as the wire gateway's pool hands it out: whole frontend
-/// messages go in; each whole backend message (tag, length, body) is lent to a closure where
-/// it lies in the connection's read buffer, so no message is copied or allocated on its way
-/// to the decoder.
+/// messages go in, whole backend frames (tag, length, body) come out.
 pub trait BackendIo: Send {
     fn send_bytes(&mut self, bytes: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
-    fn recv_with<R: Send>(&mut self, f: impl FnOnce(&[u8]) -> R + Send) -> impl Future<Output = Result<R, String>> + Send;
+    fn recv_frame(&mut self) -> impl Future<Output = Result<Bytes, String>> + Send;
 }
 
 /// What to run and how much to bring back.
@@ -138,39 +135,28 @@ pub fn encode(st: &Statement<'_>, have: Settings) -> Result<BytesMut, ExecError>
     Ok(buf)
 }
 
-/// The SQLSTATE and primary message of an ErrorResponse body; every other field is dropped.
-pub fn error_fields(body: &[u8]) -> (String, String) {
+/// The SQLSTATE and primary message of an ErrorResponse; every other field is dropped.
+pub fn error_fields(body: &backend::ErrorResponseBody) -> (String, String) {
     let mut code = String::from("XX000");
     let mut message = String::from("the database reported an error");
-    let mut rest = body;
-    // Fields: a type byte and a NUL-terminated value each, then a lone NUL.
-    while let Some((&kind, tail)) = rest.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let Some((value, after)) = cstr(tail) else { break };
-        match kind {
-            b'C' => code = String::from_utf8_lossy(value).into_owned(),
-            b'M' => message = String::from_utf8_lossy(value).into_owned(),
+    let mut fields = body.fields();
+    while let Ok(Some(f)) = fields.next() {
+        match f.type_() {
+            b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
             _ => {}
         }
-        rest = after;
     }
     (code, message)
 }
 
-/// A NUL-terminated string at the front of `b`, and what follows its NUL.
-fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = b.iter().position(|&c| c == 0)?;
-    Some((&b[..end], &b[end + 1..]))
-}
-
-fn be_u16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+fn parse_frame(frame: Bytes) -> Result<backend::Message, ExecError> {
+    let mut buf = BytesMut::from(&frame[..]);
+    match backend::Message::parse(&mut buf) {
+        Ok(Some(m)) if buf.is_empty() => Ok(m),
+        Ok(_) => Err(ExecError::Broken("the backend sent a partial or oversized frame".into())),
+        Err(e) => Err(ExecError::Broken(format!("the backend sent an unreadable message: {e}"))),
+    }
 }
 
 fn command_rows(tag: &str) -> Option<u64> {
@@ -184,117 +170,6 @@ fn command_rows(tag: &str) -> Option<u64> {
     }
 }
 
-/// The replies to one request, decoded message by message as they are read (each straight
-/// from the connection's read buffer).
-struct Replies {
-    max_rows: usize,
-    max_bytes: usize,
-    out: Outcome,
-    first_error: Option<(String, String)>,
-    /// ReadyForQuery messages seen, counting the prelude's as one already when there is none:
-    /// the statement's replies come while this is 1, and the exchange ends at 2.
-    ready: u8,
-}
-
-fn broken(what: &str) -> ExecError {
-    ExecError::Broken(format!("the backend sent a malformed {what}"))
-}
-
-impl Replies {
-    /// Take one whole backend message (tag, length, body).
-    fn take(&mut self, frame: &[u8]) -> Result<(), ExecError> {
-        let (Some(&tag), Some(len)) = (frame.first(), be_u32(frame, 1)) else {
-            return Err(ExecError::Broken("the backend sent a partial or oversized frame".into()));
-        };
-        if len as usize + 1 != frame.len() || len < 4 {
-            return Err(ExecError::Broken("the backend sent a partial or oversized frame".into()));
-        }
-        let body = &frame[5..];
-        let statement = self.ready == 1;
-        match tag {
-            b'Z' => self.ready += 1,
-            b'E' => {
-                if self.first_error.is_none() {
-                    self.first_error = Some(error_fields(body));
-                }
-            }
-            // Never passed through (see module docs): notices, ParameterStatus, notifications.
-            b'N' | b'S' | b'A' => {}
-            b'T' if statement => self.row_description(body)?,
-            b'D' if statement => self.data_row(body)?,
-            b'C' if statement => {
-                let (tag, _) = cstr(body).ok_or_else(|| broken("CommandComplete"))?;
-                let tag = std::str::from_utf8(tag).map_err(|_| broken("CommandComplete"))?;
-                self.out.row_count = command_rows(tag).unwrap_or(self.out.rows.len() as u64);
-            }
-            b's' if statement => self.out.truncated = true,
-            // ParseComplete, BindComplete, NoData, EmptyQueryResponse, the prelude's completions.
-            b'1' | b'2' | b'n' | b'I' | b'C' => {}
-            b'G' | b'H' => {
-                // COPY cannot be driven through a one-statement door; the backend now waits for
-                // data we will not send, so the connection must not be reused.
-                return Err(ExecError::Unsupported(
-                    "COPY is not available here; use the wire protocol (psql \\copy), or SELECT the rows".into(),
-                ));
-            }
-            other => {
-                return Err(ExecError::Broken(format!("unexpected backend message (tag {:?})", char::from(other))));
-            }
-        }
-        Ok(())
-    }
-
-    fn row_description(&mut self, body: &[u8]) -> Result<(), ExecError> {
-        let n = be_u16(body, 0).ok_or_else(|| broken("RowDescription"))?;
-        let mut rest = &body[2..];
-        self.out.columns.reserve(usize::from(n));
-        for _ in 0..n {
-            let (name, after) = cstr(rest).ok_or_else(|| broken("RowDescription"))?;
-            // Table oid (4), column number (2), type oid (4), size (2), modifier (4), format (2).
-            let type_oid = be_u32(after, 6).ok_or_else(|| broken("RowDescription"))?;
-            rest = after.get(18..).ok_or_else(|| broken("RowDescription"))?;
-            let name = std::str::from_utf8(name).map_err(|_| broken("RowDescription"))?;
-            self.out.columns.push(Column { name: name.to_string(), type_oid });
-        }
-        Ok(())
-    }
-
-    fn data_row(&mut self, body: &[u8]) -> Result<(), ExecError> {
-        if self.out.rows.len() >= self.max_rows {
-            self.out.truncated = true;
-            return Ok(());
-        }
-        // The row's size as counted against max_bytes: its values and their lengths.
-        let size = body.len().saturating_sub(2);
-        if self.out.truncated || self.out.bytes.saturating_add(size) > self.max_bytes {
-            self.out.truncated = true;
-            return Ok(());
-        }
-        let n = be_u16(body, 0).ok_or_else(|| broken("DataRow"))?;
-        let mut at = 2usize;
-        let mut row = Vec::with_capacity(usize::from(n));
-        for i in 0..usize::from(n) {
-            let len = be_u32(body, at).ok_or_else(|| broken("DataRow"))? as i32;
-            at += 4;
-            if len < 0 {
-                row.push(Value::Null);
-                continue;
-            }
-            let end = at.checked_add(len as usize).ok_or_else(|| broken("DataRow"))?;
-            let raw = body.get(at..end).ok_or_else(|| broken("DataRow"))?;
-            at = end;
-            let oid = self.out.columns.get(i).map_or(25, |c| c.type_oid);
-            row.push(match std::str::from_utf8(raw) {
-                Ok(text) => values::to_json(oid, text),
-                Err(_) => values::to_json(oid, &String::from_utf8_lossy(raw)),
-            });
-        }
-        self.out.bytes += size;
-        self.out.rows.push(row);
-        Ok(())
-    }
-}
-
 /// Run the statement on a backend carrying `have`. On `Ok` and on `Err(Db)` the connection
 /// is reusable once idle (the caller checks: a tenant's lone `BEGIN` leaves it in a
 /// transaction), and carries the settings of `st`, unless the error came from the settings
@@ -303,26 +178,97 @@ impl Replies {
 pub async fn run<B: BackendIo>(b: &mut B, st: &Statement<'_>, have: Settings) -> Result<Outcome, ExecError> {
     let request = encode(st, have)?;
     b.send_bytes(&request).await.map_err(ExecError::Broken)?;
-    let mut replies = Replies {
-        max_rows: st.max_rows as usize,
-        max_bytes: st.max_bytes,
-        out: Outcome::default(),
-        first_error: None,
-        // The statement's replies come after the prelude's ReadyForQuery, when there is one.
-        ready: u8::from(prelude(st, have).is_none()),
-    };
-    while replies.ready < 2 {
-        let r = &mut replies;
-        b.recv_with(move |frame| r.take(frame)).await.map_err(ExecError::Broken)??;
+
+    let mut out = Outcome::default();
+    let mut first_error: Option<(String, String)> = None;
+    let mut bytes = 0usize;
+    // The statement's replies come after the prelude's ReadyForQuery, when there is one.
+    let mut ready = u8::from(prelude(st, have).is_none());
+    // 0: prelude, 1: the statement.
+    while ready < 2 {
+        let msg = parse_frame(b.recv_frame().await.map_err(ExecError::Broken)?)?;
+        match msg {
+            backend::Message::ReadyForQuery(_) => ready += 1,
+            backend::Message::ErrorResponse(body) => {
+                if first_error.is_none() {
+                    first_error = Some(error_fields(&body));
+                }
+            }
+            // Never passed through (see module docs); ParameterStatus and notifications neither.
+            backend::Message::NoticeResponse(_)
+            | backend::Message::ParameterStatus(_)
+            | backend::Message::NotificationResponse(_) => {}
+            backend::Message::RowDescription(body) if ready == 1 => {
+                let mut fields = body.fields();
+                while let Some(f) = fields.next().map_err(|e| ExecError::Broken(format!("bad RowDescription: {e}")))? {
+                    out.columns.push(Column { name: f.name().to_string(), type_oid: f.type_oid() });
+                }
+            }
+            backend::Message::DataRow(row) if ready == 1 => {
+                if out.rows.len() >= st.max_rows as usize {
+                    out.truncated = true;
+                    continue;
+                }
+                let buf = row.buffer();
+                let size = buf.len();
+                if out.truncated || bytes.saturating_add(size) > st.max_bytes {
+                    out.truncated = true;
+                    continue;
+                }
+                bytes += size;
+                let mut values_out = Vec::with_capacity(out.columns.len());
+                let mut ranges = row.ranges();
+                let mut i = 0usize;
+                while let Some(r) = ranges.next().map_err(|e| ExecError::Broken(format!("bad DataRow: {e}")))? {
+                    let oid = out.columns.get(i).map_or(25, |c| c.type_oid);
+                    values_out.push(match r {
+                        None => Value::Null,
+                        Some(r) => values::to_json(oid, &String::from_utf8_lossy(buf.get(r).unwrap_or(&[]))),
+                    });
+                    i += 1;
+                }
+                out.rows.push(values_out);
+            }
+            backend::Message::CommandComplete(body) if ready == 1 => {
+                let tag = body.tag().map_err(|e| ExecError::Broken(format!("bad CommandComplete: {e}")))?;
+                out.row_count = command_rows(tag).unwrap_or(out.rows.len() as u64);
+            }
+            backend::Message::PortalSuspended if ready == 1 => out.truncated = true,
+            backend::Message::ParseComplete
+            | backend::Message::BindComplete
+            | backend::Message::NoData
+            | backend::Message::EmptyQueryResponse
+            | backend::Message::CommandComplete(_) => {}
+            backend::Message::CopyInResponse(_) | backend::Message::CopyOutResponse(_) => {
+                // COPY cannot be driven through a one-statement door; the backend now waits for data we will not
+                // send, so the connection must not be reused.
+                return Err(ExecError::Unsupported(
+                    "COPY is not available here; use the wire protocol (psql \\copy), or SELECT the rows".into(),
+                ));
+            }
+            other => {
+                return Err(ExecError::Broken(format!("unexpected backend message (tag {:?})", tag_of(&other))));
+            }
+        }
     }
-    let mut out = replies.out;
+    out.bytes = bytes;
     if out.truncated {
         // The row count a truncated SELECT reports is the rows returned.
         out.row_count = out.row_count.max(out.rows.len() as u64);
     }
-    match replies.first_error {
+    match first_error {
         Some((sqlstate, message)) => Err(ExecError::Db { sqlstate, message }),
         None => Ok(out),
+    }
+}
+
+fn tag_of(m: &backend::Message) -> &'static str {
+    match m {
+        backend::Message::DataRow(_) => "D",
+        backend::Message::RowDescription(_) => "T",
+        backend::Message::CopyData(_) => "d",
+        backend::Message::PortalSuspended => "s",
+        _ => "?",
     }
 }
 
@@ -354,152 +300,6 @@ mod tests {
             v
         };
         assert_eq!(tags, b"QPBDES".to_vec());
-    }
-
-    /// A backend that answers from a script of whole messages.
-    struct Script {
-        frames: std::collections::VecDeque<Vec<u8>>,
-        sent: usize,
-    }
-
-    impl BackendIo for Script {
-        async fn send_bytes(&mut self, _bytes: &[u8]) -> Result<(), String> {
-            self.sent += 1;
-            Ok(())
-        }
-        async fn recv_with<R: Send>(&mut self, f: impl FnOnce(&[u8]) -> R + Send) -> Result<R, String> {
-            let frame = self.frames.pop_front().ok_or_else(|| "connection closed".to_string())?;
-            Ok(f(&frame))
-        }
-    }
-
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut m = vec![tag];
-        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    }
-
-    fn row_description(cols: &[(&str, u32)]) -> Vec<u8> {
-        let mut b = (cols.len() as u16).to_be_bytes().to_vec();
-        for (name, oid) in cols {
-            b.extend_from_slice(name.as_bytes());
-            b.push(0);
-            b.extend_from_slice(&0u32.to_be_bytes()); // table
-            b.extend_from_slice(&0u16.to_be_bytes()); // column
-            b.extend_from_slice(&oid.to_be_bytes());
-            b.extend_from_slice(&(-1i16).to_be_bytes()); // size
-            b.extend_from_slice(&(-1i32).to_be_bytes()); // modifier
-            b.extend_from_slice(&0u16.to_be_bytes()); // format
-        }
-        msg(b'T', &b)
-    }
-
-    fn data_row(values: &[Option<&str>]) -> Vec<u8> {
-        let mut b = (values.len() as u16).to_be_bytes().to_vec();
-        for v in values {
-            match v {
-                Some(v) => {
-                    b.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                    b.extend_from_slice(v.as_bytes());
-                }
-                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-            }
-        }
-        msg(b'D', &b)
-    }
-
-    fn ready() -> Vec<u8> {
-        msg(b'Z', b"I")
-    }
-
-    fn script(frames: Vec<Vec<u8>>) -> Script {
-        Script { frames: frames.into(), sent: 0 }
-    }
-
-    fn point_read() -> Statement<'static> {
-        Statement { sql: "SELECT 1", params: &[], statement_timeout_ms: 1000, max_rows: 10, max_bytes: 1 << 20 }
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
-    }
-
-    #[test]
-    fn decodes_a_point_read_in_one_round_trip() {
-        let mut b = script(vec![
-            msg(b'1', b""),
-            msg(b'2', b""),
-            row_description(&[("id", values::INT4), ("at", values::TIMESTAMPTZ), ("note", 25)]),
-            msg(b'N', b"SWARNING\0Mnot for the caller\0\0"),
-            data_row(&[Some("7"), Some("2024-03-01 12:34:56.5+00"), None]),
-            msg(b'C', b"SELECT 1\0"),
-            ready(),
-        ]);
-        let out = block_on(run(&mut b, &point_read(), Settings::Applied { statement_timeout_ms: 1000 })).expect("ran");
-        assert_eq!(b.sent, 1, "one write: Parse/Bind/Describe/Execute/Sync together");
-        assert!(b.frames.is_empty(), "read up to the ReadyForQuery and no further");
-        let cols: Vec<(&str, u32)> = out.columns.iter().map(|c| (c.name.as_str(), c.type_oid)).collect();
-        assert_eq!(cols, vec![("id", values::INT4), ("at", values::TIMESTAMPTZ), ("note", 25)]);
-        assert_eq!(out.rows, vec![vec![Value::from(7), Value::from("2024-03-01T12:34:56.500Z"), Value::Null]]);
-        assert_eq!((out.row_count, out.truncated), (1, false));
-        assert_eq!(out.bytes, data_row(&[Some("7"), Some("2024-03-01 12:34:56.5+00"), None]).len() - 7);
-    }
-
-    #[test]
-    fn a_prelude_is_read_past_and_errors_keep_only_code_and_message() {
-        let mut b = script(vec![
-            msg(b'C', b"SET\0"),
-            msg(b'S', b"DateStyle\0ISO, MDY\0"),
-            ready(),
-            msg(b'E', b"SERROR\0C42P01\0Mrelation \"nope\" does not exist\0Dsecret detail\0Hhint\0\0"),
-            ready(),
-        ]);
-        let err = block_on(run(&mut b, &point_read(), Settings::None)).expect_err("refused");
-        assert_eq!(err, ExecError::Db { sqlstate: "42P01".into(), message: "relation \"nope\" does not exist".into() });
-    }
-
-    #[test]
-    fn rows_past_the_limits_are_cut() {
-        let frames = |n: usize| {
-            let mut f = vec![msg(b'1', b""), msg(b'2', b""), row_description(&[("v", 25)])];
-            f.extend((0..n).map(|_| data_row(&[Some("abcdef")])));
-            f.extend([msg(b's', b""), ready()]);
-            f
-        };
-        let st = Statement { max_rows: 2, ..point_read() };
-        let out = block_on(run(&mut script(frames(3)), &st, Settings::Applied { statement_timeout_ms: 1000 })).expect("ran");
-        assert_eq!((out.rows.len(), out.truncated, out.row_count), (2, true, 2));
-        let st = Statement { max_bytes: 25, ..point_read() };
-        let out = block_on(run(&mut script(frames(3)), &st, Settings::Applied { statement_timeout_ms: 1000 })).expect("ran");
-        assert_eq!((out.rows.len(), out.truncated, out.bytes), (2, true, 20), "10 bytes a row: its length word and value");
-    }
-
-    #[test]
-    fn malformed_or_unexpected_messages_break_the_connection() {
-        let applied = Settings::Applied { statement_timeout_ms: 1000 };
-        let cut_row = {
-            let mut m = data_row(&[Some("abcdef")]);
-            // Claim a longer value than the message holds.
-            m[7..11].copy_from_slice(&100i32.to_be_bytes());
-            m
-        };
-        for frames in [
-            vec![row_description(&[("v", 25)]), cut_row],
-            vec![msg(b'T', b"\x00\x01v")],
-            vec![msg(b'K', b"12345678")],
-            vec![{
-                let mut m = ready();
-                m[4] = 9; // a length past the frame
-                m
-            }],
-            vec![msg(b'1', b"")], // the connection ends before ReadyForQuery
-        ] {
-            let r = block_on(run(&mut script(frames.clone()), &point_read(), applied));
-            assert!(matches!(r, Err(ExecError::Broken(_))), "{frames:?}: {r:?}");
-        }
-        let r = block_on(run(&mut script(vec![msg(b'G', b"\0\0\0")]), &point_read(), applied));
-        assert!(matches!(r, Err(ExecError::Unsupported(_))), "{r:?}");
     }
 
     #[test]

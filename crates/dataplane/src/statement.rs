@@ -119,9 +119,8 @@ impl BackendIo for Pooled<'_> {
     async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.0.send(bytes).await.map_err(|e| e.to_string())
     }
-    async fn recv_with<R: Send>(&mut self, f: impl FnOnce(&[u8]) -> R + Send) -> Result<R, String> {
-        let (reader, _) = self.0.io().map_err(|e| e.to_string())?;
-        reader.recv_with(f).await.map_err(|e| e.to_string())
+    async fn recv_frame(&mut self) -> Result<bytes::Bytes, String> {
+        self.0.recv().await.map(|m| m.bytes).map_err(|e| e.to_string())
     }
 }
 

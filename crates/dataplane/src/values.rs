@@ -122,11 +122,6 @@ pub fn to_json(oid: u32, text: &str) -> Value {
 /// Offsets with seconds (historical local mean time) are converted to UTC. `infinity` and
 /// BC dates have no RFC 3339 form and stay as PostgreSQL wrote them.
 pub fn timestamptz_rfc3339(text: &str) -> Option<String> {
-    fast::timestamptz(text).or_else(|| chrono_timestamptz(text))
-}
-
-/// [`timestamptz_rfc3339`] through chrono: every shape, the fast path's included.
-fn chrono_timestamptz(text: &str) -> Option<String> {
     if text.ends_with(" BC") {
         return None;
     }
@@ -149,110 +144,8 @@ fn chrono_timestamptz(text: &str) -> Option<String> {
 
 /// `2024-03-01 12:34:56.789` → `2024-03-01T12:34:56.789` (no offset: the value has none).
 pub fn timestamp_iso(text: &str) -> Option<String> {
-    fast::timestamp(text).or_else(|| chrono_timestamp(text))
-}
-
-/// [`timestamp_iso`] through chrono.
-fn chrono_timestamp(text: &str) -> Option<String> {
     let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
     Some(naive.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
-}
-
-/// The common shapes of PostgreSQL's ISO output (`YYYY-MM-DD HH:MM:SS[.f]` and a `±HH[:MM]`
-/// offset), converted without chrono's format parser and with the same output as the
-/// chrono path below; anything else (BC, years past 9999, offsets with seconds, infinity)
-/// returns `None` and takes that path.
-mod fast {
-    fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for &c in b.get(at..at + n)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + u32::from(c - b'0');
-        }
-        Some(v)
-    }
-
-    fn days_in_month(year: u32, month: u32) -> u32 {
-        match month {
-            2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        }
-    }
-
-    /// `YYYY-MM-DD HH:MM:SS[.f]` at the front of `b` as `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]`
-    /// (chrono's `%.f` and `AutoSi`: 3 or 6 digits, none when zero), and the rest of `b`.
-    fn local(b: &[u8]) -> Option<(String, &[u8])> {
-        let (y, mo, d) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
-        let (h, mi, se) = (digits(b, 11, 2)?, digits(b, 14, 2)?, digits(b, 17, 2)?);
-        if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59 {
-            return None;
-        }
-        let mut rest = &b[19..];
-        let mut frac: &[u8] = &[];
-        if let Some(after) = rest.strip_prefix(b".") {
-            let n = after.iter().take_while(|c| c.is_ascii_digit()).count();
-            if n == 0 || n > 6 {
-                return None;
-            }
-            frac = &after[..n];
-            rest = &after[n..];
-        }
-        let mut s = String::with_capacity(32);
-        s.push_str(std::str::from_utf8(&b[..10]).ok()?);
-        s.push('T');
-        s.push_str(std::str::from_utf8(&b[11..19]).ok()?);
-        let frac = match frac.iter().rposition(|&c| c != b'0') {
-            Some(last) => &frac[..=last],
-            None => &[],
-        };
-        if !frac.is_empty() {
-            s.push('.');
-            s.push_str(std::str::from_utf8(frac).ok()?);
-            let width = if frac.len() <= 3 { 3 } else { 6 };
-            for _ in frac.len()..width {
-                s.push('0');
-            }
-        }
-        Some((s, rest))
-    }
-
-    pub(super) fn timestamp(text: &str) -> Option<String> {
-        match local(text.as_bytes())? {
-            (s, []) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub(super) fn timestamptz(text: &str) -> Option<String> {
-        let (mut s, off) = local(text.as_bytes())?;
-        let (&sign, off) = off.split_first()?;
-        if sign != b'+' && sign != b'-' {
-            return None;
-        }
-        let h = digits(off, 0, 2)?;
-        let m = match off.len() {
-            2 => 0,
-            5 if off[2] == b':' => digits(off, 3, 2)?,
-            _ => return None,
-        };
-        if m > 59 {
-            return None;
-        }
-        if h == 0 && m == 0 {
-            s.push('Z');
-        } else {
-            s.push(char::from(sign));
-            s.push_str(&format!("{h:02}:{m:02}"));
-        }
-        Some(s)
-    }
 }
 
 #[cfg(test)]
@@ -285,28 +178,5 @@ mod tests {
         assert_eq!(to_json(TIMESTAMPTZ, "infinity"), json!("infinity"));
         assert_eq!(to_json(TIMESTAMP, "2024-03-01 12:34:56.5"), json!("2024-03-01T12:34:56.500"));
         assert_eq!(to_json(TIMESTAMP, "2024-03-01 12:34:56"), json!("2024-03-01T12:34:56"));
-    }
-
-    /// The fast path gives what chrono gives, on every shape PostgreSQL writes.
-    #[test]
-    fn fast_path_matches_chrono() {
-        let locals = [
-            "2024-03-01 12:34:56", "2024-03-01 12:34:56.5", "2024-03-01 12:34:56.789", "2024-03-01 12:34:56.7891",
-            "2024-03-01 12:34:56.123456", "2024-03-01 12:34:56.120000", "2024-03-01 12:34:56.000001", "2024-02-29 00:00:00.05",
-            "0001-01-01 00:00:00", "9999-12-31 23:59:59.999999", "2000-01-01 00:00:00.000",
-        ];
-        for l in locals {
-            assert_eq!(fast::timestamp(l), chrono_timestamp(l), "{l}");
-            for off in ["+00", "-00", "+01", "-05:30", "+14", "-12", "+05:45", "+00:30"] {
-                let t = format!("{l}{off}");
-                assert_eq!(fast::timestamptz(&t), chrono_timestamptz(&t), "{t}");
-            }
-        }
-        // Not the fast path's: left to chrono (or to the text itself).
-        for t in ["2023-02-29 00:00:00+00", "2024-13-01 00:00:00+00", "1850-01-01 00:00:00+00:53:28", "infinity",
-                  "2024-03-01 12:34:56.1234567+00", "0044-03-15 12:00:00+00 BC", "12024-03-01 12:34:56+00", "2024-03-01T12:34:56+00"] {
-            assert_eq!(fast::timestamptz(t), None, "{t}");
-        }
-        assert_eq!(fast::timestamp("2024-03-01 12:34:56+00"), None);
     }
 }

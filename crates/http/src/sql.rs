@@ -10,11 +10,9 @@
 //! text on, reuse a connection whose exchange did not finish cleanly, or read a tenant id from
 //! the body or the query string (unknown body fields such as `tenant_id` are ignored).
 
-use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -176,37 +174,13 @@ pub async fn run_sql(State(st): State<Shared>, req: Request) -> Result<Response,
         row_count: answer.row_count,
         truncated: answer.truncated,
     };
-    json_response(&resp)
+    Ok(Json(resp).into_response())
 }
 
-/// The request body as [`SqlRequest`], with the body limit and the rejections of axum's `Json`
-/// extractor. The usual `Content-Type: application/json` is recognised without parsing it as
-/// a MIME type; anything else goes through `Json` itself, which accepts what it accepts
-/// (`application/json; charset=utf-8`, `application/*+json`) and refuses the rest as it does.
+/// The request body as [`SqlRequest`], read by axum's `Json` (its body limit, content-type
+/// check and rejections) once the headers have been looked at in place.
 async fn read_body<S: Send + Sync>(req: Request, st: &S) -> Result<SqlRequest, JsonRejection> {
-    let plain_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
-    if !plain_json {
-        let Json(r) = Json::<SqlRequest>::from_request(req, st).await?;
-        return Ok(r);
-    }
-    let bytes = Bytes::from_request(req, st).await?;
-    match serde_json::from_slice::<SqlRequest>(&bytes) {
-        Ok(r) => Ok(r),
-        // Only a malformed body pays for `Json`'s error, which names where it went wrong.
-        Err(_) => Json::<SqlRequest>::from_bytes(&bytes).map(|Json(r)| r),
-    }
-}
-
-/// A 200 with `value` as JSON, serialized once into a buffer of about its size.
-fn json_response<T: Serialize>(value: &T) -> Result<Response, Problem> {
-    let mut buf = Vec::with_capacity(512);
-    serde_json::to_writer(&mut buf, value).map_err(|_| Problem::internal("the result could not be encoded as JSON"))?;
-    let mut resp = Response::new(Body::from(buf));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
+    Json::<SqlRequest>::from_request(req, st).await.map(|Json(r)| r)
 }
 
 #[cfg(test)]
@@ -217,6 +191,8 @@ mod tests {
     /// `read_body` of a POST with this content type and body, under a body limit, as the
     /// route's `DefaultBodyLimit` layer sets it: the statement, or the rejection's status.
     async fn read(content_type: Option<&str>, body: &str, limit: usize) -> Result<String, u16> {
+        use axum::body::Body;
+        use axum::http::header;
         use tower::{Layer, ServiceExt};
         let mut b = Request::builder().method("POST").uri("/v1/sql");
         if let Some(ct) = content_type {
@@ -237,12 +213,11 @@ mod tests {
         let ok = r#"{"sql": "SELECT 1", "params": []}"#;
         assert_eq!(read(Some("application/json"), ok, 1024).await, Ok("SELECT 1".into()));
         assert_eq!(read(Some("Application/JSON"), ok, 1024).await, Ok("SELECT 1".into()));
-        // Not the plain type: axum's Json decides, as before.
         assert_eq!(read(Some("application/json; charset=utf-8"), ok, 1024).await, Ok("SELECT 1".into()));
         assert_eq!(read(Some("application/vnd.api+json"), ok, 1024).await, Ok("SELECT 1".into()));
         assert_eq!(read(Some("text/plain"), ok, 1024).await, Err(415));
         assert_eq!(read(None, ok, 1024).await, Err(415));
-        // Malformed or missing fields, and the body limit, on the fast path too.
+        // Malformed or missing fields, and the body limit.
         assert_eq!(read(Some("application/json"), "{\"sql\": ", 1024).await, Err(400));
         assert_eq!(read(Some("application/json"), r#"{"params": []}"#, 1024).await, Err(422));
         assert_eq!(read(Some("application/json"), ok, 8).await, Err(413));
